@@ -1,0 +1,61 @@
+# changelake — the two commands that matter: `make demo` and `make test`.
+# Everything runs natively (no Docker engine needed); state lives in .changelake/.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install demo test test-unit test-integration test-faults lint format up down status ui bench clean
+
+help:
+	@echo "make demo   - the whole pipeline end to end on the demo shop"
+	@echo "make test   - the full test suite (unit + integration against the real stack)"
+	@echo "make up / down / status / ui / bench / lint"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/changelake demo
+
+test: install
+	$(BIN)/pytest -m "unit or integration" -p no:cacheprovider
+
+test-unit: install
+	$(BIN)/pytest -m unit
+
+test-integration: install
+	$(BIN)/pytest -m integration
+
+test-faults: install
+	$(BIN)/pytest -m faults
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+up: install
+	$(BIN)/changelake up
+
+down: install
+	$(BIN)/changelake down
+
+status: install
+	$(BIN)/changelake status
+
+ui: install
+	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	-$(BIN)/changelake down --purge
