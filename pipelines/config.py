@@ -45,8 +45,12 @@ class Settings(BaseSettings):
 
     # --- where state lives -------------------------------------------------------------
     home: Path = Field(REPO_ROOT / ".changelake", description="state: data dirs, logs, jars, pids")
-    lake: Path | None = Field(None, description="lake root (bronze/silver/quarantine); default HOME/lake")
-    warehouse: Path | None = Field(None, description="DuckDB warehouse file; default HOME/warehouse.duckdb")
+    lake: Path | None = Field(
+        None, description="lake root (bronze/silver/quarantine); default HOME/lake"
+    )
+    warehouse: Path | None = Field(
+        None, description="DuckDB warehouse file; default HOME/warehouse.duckdb"
+    )
 
     # --- PostgreSQL (the command side) ---------------------------------------------------
     pg_host: str = "127.0.0.1"

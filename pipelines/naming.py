@@ -96,11 +96,12 @@ class QualifiedName:
 
     @property
     def asset_name(self) -> str:
-        """A Dagster-safe name (``[A-Za-z0-9_]``), unique per table via a hex escape."""
-        def enc(s: str) -> str:
-            return "".join(c if c.isascii() and (c.isalnum() or c == "_") and c != "x" else
-                           f"x{ord(c):x}_" for c in s)
-        return f"{enc(self.schema)}__{enc(self.table)}"
+        """A Dagster-safe name (``[A-Za-z0-9_]``), distinct for distinct tables.
+
+        Ordinary names stay readable (``shop__customers``); any other part is escaped whole
+        behind a ``Z0`` marker with no underscores, so the ``__`` separator stays unambiguous.
+        """
+        return f"{_asset_part(self.schema)}__{_asset_part(self.table)}"
 
     @property
     def include_list_regex(self) -> str:
@@ -111,6 +112,14 @@ class QualifiedName:
 def split_name_list(text: str) -> list[str]:
     """Split a comma-separated list of (possibly quoted) qualified names."""
     return [t for t in (_join(p) for p in _split_raw(text, ",")) if t]
+
+
+def _asset_part(part: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*", part) and not part.startswith("Z0"):
+        return part
+    return "Z0" + "".join(
+        c if c.isascii() and c.isalnum() and c != "x" else f"x{ord(c):x}x" for c in part
+    )
 
 
 def _render(part: str) -> str:
