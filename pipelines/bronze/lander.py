@@ -1,0 +1,288 @@
+"""The lander: Kafka -> decode -> bronze Parquet, exactly once.
+
+The lake, not the consumer group, records what has landed: on start the lander removes the
+files of incomplete batches, reads the highest landed offset per topic-partition from the
+file names, assigns the partitions explicitly and seeks just past it.  Each poll is split per
+topic-partition; each such batch is written all-or-nothing (see ``writer``).  Group offsets
+are committed afterwards only so monitoring tools can show lag.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from pipelines.bronze.evolution import added_columns, schema_changes
+from pipelines.bronze.layout import BatchId, list_lake
+from pipelines.bronze.reader import files, landed_offsets
+from pipelines.bronze.topics import lander_topics
+from pipelines.bronze.writer import WrittenBatch, crash_point, recover, write_batch
+from pipelines.config import Settings
+from pipelines.decode import RawMessage, decode_batch
+from pipelines.naming import QualifiedName
+
+log = logging.getLogger(__name__)
+TOPIC_REFRESH_S = 15.0
+
+
+class LanderBusy(RuntimeError):
+    """Another lander holds the lake's lock (one writer per lake)."""
+
+
+@dataclass
+class LandingResult:
+    """What one ``land`` run did.  ``events`` counts change rows landed in table bronze;
+    ``per_table`` also lists ``_transactions``; ``offsets`` maps ``topic[partition]`` to the
+    (first, last) offsets consumed in this run; ``lag`` to records left at the end."""
+
+    events: int = 0
+    files: int = 0
+    per_table: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    tombstones: int = 0
+    offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
+    lag: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    messages: int = 0
+
+
+@contextmanager
+def lake_lock(lake: Path) -> Iterator[None]:
+    """Hold ``<lake>/.lander.lock`` exclusively, or raise ``LanderBusy``."""
+    lake.mkdir(parents=True, exist_ok=True)
+    with open(lake / ".lander.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise LanderBusy(f"another lander is writing to {lake}") from exc
+        yield
+
+
+def _consumer(settings: Settings) -> KafkaConsumer:
+    fetch = max(settings.max_message_bytes, 1024 * 1024)
+    return KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=f"{settings.topic_prefix}-bronze-lander",
+        client_id="changelake-lander",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=fetch,
+        fetch_max_bytes=max(fetch, 64 * 1024 * 1024),
+        request_timeout_ms=60_000,
+    )
+
+
+def _tp_name(tp: TopicPartition) -> str:
+    return f"{tp.topic}[{tp.partition}]"
+
+
+class _SchemaWatch:
+    """Remembers each table's last landed schema to report changes between files."""
+
+    def __init__(self, lake: Path) -> None:
+        self.lake = lake
+        self.last: dict[QualifiedName, pa.Schema] = {}
+
+    def check(self, table: QualifiedName, schema: pa.Schema) -> list[str]:
+        old = self.last.get(table)
+        if old is None:
+            existing = files(self.lake, table)
+            old = pq.read_schema(existing[-1]) if existing else None
+        self.last[table] = schema
+        if old is None:
+            return []
+        if added := added_columns(old, schema):
+            log.info("%s: new column(s) %s", table, added)
+        return [f"{table}: {w}" for w in schema_changes(old, schema)]
+
+
+def _assign(consumer: KafkaConsumer, topics: list[str], lake: Path) -> list[TopicPartition]:
+    """Assign every partition of ``topics`` and seek past what the lake already holds."""
+    existing = consumer.topics()
+    tps = []
+    for topic in topics:
+        if topic not in existing:
+            log.info("topic %s does not exist (yet): skipped", topic)
+            continue
+        tps += [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(tps)
+    landed = landed_offsets(lake)
+    begin = consumer.beginning_offsets(tps) if tps else {}
+    for tp in tps:
+        last = landed.get((tp.topic, tp.partition))
+        if last is None:
+            consumer.seek(tp, begin[tp])
+            continue
+        if last + 1 < begin[tp]:
+            log.warning(
+                "%s: offsets %d..%d were deleted from Kafka before landing",
+                _tp_name(tp),
+                last + 1,
+                begin[tp] - 1,
+            )
+        consumer.seek(tp, max(last + 1, begin[tp]))
+    return tps
+
+
+def _add_new_topics(
+    consumer: KafkaConsumer,
+    topics: list[str],
+    tps: list[TopicPartition],
+    lake: Path,
+    end: dict[TopicPartition, int],
+) -> list[TopicPartition]:
+    """Continuous mode: start landing topics created since start (a table's first event)."""
+    consumer._client.cluster.request_update()  # topics() alone may answer from cache
+    existing = consumer.topics()
+    fresh = [t for t in topics if t in existing and all(tp.topic != t for tp in tps)]
+    if not fresh:
+        return tps
+    positions = {tp: consumer.position(tp) for tp in tps}
+    new_tps = _assign(consumer, sorted({tp.topic for tp in tps} | set(fresh)), lake)
+    for tp, pos in positions.items():
+        consumer.seek(tp, pos)  # reassignment must not move the partitions we already read
+    end.update(consumer.end_offsets([tp for tp in new_tps if tp not in positions]))
+    log.info("now landing new topic(s) %s", fresh)
+    return new_tps
+
+
+def _land_partition(
+    lake: Path, settings: Settings, records: list, result: LandingResult, watch: _SchemaWatch
+) -> WrittenBatch:
+    """Decode and write one topic-partition's share of a poll as one batch."""
+    msgs = [
+        RawMessage(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in records
+    ]
+    now = datetime.now(UTC)
+    decoded = decode_batch(msgs, ingested_at=now, topic_prefix=settings.topic_prefix)
+    for table, t in decoded.tables.items():
+        if t.num_rows:
+            result.warnings += watch.check(table, t.schema)
+    result.warnings += decoded.warnings
+    batch = BatchId(msgs[0].topic, msgs[0].partition, msgs[0].offset, msgs[-1].offset)
+    written = write_batch(
+        lake, batch, decoded.tables, decoded.transactions, decoded.quarantine, now
+    )
+    result.tombstones += decoded.tombstones
+    return written
+
+
+def land(
+    settings: Settings,
+    *,
+    tables: Sequence[QualifiedName] | None = None,
+    max_seconds: float | None = None,
+    until_caught_up: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> LandingResult:
+    """Land the CDC topics of ``tables`` (default: all captured) plus transactions.
+
+    ``until_caught_up``: stop once every partition reached the end offset seen at start
+    (batch runs); otherwise run until ``max_seconds`` (continuous mode; forever if None).
+    """
+    lake = settings.lake_root
+    started = time.monotonic()
+    result = LandingResult()
+    say = progress or (lambda _msg: None)
+    with lake_lock(lake):
+        rec = recover(lake)
+        if rec.incomplete_batches or rec.deleted_temps:
+            say(
+                f"recovered: removed {rec.deleted_files} file(s) of {rec.incomplete_batches} "
+                f"incomplete batch(es), {rec.deleted_temps} temp file(s)"
+            )
+        consumer = _consumer(settings)
+        try:
+            _run(
+                consumer, settings, lake, tables, max_seconds, until_caught_up, say, result, started
+            )
+        finally:
+            consumer.close(autocommit=False)
+    result.seconds = time.monotonic() - started
+    for w in result.warnings:
+        log.warning("%s", w)
+    return result
+
+
+def _run(
+    consumer: KafkaConsumer,
+    settings: Settings,
+    lake: Path,
+    tables: Sequence[QualifiedName] | None,
+    max_seconds: float | None,
+    until_caught_up: bool,
+    say: Callable[[str], None],
+    result: LandingResult,
+    started: float,
+) -> None:
+    topics = lander_topics(settings, tables)
+    tps = _assign(consumer, topics, lake)
+    if not tps:
+        say("no topics to land yet")
+        return
+    end = consumer.end_offsets(tps)
+    watch = _SchemaWatch(lake)
+    last_report = last_refresh = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        if until_caught_up and all(consumer.position(tp) >= end[tp] for tp in tps):
+            break
+        if max_seconds is not None and elapsed >= max_seconds:
+            break
+        if not until_caught_up and time.monotonic() - last_refresh > TOPIC_REFRESH_S:
+            last_refresh = time.monotonic()
+            tps = _add_new_topics(consumer, topics, tps, lake, end)
+        polled = consumer.poll(timeout_ms=500, max_records=settings.batch_max_records)
+        commits = {}
+        for tp, records in sorted(polled.items()):
+            if not records:
+                continue
+            written = _land_partition(lake, settings, records, result, watch)
+            result.messages += len(records)
+            result.files += len(written.paths)
+            result.quarantined += written.quarantined
+            for name, n in written.rows.items():
+                result.per_table[name] = result.per_table.get(name, 0) + n
+                result.events += n
+            if written.transactions:
+                result.per_table["_transactions"] = (
+                    result.per_table.get("_transactions", 0) + written.transactions
+                )
+            first = result.offsets.get(_tp_name(tp), (records[0].offset, 0))[0]
+            result.offsets[_tp_name(tp)] = (first, records[-1].offset)
+            commits[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+        if commits:
+            crash_point("before_commit")
+            try:
+                consumer.commit(commits)  # monitoring only; the lake is the truth
+            except Exception as exc:  # noqa: BLE001 - lag display must not stop landing
+                log.warning("group offset commit failed (landing unaffected): %s", exc)
+        if time.monotonic() - last_report > 2:
+            last_report = time.monotonic()
+            rate = result.messages / max(time.monotonic() - started, 1e-6)
+            say(
+                f"{result.events} events, {result.files} files, {result.quarantined} "
+                f"quarantined, {rate:,.0f} msg/s"
+            )
+    end_now = consumer.end_offsets(tps)
+    result.lag = {_tp_name(tp): max(end_now[tp] - consumer.position(tp), 0) for tp in tps}
+
+
+def verify_landed(lake: Path) -> dict[tuple[str, int], int]:
+    """Landed offsets after checking the lake holds no incomplete batch (for checks/tests)."""
+    listing = list_lake(lake)
+    if listing.incomplete:
+        raise RuntimeError(f"{len(listing.incomplete)} incomplete batch(es) in {lake}")
+    return landed_offsets(lake, listing)

@@ -1,0 +1,39 @@
+"""Which Kafka topics the lander reads: one per captured table plus the transaction topic.
+
+The stack owns the real rule (``pipelines.stack.topic_for``); until it exists, use Debezium's
+documented default, ``<prefix>.<schema>.<table>`` with characters outside ``[A-Za-z0-9._-]``
+replaced by ``_``.  Heartbeat topics are never read: they are not tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pipelines.config import Settings
+from pipelines.naming import QualifiedName
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]")
+
+
+def topic_for(settings: Settings, table: QualifiedName) -> str:
+    """The CDC topic of ``table``."""
+    try:
+        from pipelines.stack import topic_for as stack_topic_for  # type: ignore[attr-defined]
+    except ImportError:
+        stack_topic_for = None
+    if stack_topic_for is not None:
+        return stack_topic_for(settings, table)
+    return _UNSAFE.sub("_", f"{settings.topic_prefix}.{table.schema}.{table.table}")
+
+
+def transaction_topic(settings: Settings) -> str:
+    """Debezium's transaction-metadata topic (``<prefix>.transaction``)."""
+    return f"{settings.topic_prefix}.transaction"
+
+
+def lander_topics(settings: Settings, tables: Sequence[QualifiedName] | None = None) -> list[str]:
+    """CDC topics of ``tables`` (default: every captured table) plus the transaction topic."""
+    chosen = settings.captured if tables is None else tuple(tables)
+    topics = sorted({topic_for(settings, t) for t in chosen})
+    return [*topics, transaction_topic(settings)]
