@@ -6,6 +6,7 @@ Commands stay thin: they call the same functions the Dagster assets and tests ca
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,9 +19,13 @@ console = Console(stderr=True)
 
 
 def land_command(
-    follow: bool = typer.Option(False, "--follow", help="keep landing new events"),
-    max_seconds: float | None = typer.Option(None, "--max-seconds", help="stop after N seconds"),
-    table: list[str] | None = typer.Option(None, "--table", help="schema.table (repeatable)"),
+    follow: Annotated[bool, typer.Option("--follow", help="keep landing new events")] = False,
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", help="stop after N seconds")
+    ] = None,
+    table: Annotated[
+        list[str] | None, typer.Option("--table", help="schema.table (repeatable)")
+    ] = None,
 ) -> None:
     """Land CDC events from Kafka into bronze Parquet, exactly once."""
     from pipelines.bronze.lander import land
