@@ -1,0 +1,47 @@
+{# Every change event of shop.products, from complete bronze batches only. #}
+with events as (
+
+    select * from {{ source('bronze', 'products') }}
+
+),
+
+complete_files as (
+
+    select file_name from {{ ref('bronze_complete_files') }} where table_name = 'products'
+
+),
+
+landed as (
+
+    select events.*
+    from events
+    where parse_filename(events.filename) in (select file_name from complete_files)
+
+),
+
+renamed as (
+
+    select
+        product_id,
+        sku,
+        name,
+        category_id,
+        price,
+        cost,
+        description,
+        attributes,
+        active,
+        created_at,
+        updated_at,
+        _op,
+        _source_ts,
+        _commit_lsn,
+        _lsn,
+        _tx_id,
+        _offset,
+        coalesce(_unavailable, []::varchar[]) as _unavailable
+    from landed
+
+)
+
+select * from renamed
