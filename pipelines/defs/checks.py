@@ -1,0 +1,129 @@
+"""Asset checks: silver reconciles with PostgreSQL, silver is fresh, bronze quarantine is empty.
+
+Each check is one aggregate query (or a directory listing) per table; the logic lives in
+``reconcile`` and the stage packages, the check only compares and explains. dbt tests become
+checks on the marts through dagster-dbt itself.
+"""
+
+import time
+from collections.abc import Sequence
+
+import dagster as dg
+
+from pipelines.bronze.layout import quarantine_dir
+from pipelines.bronze.topics import topic_for
+from pipelines.defs.keys import bronze_key, silver_key
+from pipelines.defs.reconcile import (
+    duck_columns,
+    duck_fingerprint,
+    pg_columns,
+    pg_fingerprint,
+    plan_columns,
+)
+from pipelines.defs.resources import ChangelakeResource, PostgresReadOnlyResource
+from pipelines.defs.silver_assets import current_files
+from pipelines.naming import QualifiedName
+
+FRESHNESS_WARN_SECONDS = 15 * 60
+
+
+def _reconcile_check(table: QualifiedName) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=silver_key(table),
+        name="matches_postgres",
+        description=(
+            "Row count and an order-independent checksum of the comparable columns equal "
+            "PostgreSQL's at one snapshot. Meaningful at quiescence (no writes in flight)."
+        ),
+    )
+    def _check(
+        changelake: ChangelakeResource, postgres: PostgresReadOnlyResource
+    ) -> dg.AssetCheckResult:
+        settings = changelake.settings()
+        files = current_files(settings, table)
+        with postgres.connect() as conn:
+            lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            plan = plan_columns(pg_columns(conn, table), duck_columns(files) if files else {})
+            pg = pg_fingerprint(conn, table, plan.compared)
+        lake = duck_fingerprint(files, plan.compared)
+        return dg.AssetCheckResult(
+            passed=pg == lake,
+            metadata={
+                "postgres_rows": pg.rows,
+                "silver_rows": lake.rows,
+                "postgres_checksum": str(pg.checksum),
+                "silver_checksum": str(lake.checksum),
+                "postgres_wal_lsn": lsn,
+                "compared_columns": dg.MetadataValue.json(plan.compared),
+                "skipped_columns": dg.MetadataValue.json(plan.skipped),
+            },
+        )
+
+    return _check
+
+
+def _freshness_check(table: QualifiedName) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=silver_key(table),
+        name="commit_to_silver_lag",
+        description=(
+            "Seconds from the newest row's PostgreSQL commit to the moment its snapshot was "
+            f"published; warns above {FRESHNESS_WARN_SECONDS}s."
+        ),
+    )
+    def _check(changelake: ChangelakeResource) -> dg.AssetCheckResult:
+        import duckdb
+
+        settings = changelake.settings()
+        files = current_files(settings, table)
+        if not files:
+            return dg.AssetCheckResult(passed=False, metadata={"reason": "no silver snapshot"})
+        published = max(f.stat().st_mtime for f in files)
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        with duckdb.connect(":memory:") as con:
+            newest = con.execute(
+                f"SELECT epoch(max(_source_ts)) FROM read_parquet([{listed}])"  # noqa: S608
+            ).fetchone()[0]
+        if newest is None:  # an empty table: nothing committed, nothing late
+            return dg.AssetCheckResult(passed=True, metadata={"rows": 0})
+        lag = max(published - float(newest), 0.0)
+        return dg.AssetCheckResult(
+            passed=lag <= FRESHNESS_WARN_SECONDS,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "commit_to_silver_lag_s": round(lag, 3),
+                "snapshot_age_s": round(time.time() - published, 1),
+            },
+        )
+
+    return _check
+
+
+def _quarantine_check(table: QualifiedName) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=bronze_key(table),
+        name="quarantine_empty",
+        description="No message of this table's topic was quarantined as undecodable.",
+    )
+    def _check(changelake: ChangelakeResource) -> dg.AssetCheckResult:
+        settings = changelake.settings()
+        qdir = quarantine_dir(settings.lake_root, topic_for(settings, table))
+        found = sorted(qdir.rglob("*.parquet")) if qdir.exists() else []
+        return dg.AssetCheckResult(
+            passed=not found,
+            metadata={
+                "quarantined_files": len(found),
+                "quarantine_dir": dg.MetadataValue.path(str(qdir)),
+                "examples": dg.MetadataValue.json([f.name for f in found[:5]]),
+            },
+        )
+
+    return _check
+
+
+def build_checks(tables: Sequence[QualifiedName]) -> list[dg.AssetChecksDefinition]:
+    """All lake checks for ``tables``."""
+    out: list[dg.AssetChecksDefinition] = []
+    for t in tables:
+        out += [_reconcile_check(t), _freshness_check(t), _quarantine_check(t)]
+    return out

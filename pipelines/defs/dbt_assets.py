@@ -1,0 +1,124 @@
+"""Marts: the dbt project as Dagster assets, its sources mapped onto the silver/bronze assets.
+
+The manifest is prepared at load time (``DbtProject.prepare_if_dev`` under ``dagster dev``,
+or ``dbt parse`` when ``target/manifest.json`` is missing, e.g. a clean checkout), so the
+graph from source table to mart is one piece. dbt tests become asset checks (dagster-dbt).
+"""
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+
+from pipelines.config import Settings
+from pipelines.defs.keys import MARTS_GROUP, WAREHOUSE_POOL, bronze_key, silver_key
+from pipelines.defs.resources import DBT_PROJECT_DIR, ChangelakeResource
+from pipelines.naming import QualifiedName
+
+# A dbt source may say which captured table it reads: meta: {changelake_table: "shop.orders"}.
+SOURCE_TABLE_META = "changelake_table"
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """What profiles.yml / sources read: the warehouse file and the lake root."""
+    return {
+        "CHANGELAKE_WAREHOUSE": str(settings.warehouse_path),
+        "CHANGELAKE_LAKE": str(settings.lake_root),
+    }
+
+
+class ChangelakeDbtTranslator(DagsterDbtTranslator):
+    """Sources -> the silver/bronze asset of their table; models -> group ``marts``, eager."""
+
+    def __init__(self, tables: Sequence[QualifiedName]) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self._tables = tuple(tables)
+
+    def source_table(self, props: Mapping[str, Any]) -> tuple[str, QualifiedName] | None:
+        """(layer, table) a dbt source reads, or None when it is not a captured table."""
+        meta = {**(props.get("source_meta") or {}), **(props.get("meta") or {})}
+        layer = "bronze" if "bronze" in f"{props.get('source_name')} {meta}".lower() else "silver"
+        if SOURCE_TABLE_META in meta:
+            return layer, QualifiedName.parse(str(meta[SOURCE_TABLE_META]))
+        name = props.get("identifier") or props.get("name")
+        matches = [t for t in self._tables if t.table == name]
+        if len(matches) > 1:
+            matches = [t for t in matches if t.schema == props.get("schema")] or matches
+        return (layer, matches[0]) if len(matches) == 1 else None
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] == "source":
+            found = self.source_table(props)
+            if found is not None:
+                layer, table = found
+                return spec.replace_attributes(
+                    key=bronze_key(table) if layer == "bronze" else silver_key(table)
+                )
+            return spec
+        return spec.replace_attributes(
+            key=dg.AssetKey([MARTS_GROUP, *spec.key.path[-1:]]),
+            group_name=MARTS_GROUP,
+            automation_condition=dg.AutomationCondition.eager(),
+        ).merge_attributes(kinds={"duckdb"})
+
+
+def load_project(settings: Settings) -> DbtProject | None:
+    """The dbt project with a manifest ready, or None when there is no dbt project (yet)."""
+    if not (DBT_PROJECT_DIR / "dbt_project.yml").exists():
+        return None
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    with _env(dbt_env(settings)):  # for the dbt child process only; restored after
+        project.prepare_if_dev()
+        if not project.manifest_path.exists():
+            project.preparer.prepare(project)  # dbt parse: no network, no warehouse needed
+    return project
+
+
+@contextmanager
+def _env(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """The dbt models (and their tests as checks), or nothing if there is no dbt project."""
+    project = load_project(settings)
+    if project is None:
+        return []
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=ChangelakeDbtTranslator(settings.captured),
+        name="dbt_marts",
+        pool=WAREHOUSE_POOL,
+    )
+    def dbt_marts(
+        context: AssetExecutionContext, dbt: DbtCliResource, changelake: ChangelakeResource
+    ) -> Iterator[object]:
+        with _env(dbt_env(changelake.settings())):  # dbt runs as a child process
+            yield from dbt.cli(["build"], context=context).stream()
+
+    return [dbt_marts]

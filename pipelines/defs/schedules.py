@@ -1,0 +1,50 @@
+"""Maintenance on a clock: silver snapshot retention (and bronze small-file upkeep if offered).
+
+Not assets: retention changes no table's current contents, only how far back time travel
+reaches. The op calls the stage's plain function for each captured table.
+"""
+
+from collections.abc import Sequence
+
+import dagster as dg
+from dagster import OpExecutionContext
+
+from pipelines.defs.keys import silver_key
+from pipelines.defs.resources import ChangelakeResource
+from pipelines.defs.results import result_metadata
+from pipelines.naming import QualifiedName
+
+
+def build_maintenance(
+    tables: Sequence[QualifiedName],
+) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
+    """The ``lake_maintenance`` job and its nightly schedule."""
+
+    @dg.op(description="Drop silver snapshots older than the retention window, per table.")
+    def retain_snapshots(context: OpExecutionContext, changelake: ChangelakeResource) -> None:
+        from pipelines.silver import retain
+
+        settings = changelake.settings()
+        for table in tables:
+            result = retain(settings, table)
+            context.log.info("retention %s: %s", table, result)
+            if result is not None:
+                context.log_event(
+                    dg.AssetObservation(
+                        asset_key=silver_key(table),
+                        metadata=dict(result_metadata(result, prefix="retention_")),
+                    )
+                )
+
+    @dg.job(name="lake_maintenance", description="Snapshot retention for every captured table.")
+    def lake_maintenance() -> None:
+        retain_snapshots()
+
+    schedule = dg.ScheduleDefinition(
+        name="nightly_lake_maintenance",
+        job=lake_maintenance,
+        cron_schedule="30 3 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    return lake_maintenance, schedule

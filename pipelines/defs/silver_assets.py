@@ -1,0 +1,66 @@
+"""Silver: one asset per captured table, compacting its bronze events into a latest-row snapshot.
+
+The body calls ``pipelines.silver.compact`` (the CLI's function too); Dagster only adds the
+metadata and the automation: ``eager()`` re-compacts whenever bronze of that table lands.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from pipelines.config import Settings
+from pipelines.defs.keys import SILVER_GROUP, WAREHOUSE_POOL, bronze_key, silver_key
+from pipelines.defs.lakeview import summarize_parquet
+from pipelines.defs.resources import ChangelakeResource
+from pipelines.defs.results import result_metadata
+from pipelines.naming import QualifiedName
+
+
+def silver_current_dir(settings: Settings, table: QualifiedName) -> Path:
+    """``<lake>/silver/<schema>/<table>/current`` (a symlink to the live snapshot)."""
+    return settings.lake_root / "silver" / Path(table.path) / "current"
+
+
+def current_files(settings: Settings, table: QualifiedName) -> list[Path]:
+    """The Parquet files of the live snapshot (resolved once, so a swap mid-read is harmless)."""
+    current = silver_current_dir(settings, table)
+    if not current.exists():
+        return []
+    return sorted(current.resolve().glob("*.parquet"))
+
+
+def silver_metadata(settings: Settings, table: QualifiedName, result: object) -> dict[str, object]:
+    """Compaction numbers plus row count, schema and preview of the new current snapshot."""
+    meta: dict[str, object] = dict(result_metadata(result, prefix="compaction_"))
+    meta.update(summarize_parquet(current_files(settings, table), order_by="_commit_lsn DESC"))
+    return meta
+
+
+def _silver_asset(table: QualifiedName) -> dg.AssetsDefinition:
+    spec = dg.AssetSpec(
+        key=silver_key(table),
+        deps=[bronze_key(table)],
+        group_name=SILVER_GROUP,
+        kinds={"parquet", "duckdb"},
+        description=f"Latest version of every row of {table}, with time travel over snapshots.",
+        metadata={"source_table": str(table), "lake_path": f"silver/{table.path}/current"},
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+
+    @dg.multi_asset(name=f"silver_{table.asset_name}", specs=[spec], pool=WAREHOUSE_POOL)
+    def _compact(context: AssetExecutionContext, changelake: ChangelakeResource):
+        from pipelines.silver import compact
+
+        settings = changelake.settings()
+        result = compact(settings, table)
+        context.log.info("compacted %s: %s", table, result)
+        return dg.MaterializeResult(metadata=silver_metadata(settings, table, result))
+
+    return _compact
+
+
+def build_silver_assets(tables: Sequence[QualifiedName]) -> list[dg.AssetsDefinition]:
+    """One silver asset per captured table, downstream of its bronze asset."""
+    return [_silver_asset(t) for t in tables]
