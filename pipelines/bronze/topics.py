@@ -1,6 +1,6 @@
 """Which Kafka topics the lander reads: one per captured table plus the transaction topic.
 
-The stack owns the real rule (``pipelines.stack.topic_for``); until it exists, use Debezium's
+The stack owns the real rule (``pipelines.stack.connector_config.topic_for``); until it exists, use Debezium's
 documented default, ``<prefix>.<schema>.<table>`` with characters outside ``[A-Za-z0-9._-]``
 replaced by ``_``.  Heartbeat topics are never read: they are not tables.
 """
@@ -19,17 +19,19 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._\-]")
 def topic_for(settings: Settings, table: QualifiedName) -> str:
     """The CDC topic of ``table``."""
     try:
-        from pipelines.stack import topic_for as stack_topic_for  # type: ignore[attr-defined]
+        from pipelines.stack.connector_config import topic_for as stack_topic_for
     except ImportError:
-        stack_topic_for = None
-    if stack_topic_for is not None:
-        return stack_topic_for(settings, table)
-    return _UNSAFE.sub("_", f"{settings.topic_prefix}.{table.schema}.{table.table}")
+        return _UNSAFE.sub("_", f"{settings.topic_prefix}.{table.schema}.{table.table}")
+    return stack_topic_for(settings, table)
 
 
 def transaction_topic(settings: Settings) -> str:
     """Debezium's transaction-metadata topic (``<prefix>.transaction``)."""
-    return f"{settings.topic_prefix}.transaction"
+    try:
+        from pipelines.stack.connector_config import transaction_topic as stack_tx_topic
+    except ImportError:
+        return _UNSAFE.sub("_", f"{settings.topic_prefix}.transaction")
+    return stack_tx_topic(settings)
 
 
 def lander_topics(settings: Settings, tables: Sequence[QualifiedName] | None = None) -> list[str]:
