@@ -11,7 +11,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from pipelines.config import Settings
-from pipelines.defs.keys import SILVER_GROUP, WAREHOUSE_POOL, bronze_key, silver_key
+from pipelines.defs.keys import SILVER_GROUP, bronze_key, silver_key
 from pipelines.defs.lakeview import summarize_parquet
 from pipelines.defs.resources import ChangelakeResource
 from pipelines.defs.results import result_metadata
@@ -49,7 +49,7 @@ def _silver_asset(table: QualifiedName) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
     )
 
-    @dg.multi_asset(name=f"silver_{table.asset_name}", specs=[spec], pool=WAREHOUSE_POOL)
+    @dg.multi_asset(name=f"silver_{table.asset_name}", specs=[spec])
     def _compact(context: AssetExecutionContext, changelake: ChangelakeResource):
         from pipelines.silver import compact
 
