@@ -1,0 +1,161 @@
+"""``changelake demo``: the whole pipeline on the demo shop, end to end, in a few minutes.
+
+up -> create the shop -> capture it -> workload with a Black-Friday burst -> materialise
+(bronze -> silver -> dbt marts) -> answers from the star schema, with the inventory value at
+the Black-Friday instant computed from the mart AND from silver time travel (they must agree).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pipelines.config import REPO_ROOT, Settings
+
+DBT_PROJECT = REPO_ROOT / "dbt_project"
+Engine = Literal["auto", "dagster", "plain"]
+Say = Callable[[str], None]
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """The environment dbt's profiles.yml and sources read (the same paths Dagster uses)."""
+    return {
+        **os.environ,
+        "CHANGELAKE_WAREHOUSE": str(settings.warehouse_path),
+        "CHANGELAKE_LAKE": str(settings.lake_root),
+    }
+
+
+def dbt_build(settings: Settings, *, say: Say = print, select: str | None = None) -> None:
+    """``dbt build`` of dbt_project/ as a subprocess (dbt is the warehouse's only writer)."""
+    exe = shutil.which("dbt", path=str(Path(sys.executable).parent)) or shutil.which("dbt")
+    if exe is None:
+        raise RuntimeError("dbt is not installed in this environment (pip install -e '.[dev]')")
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [exe, "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
+    if select:
+        cmd += ["--select", select]
+    proc = subprocess.run(cmd, env=dbt_env(settings), capture_output=True, text=True, check=False)
+    summary = [ln for ln in proc.stdout.splitlines() if "Done. PASS=" in ln]
+    say(f"dbt build: {summary[-1].split('  ', 1)[-1].strip() if summary else 'no summary'}")
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-40:])
+        raise RuntimeError(
+            f"dbt build failed (exit {proc.returncode}):\n{tail}\n{proc.stderr[-2000:]}"
+        )
+
+
+def _has_definitions() -> bool:
+    return (REPO_ROOT / "pipelines" / "definitions.py").exists()
+
+
+def materialize_all(settings: Settings, *, engine: Engine = "auto", say: Say = print) -> str:
+    """Bring bronze, silver and the marts up to date; return the engine used.
+
+    ``dagster`` materialises every asset of the code location (``pipelines.definitions``)
+    in a subprocess; ``plain`` calls land -> compact_all -> dbt build directly. ``auto`` picks
+    Dagster when the code location exists. The one switch for the demo and the tests.
+    """
+    if engine == "auto":
+        engine = "dagster" if _has_definitions() else "plain"
+    if engine == "dagster":
+        env = {**dbt_env(settings), **_changelake_env(settings)}
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "pipelines.definitions",
+            "--select",
+            "*",
+        ]
+        proc = subprocess.run(
+            cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"dagster materialize failed:\n{proc.stderr[-4000:]}")
+        say("dagster: all assets materialised")
+        return engine
+    from pipelines.bronze.lander import land
+    from pipelines.silver import compact_all
+
+    landed = land(settings, until_caught_up=True)
+    say(f"bronze: landed {landed.events:,} events in {landed.files} files ({landed.seconds:.1f}s)")
+    if landed.quarantined:
+        raise RuntimeError(f"{landed.quarantined} message(s) quarantined: see lake/quarantine")
+    t0 = time.monotonic()
+    compacted = compact_all(settings)
+    say(f"silver: compacted {len(compacted)} tables ({time.monotonic() - t0:.1f}s)")
+    t0 = time.monotonic()
+    dbt_build(settings, say=say)
+    say(f"marts built ({time.monotonic() - t0:.1f}s)")
+    return engine
+
+
+def _changelake_env(settings: Settings) -> dict[str, str]:
+    """Settings as CHANGELAKE_* variables, so a subprocess sees exactly this configuration."""
+    out = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        out[f"CHANGELAKE_{name.upper()}"] = str(value)
+    return out
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    rate: float = 40,
+    duration: float = 60,
+    connections: int = 3,
+    seed: int = 42,
+    engine: Engine = "auto",
+    say: Say = print,
+) -> dict:
+    """Every step of the demo; returns the answers (the CLI renders them)."""
+    from pipelines.shop.answers import inventory_value_check, revenue_by_day, top_products
+    from pipelines.shop.migrate import create_shop
+    from pipelines.shop.workload import run_workload
+    from pipelines.stack import register_connector, up, wait_connector_running
+
+    started = time.monotonic()
+    up(settings, progress=say)
+    create_shop(settings)
+    register_connector(settings)  # the shop's tables may be newer than the connector's start
+    wait_connector_running(settings, timeout=120)
+    say("shop: schema created and captured")
+    work = run_workload(
+        settings,
+        rate=rate,
+        duration=duration,
+        connections=connections,
+        seed=seed,
+        black_friday=True,
+    )
+    say(
+        f"workload: {work.committed:,} transactions in {work.elapsed_s:.1f}s "
+        f"= {work.achieved_tps:.1f} tx/s ({work.failed} failed after retries)"
+    )
+    bf = work.black_friday
+    assert bf is not None
+    used = materialize_all(settings, engine=engine, say=say)
+    mart, silver = inventory_value_check(settings, bf.ask_at)
+    return {
+        "engine": used,
+        "workload": work,
+        "revenue_by_day": revenue_by_day(settings.warehouse_path),
+        "top_products": top_products(settings.warehouse_path),
+        "inventory_mart": mart,
+        "inventory_silver": silver,
+        "seconds": time.monotonic() - started,
+    }
