@@ -1,0 +1,98 @@
+"""The Debezium connector config: one JSON template, values derived from Settings.
+
+``connectors/postgres-connector.json`` holds ``${CHANGELAKE_*}`` placeholders. The native
+runtime fills them from ``Settings`` here; the docker-compose runtime fills the same file with
+``envsubst``. ``table.include.list`` is derived from ``Settings.captured`` (the ONE place the
+captured tables are declared) plus the heartbeat table, which must be in the publication so the
+heartbeat writes reach the connector and keep the slot advancing on an idle database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.naming import QualifiedName
+from pipelines.stack.layout import CONNECTOR_TEMPLATE
+from pipelines.stack.postgres import HEARTBEAT_SCHEMA, HEARTBEAT_TABLE
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
+HEARTBEAT = QualifiedName(HEARTBEAT_SCHEMA, HEARTBEAT_TABLE)
+
+
+def include_tables(settings: Settings) -> tuple[QualifiedName, ...]:
+    """Captured tables plus the heartbeat table, without duplicates, in declaration order."""
+    return tuple(dict.fromkeys((*settings.captured, HEARTBEAT)))
+
+
+def template_env(settings: Settings) -> dict[str, str]:
+    """Values of every placeholder the template may use (also exported for docker compose)."""
+    return {
+        "CHANGELAKE_PG_HOST": settings.pg_host,
+        "CHANGELAKE_PG_PORT": str(settings.pg_port),
+        "CHANGELAKE_PG_DATABASE": settings.pg_database,
+        "CHANGELAKE_CDC_USER": settings.cdc_user,
+        "CHANGELAKE_CDC_PASSWORD": settings.cdc_password,
+        "CHANGELAKE_TOPIC_PREFIX": settings.topic_prefix,
+        "CHANGELAKE_SLOT_NAME": settings.slot_name,
+        "CHANGELAKE_PUBLICATION_NAME": settings.publication_name,
+        "CHANGELAKE_TABLE_INCLUDE_LIST": ",".join(t.include_list_regex for t in include_tables(settings)),
+        "CHANGELAKE_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
+        "CHANGELAKE_MIN_COMPACTION_LAG_MS": str(settings.min_compaction_lag_ms),
+        "CHANGELAKE_MAX_MESSAGE_BYTES": str(settings.max_message_bytes),
+    }
+
+
+def load_template() -> dict[str, str]:
+    with open(CONNECTOR_TEMPLATE) as fh:
+        return json.load(fh)
+
+
+def render(settings: Settings, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The connector config for ``settings``; placeholders substituted inside parsed JSON strings
+    (so a value with quotes or backslashes, like the include-list regex, cannot break the JSON)."""
+    env = template_env(settings) | (overrides or {})
+
+    def sub(value: Any) -> str:
+        def one(m: re.Match[str]) -> str:
+            if m.group(1) not in env:
+                raise KeyError(f"{CONNECTOR_TEMPLATE}: unknown placeholder ${{{m.group(1)}}}")
+            return env[m.group(1)]
+
+        return _PLACEHOLDER.sub(one, str(value))
+
+    return {key: sub(value) for key, value in load_template().items()}
+
+
+def _valid_topic_char(unit: int) -> bool:
+    return (unit in (0x2E, 0x5F, 0x2D) or 0x30 <= unit <= 0x39 or 0x41 <= unit <= 0x5A
+            or 0x61 <= unit <= 0x7A)
+
+
+def sanitize_topic(name: str) -> str:
+    """Debezium's topic-name sanitising: every UTF-16 unit outside ``[A-Za-z0-9._-]`` -> ``_``.
+
+    (Debezium walks the Java string char by char, so a character outside the BMP, stored as a
+    surrogate pair, becomes two underscores.)
+    """
+    units = name.encode("utf-16-le")
+    out = []
+    for i in range(0, len(units), 2):
+        unit = int.from_bytes(units[i:i + 2], "little")
+        out.append(chr(unit) if _valid_topic_char(unit) else "_")
+    return "".join(out)
+
+
+def topic_for(settings: Settings, table: QualifiedName) -> str:
+    """The topic Debezium writes ``table``'s change events to: ``<prefix>.<schema>.<table>``."""
+    return sanitize_topic(f"{settings.topic_prefix}.{table.schema}.{table.table}")
+
+
+def transaction_topic(settings: Settings) -> str:
+    return sanitize_topic(f"{settings.topic_prefix}.transaction")
+
+
+def heartbeat_topic(settings: Settings) -> str:
+    return sanitize_topic(f"__debezium-heartbeat.{settings.topic_prefix}")

@@ -1,0 +1,167 @@
+"""``up``, ``down``, ``restart_component`` and connector registration, for the native runtime.
+
+``up`` is idempotent: each step checks before acting (jars by marker, initdb by PG_VERSION,
+storage by meta.properties, processes by verified pid, connector by comparing its config), so a
+second ``up`` on a running stack starts nothing and downloads nothing. Every failure names the
+component and its log file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from pipelines.config import Settings
+from pipelines.stack import connect, jvm, kafka, postgres
+from pipelines.stack.connector_config import include_tables, render
+from pipelines.stack.layout import Layout
+from pipelines.stack.procs import StackError, wait_until
+
+Progress = Callable[[str], None] | None
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _check_port_free(component: str, host: str, port: int) -> None:
+    if _port_taken(host, port):
+        raise StackError(f"{component}: port {host}:{port} is already in use by another program "
+                         f"(not started by this CHANGELAKE_HOME); choose another port in Settings")
+
+
+class _Deadline:
+    def __init__(self, timeout: float) -> None:
+        self.end = time.monotonic() + timeout
+
+    def left(self, floor: float = 5.0) -> float:
+        return max(floor, self.end - time.monotonic())
+
+
+def _say(progress: Progress, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+def _up_postgres(settings: Settings, layout: Layout, dl: _Deadline, progress: Progress) -> None:
+    postgres.bindir()  # clear error before anything else if PostgreSQL is missing
+    if postgres.init_cluster(settings, layout):
+        _say(progress, "postgres: initialised a new cluster")
+    if not postgres.pid(layout):
+        _check_port_free("postgres", settings.pg_host, settings.pg_port)
+        _say(progress, f"postgres: starting on {settings.pg_host}:{settings.pg_port}")
+        postgres.start(settings, layout, dl.left())
+    postgres.bootstrap(settings, layout)
+    postgres.wait_healthy(settings, layout, dl.left())
+
+
+def _up_kafka(settings: Settings, layout: Layout, dl: _Deadline, progress: Progress) -> None:
+    kafka.write_config(settings, layout)
+    if kafka.format_storage(layout):
+        _say(progress, "kafka: formatted KRaft storage")
+    if not kafka.pid(layout):
+        _check_port_free("kafka", settings.bind_host, settings.kafka_port)
+        _check_port_free("kafka", settings.bind_host, settings.kafka_controller_port)
+        _say(progress, f"kafka: starting on {settings.bootstrap_servers}")
+        kafka.start(layout)
+    kafka.wait_healthy(settings, layout, dl.left())
+
+
+def _up_connect(settings: Settings, layout: Layout, dl: _Deadline, progress: Progress) -> None:
+    connect.write_config(settings, layout)
+    if not connect.pid(layout):
+        _check_port_free("connect", settings.bind_host, settings.connect_port)
+        _say(progress, f"connect: starting on {settings.connect_url}")
+        connect.start(layout)
+    connect.wait_healthy(settings, layout, dl.left())
+
+
+def up(settings: Settings, *, timeout: float = 180, progress: Progress = None) -> None:
+    """Bring PostgreSQL, Kafka and Connect up and the connector RUNNING (idempotent)."""
+    dl = _Deadline(timeout)
+    layout = Layout.of(settings)
+    for d in (layout.home, layout.run, layout.logs, layout.conf):
+        d.mkdir(parents=True, exist_ok=True)
+    layout.home.chmod(layout.home.stat().st_mode | 0o055)  # the postgres user must traverse it
+    jvm.require_tool("java", "openjdk-17-jre-headless")
+    jvm.resolve_jars(layout, progress)
+    jvm.write_log4j2(layout)
+    _up_postgres(settings, layout, dl, progress)
+    _say(progress, "postgres: healthy")
+    _up_kafka(settings, layout, dl, progress)
+    _say(progress, "kafka: healthy")
+    _up_connect(settings, layout, dl, progress)
+    _say(progress, "connect: healthy")
+    register_connector(settings)
+    _say(progress, f"connector {settings.connector_name}: registered, waiting for RUNNING")
+    wait_connector_running(settings, timeout=dl.left())
+    _say(progress, f"connector {settings.connector_name}: RUNNING")
+
+
+def down(settings: Settings, *, purge: bool = False) -> None:
+    """Stop what ``up`` started (verified pids only), newest first; ``purge`` also deletes state
+    (data, logs, config; the jar cache is kept so the next ``up`` downloads nothing)."""
+    layout = Layout.of(settings)
+    errors = []
+    for stop in (connect.stop, kafka.stop, postgres.stop):
+        try:
+            stop(layout)
+        except StackError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise StackError("; ".join(errors))
+    if purge:
+        for path in layout.purgeable():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _wanted_publication(settings: Settings) -> set[tuple[str, str]]:
+    tables = [(t.schema, t.table) for t in include_tables(settings)]
+    return postgres.existing_tables(settings, tables)
+
+
+def register_connector(settings: Settings) -> None:
+    """PUT the config derived from ``settings.captured`` (create or update; idempotent).
+
+    Debezium brings the filtered publication in line with ``table.include.list`` only when its
+    task starts, so if the config is unchanged but a captured table has appeared since, the
+    connector is restarted to add it.
+    """
+    changed = connect.put_config(settings, render(settings))
+    if not changed and not _wanted_publication(settings) <= postgres.publication_tables(settings):
+        connect.restart(settings)
+
+
+def wait_connector_running(settings: Settings, timeout: float = 60) -> None:
+    """Until the connector and its task are RUNNING and the publication holds every captured
+    table that exists, i.e. a change committed from now on will be streamed."""
+    layout = Layout.of(settings)
+    deadline = time.monotonic() + timeout
+    connect.wait_running(settings, layout, timeout)
+    wait_until(lambda: _wanted_publication(settings) <= postgres.publication_tables(settings),
+               timeout=max(1.0, deadline - time.monotonic()),
+               what=f"publication {settings.publication_name}", log=layout.log_file("connect"))
+    connect.wait_running(settings, layout, max(1.0, deadline - time.monotonic()))
+
+
+def restart_component(settings: Settings, name: Literal["postgres", "kafka", "connect"]) -> None:
+    """Stop one component and start it again, waiting for health (for the fault suite)."""
+    layout = Layout.of(settings)
+    dl = _Deadline(180)
+    if name == "postgres":
+        postgres.stop(layout)
+        _up_postgres(settings, layout, dl, None)
+    elif name == "kafka":
+        kafka.stop(layout)
+        _up_kafka(settings, layout, dl, None)
+    elif name == "connect":
+        connect.stop(layout)
+        _up_connect(settings, layout, dl, None)
+        wait_connector_running(settings, timeout=dl.left())
+    else:
+        raise ValueError(f"unknown component {name!r}; expected postgres, kafka or connect")

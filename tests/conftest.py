@@ -1,0 +1,131 @@
+"""Shared pytest fixtures.
+
+``stack`` (session scope) starts the REAL stack once per pytest session -- PostgreSQL, Kafka
+(KRaft) and Kafka Connect with Debezium -- in a fresh temporary CHANGELAKE_HOME on free ports,
+so parallel sessions never collide, and tears it down (down + purge) at the end. It sets the
+CHANGELAKE_* environment variables for the session, so ``get_settings()`` anywhere sees it.
+
+Integration tests are skipped only when CHANGELAKE_SKIP_INTEGRATION=1; otherwise a stack that
+cannot start is an ERROR, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipelines.config import REPO_ROOT, Settings, get_settings
+from pipelines.naming import QualifiedName
+
+SKIP_INTEGRATION = os.environ.get("CHANGELAKE_SKIP_INTEGRATION") == "1"
+SHARED_JAR_CACHE = REPO_ROOT / ".changelake" / "jars"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not SKIP_INTEGRATION:
+        return
+    skip = pytest.mark.skip(reason="CHANGELAKE_SKIP_INTEGRATION=1")
+    for item in items:
+        if "integration" in item.keywords or "faults" in item.keywords:
+            item.add_marker(skip)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct currently-free loopback ports (held open together so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class StackHandle:
+    """What the ``stack`` fixture yields: settings plus helpers to capture tables and query."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    @property
+    def settings(self) -> Settings:
+        """Fresh settings from the session environment (reflects tables added by ``capture``)."""
+        return get_settings()
+
+    def pg(self) -> psycopg.Connection:
+        """A new autocommit connection as the app role (use it in a ``with`` block)."""
+        return psycopg.connect(self.settings.pg_dsn(), autocommit=True, connect_timeout=10)
+
+    def capture(self, ddl: str, *tables: str, timeout: float = 120) -> tuple[QualifiedName, ...]:
+        """Run ``ddl`` as the app role, add ``tables`` to CHANGELAKE_TABLES, re-register the
+        connector, and return once Debezium streams them (publication holds them, connector and
+        task RUNNING): every change committed after this returns reaches Kafka. Rows that
+        existed before are not snapshotted again (the initial snapshot is long done)."""
+        from pipelines.stack import register_connector, wait_connector_running
+
+        if ddl.strip():
+            with self.pg() as conn:
+                conn.execute(ddl)
+        names = tuple(QualifiedName.parse(t) for t in tables)
+        current = self.settings.captured
+        merged = tuple(dict.fromkeys((*current, *names)))
+        os.environ["CHANGELAKE_TABLES"] = ",".join(str(q) for q in merged)
+        settings = self.settings
+        register_connector(settings)
+        wait_connector_running(settings, timeout=timeout)
+        return names
+
+    def topic(self, table: str | QualifiedName) -> str:
+        """Debezium's topic for ``table``."""
+        from pipelines.stack import topic_for
+
+        q = table if isinstance(table, QualifiedName) else QualifiedName.parse(table)
+        return topic_for(self.settings, q)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackHandle]:
+    if SKIP_INTEGRATION:
+        pytest.skip("CHANGELAKE_SKIP_INTEGRATION=1")
+    from pipelines import stack as stack_mod
+
+    home = Path(tempfile.mkdtemp(prefix="changelake-test-"))
+    home.chmod(0o755)  # the postgres server user must reach its data dir inside
+    SHARED_JAR_CACHE.mkdir(parents=True, exist_ok=True)
+    (home / "jars").symlink_to(SHARED_JAR_CACHE, target_is_directory=True)  # download once
+    pg, kafka, controller, connect = free_ports(4)
+    env = {
+        "CHANGELAKE_HOME": str(home),
+        "CHANGELAKE_PG_PORT": str(pg),
+        "CHANGELAKE_KAFKA_PORT": str(kafka),
+        "CHANGELAKE_KAFKA_CONTROLLER_PORT": str(controller),
+        "CHANGELAKE_CONNECT_PORT": str(connect),
+        "CHANGELAKE_TABLES": "",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    handle = StackHandle(home)
+    try:
+        stack_mod.up(handle.settings, timeout=300)
+        yield handle
+    finally:
+        try:
+            stack_mod.down(handle.settings, purge=True)
+        finally:
+            (home / "jars").unlink(missing_ok=True)
+            shutil.rmtree(home, ignore_errors=True)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
