@@ -1,0 +1,66 @@
+"""The one place silver reads bronze: complete-batch file lists, key columns, column names.
+
+Everything goes through ``pipelines.bronze`` readers, so a half-written batch is never seen;
+switching the source of events is an edit to this module only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipelines.bronze import files as _bronze_files
+from pipelines.bronze import key_columns as _bronze_key_columns
+from pipelines.naming import QualifiedName, quote_literal
+
+# Metadata columns of a bronze row (docs/design.md); everything else is a source column.
+META_COLUMNS = frozenset(
+    {
+        "_op",
+        "_source_ts",
+        "_lsn",
+        "_commit_lsn",
+        "_tx_id",
+        "_tx_order",
+        "_snapshot",
+        "_topic",
+        "_partition",
+        "_offset",
+        "_kafka_ts",
+        "_ingested_at",
+        "_unavailable",
+        "_before",
+        "_commit_date",
+    }
+)
+
+
+def table_files(lake: Path, table: QualifiedName) -> list[Path]:
+    """Bronze files of ``table`` that belong to complete batches."""
+    return _bronze_files(lake, table)
+
+
+def transaction_files(lake: Path) -> list[Path]:
+    """Bronze files of the transaction-metadata table (BEGIN/END), complete batches only."""
+    return _bronze_files(lake, "_transactions")
+
+
+def key_columns(lake: Path, table: QualifiedName) -> list[str]:
+    """Primary-key columns from the newest file's ``changelake.key`` (``[]`` = no key)."""
+    return _bronze_key_columns(lake, table)
+
+
+def parquet_source(paths: list[Path] | list[str], *, filename: bool = False) -> str:
+    """A ``read_parquet`` table function over ``paths``, columns unioned by name."""
+    if not paths:
+        raise ValueError("parquet_source needs at least one file")
+    lits = ", ".join(quote_literal(str(p)) for p in paths)
+    extra = ", filename = true" if filename else ""
+    return f"read_parquet([{lits}], union_by_name = true, hive_partitioning = false{extra})"
+
+
+def source_columns(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[str]:
+    """Source (non-metadata) column names across ``paths``, in file order, unioned."""
+    rows = con.execute(f"DESCRIBE SELECT * FROM {parquet_source(paths)}").fetchall()  # noqa: S608
+    return [r[0] for r in rows if r[0] not in META_COLUMNS]

@@ -1,0 +1,122 @@
+"""The DuckDB catalog file ``<lake>/catalog.duckdb``: what analysts open read-only.
+
+Per silver table, in a DuckDB schema named like the source schema:
+* a view ``"<schema>"."<table>"`` over ``current`` (follows every later compaction by itself);
+* a table macro ``"<schema>"."as_of_<table>"(ts)`` -- the table as committed at ``ts``;
+* a table macro ``"<schema>"."history_<table>"(key_1, ...)`` -- every version of one row.
+The macros expand to the same SQL (``pipelines.silver.rules``) the Python API runs, over the
+snapshots and bronze files present when the catalog was written (it is rewritten after every
+compaction and retention). The file is built under a temporary name by one short connection and
+renamed into place, so a reader holding the old file open is never disturbed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from pipelines.naming import QualifiedName, quote_ident, quote_literal
+from pipelines.silver import bronze_io, rules, snapshots
+from pipelines.silver.compaction import LakeLike, connect, lake_of
+from pipelines.silver.retention import _silver_tables
+
+_MIN_LSN = "(-9223372036854775807 - 1)"
+
+
+def catalog_path(settings_or_lake: LakeLike) -> Path:
+    return lake_of(settings_or_lake) / "catalog.duckdb"
+
+
+def write_catalog(settings_or_lake: LakeLike) -> Path:
+    """(Re)build the catalog for every table that has a silver snapshot."""
+    lake = lake_of(settings_or_lake)
+    path = catalog_path(lake)
+    tmp = path.with_name(f".catalog-{os.getpid()}.duckdb")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        for qn in _silver_tables(lake):
+            for stmt in table_statements(lake, qn):
+                con.execute(stmt)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, path)
+    return path
+
+
+def table_statements(lake: Path, qn: QualifiedName) -> list[str]:
+    """DDL for one table's view and macros."""
+    snaps = snapshots.list_snapshots(lake, qn)
+    cur = snapshots.current(lake, qn)
+    if cur is None:
+        return []
+    schema = quote_ident(qn.schema)
+    glob = snapshots.table_dir(lake, qn) / "current" / "*.parquet"
+    out = [
+        f"CREATE SCHEMA IF NOT EXISTS {schema}",
+        f"CREATE OR REPLACE VIEW {schema}.{quote_ident(qn.table)} AS "  # noqa: S608
+        f"SELECT * FROM read_parquet({quote_literal(str(glob))})",
+    ]
+    files = bronze_io.table_files(lake, qn)
+    if not files:
+        return out
+    con = connect()
+    try:
+        cols = [c["name"] for c in cur.schema if c["name"] not in rules.KEEP_META]
+        cols += [c for c in bronze_io.source_columns(con, files) if c not in cols]
+    finally:
+        con.close()
+    key = cur.key
+    tx = bronze_io.transaction_files(lake)
+    common = {
+        "tx_source": bronze_io.parquet_source(tx) if tx else None,
+        "data_collection": f"{qn.schema}.{qn.table}",
+    }
+    source = bronze_io.parquet_source(files)
+    ts = "CAST(_as_of_ts AS TIMESTAMPTZ)"
+    base, after = _snapshot_choice(lake, qn, snaps, ts)
+    ev = rules.events_sql(source, cols, after_lsn=after, until_ts=ts, **common)
+    out.append(
+        f"CREATE OR REPLACE MACRO {schema}.{quote_ident('as_of_' + qn.table)}(_as_of_ts) "
+        f"AS TABLE {rules.compact_sql(ev, cols, key, base)}"
+    )
+    if key:
+        params = [f"_key_{i + 1}" for i in range(len(key))]
+        match = " AND ".join(f"{quote_ident(k)} = {p}" for k, p in zip(key, params, strict=True))
+        hev = rules.events_sql(source, cols, where=f"({match}) OR _op = 't'", **common)
+        out.append(
+            f"CREATE OR REPLACE MACRO {schema}.{quote_ident('history_' + qn.table)}"
+            f"({', '.join(params)}) AS TABLE {rules.history_sql(hev, cols, key)}"
+        )
+    return out
+
+
+def _snapshot_choice(
+    lake: Path, qn: QualifiedName, snaps: list[snapshots.Manifest], ts: str
+) -> tuple[str | None, str]:
+    """A base relation and an after-LSN expression that pick, for any ``ts``, the newest
+    snapshot with watermark time <= ts (the same choice ``timetravel.base_for`` makes)."""
+    by_time: dict[str, snapshots.Manifest] = {}
+    for m in snaps:  # oldest first: a later snapshot with the same watermark time wins
+        if m.watermark_ts is not None:
+            by_time[m.watermark_ts] = m
+    chosen = sorted(by_time.values(), key=lambda m: m.watermark_time)
+    if not chosen:
+        return None, _MIN_LSN
+    branches, cases = [], []
+    for i, m in enumerate(chosen):
+        lo = f"CAST({quote_literal(m.watermark_ts)} AS TIMESTAMPTZ)"
+        cond = f"{ts} >= {lo}"
+        if i + 1 < len(chosen):
+            hi = f"CAST({quote_literal(chosen[i + 1].watermark_ts)} AS TIMESTAMPTZ)"
+            cond += f" AND {ts} < {hi}"
+        part = snapshots.snapshot_dir(lake, qn, m.snapshot_id) / "part-0.parquet"
+        branches.append(
+            f"SELECT * FROM {bronze_io.parquet_source([part])} WHERE {cond}"  # noqa: S608
+        )
+        cases.append(f"WHEN {cond} THEN {int(m.watermark_lsn)}")
+    base = "(" + " UNION ALL BY NAME ".join(branches) + ")"
+    return base, f"(CASE {' '.join(cases)} ELSE {_MIN_LSN} END)"

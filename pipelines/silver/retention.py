@@ -1,0 +1,52 @@
+"""The ``retain`` operation: the only thing that deletes silver snapshots, and only old ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pipelines.config import Settings
+from pipelines.naming import QualifiedName
+from pipelines.silver import snapshots
+from pipelines.silver.compaction import LakeLike, as_table, lake_of
+
+DEFAULT_KEEP_LAST = 5
+
+
+def retain(
+    settings_or_lake: LakeLike,
+    table: QualifiedName | str | None = None,
+    *,
+    keep_last: int | None = None,
+    keep_newer_than: datetime | None = None,
+) -> dict[str, list[str]]:
+    """Remove snapshots beyond the newest ``keep_last`` (default: setting
+    ``CHANGELAKE_SILVER_KEEP_SNAPSHOTS``, else 5) that were created before ``keep_newer_than``.
+    ``current`` is never removed. Returns removed snapshot ids per table. Time travel to
+    instants older than the oldest kept snapshot still works, by replay from bronze."""
+    lake = lake_of(settings_or_lake)
+    if keep_last is None:
+        keep_last = (
+            getattr(settings_or_lake, "silver_keep_snapshots", DEFAULT_KEEP_LAST)
+            if isinstance(settings_or_lake, Settings)
+            else DEFAULT_KEEP_LAST
+        )
+    tables = [as_table(table)] if table is not None else _silver_tables(lake)
+    return {
+        str(t): snapshots.retain(lake, t, keep_last=keep_last, keep_newer_than=keep_newer_than)
+        for t in tables
+    }
+
+
+def _silver_tables(lake) -> list[QualifiedName]:
+    from pipelines.naming import from_path_segment
+
+    root = lake / "silver"
+    if not root.is_dir():
+        return []
+    return [
+        QualifiedName(from_path_segment(s.name), from_path_segment(t.name))
+        for s in sorted(root.iterdir())
+        if s.is_dir()
+        for t in sorted(s.iterdir())
+        if (t / "snapshots").is_dir()
+    ]

@@ -1,0 +1,196 @@
+"""The compaction rule, written once in SQL and shared by compaction, time travel and the catalog.
+
+Order of events: ``(_commit_lsn, _lsn, _partition, _offset)``, where ``_commit_lsn`` falls back
+to ``_lsn`` when absent (snapshot reads). LSN alone is wrong: concurrent transactions interleave
+their change LSNs but commit in ``_commit_lsn`` order, and snapshot ``r`` rows share one LSN.
+
+Rule, per primary key:
+* re-delivered duplicates (same key, ``_commit_lsn``, ``_lsn``, ``_op``) collapse to the lowest
+  offset (Kafka Connect replays after a restart);
+* a truncate (``t``) drops every earlier version of every key; later events still apply;
+* a column listed in ``_unavailable`` (unchanged TOAST) takes the value of the newest earlier
+  version of that key where it was real -- carried forward through any chain of placeholders
+  with ``last_value(struct IGNORE NULLS)`` so a real NULL still counts as a value;
+* the newest version wins; if it is a delete the key is gone. A primary-key change arrives as
+  delete(old key) + create(new key) and needs nothing special.
+Tables without a key (``changelake.key = []``) are append-only: every ``r``/``c``/``u`` row after
+the last truncate is kept, deletes are ignored (there is no key to delete by), duplicates
+collapse on ``(_commit_lsn, _lsn, _op)`` except ``r`` rows (which share one LSN).
+
+Transaction-safe cut (``events_sql``): only events before the first *incomplete* unit are used.
+A unit is a transaction (events with ``_tx_order``): complete when the bronze ``_transactions``
+END for its ``_tx_id`` has landed and the distinct ``_tx_order`` values of this table's events
+reach the END's ``event_count`` for this data collection (no END landed yet: incomplete).
+Events without ``_tx_order`` (transaction metadata off) are complete. An initial snapshot (``r`` rows with
+``_snapshot`` in true/first/.../last) is a unit sharing one LSN: complete once its
+``last``/``last_in_data_collection`` row has landed.
+"""
+
+# ruff: noqa: S608  -- SQL built only from quote_ident/quote_literal output and own fragments
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipelines.naming import quote_ident, quote_literal
+
+KEEP_META = ("_source_ts", "_commit_lsn", "_lsn", "_tx_id")
+_SNAPSHOT_MARKS = "('true', 'first', 'first_in_data_collection', 'last_in_data_collection', 'last')"
+_LAST_MARKS = "('last', 'last_in_data_collection')"
+_MAX_LSN = "9223372036854775807"
+
+
+def _q(cols: Sequence[str]) -> str:
+    return ", ".join(quote_ident(c) for c in cols)
+
+
+def events_sql(
+    source: str,
+    columns: Sequence[str],
+    *,
+    tx_source: str | None,
+    data_collection: str,
+    after_lsn: str | None = None,
+    until_ts: str | None = None,
+    where: str | None = None,
+) -> str:
+    """Events of one table usable now: after ``after_lsn``, committed by ``until_ts``, before the cut.
+
+    ``source``/``tx_source`` are table functions (``read_parquet(...)``); ``after_lsn`` and
+    ``until_ts`` are SQL expressions; ``where`` an extra row filter (applied after the cut is
+    computed on all rows, so filtering to one key cannot make a transaction look incomplete).
+    """
+    eff = "coalesce(_commit_lsn, _lsn)"
+    conds = ["TRUE"]
+    if after_lsn is not None:
+        conds.append(f"{eff} > {after_lsn}")
+    if until_ts is not None:
+        conds.append(f"_source_ts <= {until_ts}")
+    window = " AND ".join(conds)
+    units = [
+        f"""SELECT min(_commit_lsn) AS c FROM win
+            WHERE _op = 'r' AND _snapshot IN {_SNAPSHOT_MARKS}
+            GROUP BY _commit_lsn HAVING NOT bool_or(_snapshot IN {_LAST_MARKS})"""
+    ]
+    if tx_source is not None:
+        ends_body = f"""SELECT CAST(split_part(id, ':', 1) AS BIGINT) AS _tx_id,
+                   max(dc.event_count) AS expected
+            FROM (SELECT id, unnest(data_collections) AS dc FROM {tx_source} WHERE status = 'END')
+            WHERE dc.data_collection = {quote_literal(data_collection)}
+            GROUP BY 1"""
+    else:  # nothing landed from the transaction topic yet: no transaction is complete
+        ends_body = "SELECT NULL::BIGINT AS _tx_id, NULL::BIGINT AS expected WHERE false"
+    ends = f",\n        ends AS ({ends_body})"
+    units.append(
+        """SELECT min(w._commit_lsn) AS c FROM win w LEFT JOIN ends e USING (_tx_id)
+           WHERE w._tx_order IS NOT NULL AND w._op <> 'r'
+           GROUP BY w._tx_id
+           HAVING any_value(e.expected) IS NULL
+               OR count(DISTINCT w._tx_order) < any_value(e.expected)"""
+    )
+    unit_sql = " UNION ALL ".join(units)
+    extra = f" AND ({where})" if where else ""
+    return f"""(
+        WITH win AS (
+            SELECT _op, {eff} AS _commit_lsn, _tx_id, _tx_order, _snapshot
+            FROM {source} WHERE {window}){ends},
+        cut AS (SELECT coalesce(min(c), {_MAX_LSN}) AS c FROM ({unit_sql}))
+        SELECT {_q(columns)}, _op, _source_ts, _lsn, {eff} AS _commit_lsn, _tx_id,
+               _partition, _offset, coalesce(_unavailable, []::VARCHAR[]) AS _unavailable
+        FROM {source}
+        WHERE {window} AND {eff} < (SELECT c FROM cut){extra}
+    )"""
+
+
+def _ordered(events: str, key: Sequence[str]) -> str:
+    """CTEs ``dd`` (duplicates collapsed) and ``ev`` (with a global order number ``_seq``)."""
+    if key:
+        part = f"{_q(key)}, _commit_lsn, _lsn, _op"
+    else:
+        part = "_commit_lsn, _lsn, _op, CASE WHEN _op = 'r' THEN _offset END"
+    return f"""
+        dd AS (SELECT * FROM {events} e
+               QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _partition, _offset) = 1),
+        ev AS (SELECT * EXCLUDE (_partition, _offset),
+                      row_number() OVER (ORDER BY _commit_lsn, _lsn, _partition, _offset) AS _seq
+               FROM dd),
+        trunc AS (SELECT coalesce(max(_seq), 0) AS t FROM ev WHERE _op = 't')"""
+
+
+def _resolve(columns: Sequence[str], key: Sequence[str], versions: str) -> str:
+    """SELECT list resolving unchanged-TOAST placeholders from earlier versions of the key."""
+    w = f"(PARTITION BY {_q(key)} ORDER BY _seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    out = []
+    for c in columns:
+        qc, lc = quote_ident(c), quote_literal(c)
+        if c in key:
+            out.append(qc)
+            continue
+        real = f"CASE WHEN _op <> 'd' AND NOT list_contains(_unavailable, {lc}) THEN struct_pack(v := {qc}) END"
+        out.append(
+            f"CASE WHEN list_contains(_unavailable, {lc}) "
+            f"THEN (last_value({real} IGNORE NULLS) OVER {w}).v ELSE {qc} END AS {qc}"
+        )
+    return f"SELECT {', '.join(out)}, {_q(KEEP_META)}, _op, _seq FROM {versions}"
+
+
+def compact_sql(
+    events: str, columns: Sequence[str], key: Sequence[str], base: str | None = None
+) -> str:
+    """Latest row per key after applying ``events`` (from ``events_sql``) on top of ``base``.
+
+    ``base`` is a previous silver snapshot (a relation with source columns + KEEP_META) or None.
+    Untouched base rows pass through; touched keys are re-resolved together with their base row.
+    """
+    cols = list(columns)
+    out_cols = f"{_q(cols)}, {_q(KEEP_META)}"
+    head = f"WITH {_ordered(events, key)}"
+    if not key:
+        base_part = (
+            f" UNION ALL BY NAME SELECT * FROM {base} WHERE (SELECT t FROM trunc) = 0"
+            if base
+            else ""
+        )
+        return f"""{head}
+        SELECT {out_cols} FROM (
+            SELECT * EXCLUDE (_op, _unavailable, _seq) FROM ev
+            WHERE _op IN ('r', 'c', 'u') AND _seq > (SELECT t FROM trunc){base_part})"""
+    k = _q(key)
+    touched = f"touched AS (SELECT DISTINCT {k} FROM ev WHERE _op <> 't')"
+    ev_versions = "SELECT * FROM ev WHERE _op <> 't' AND _seq > (SELECT t FROM trunc)"
+    if base:
+        versions = f"""({ev_versions}
+            UNION ALL BY NAME
+            SELECT b.*, 'b' AS _op, []::VARCHAR[] AS _unavailable, 0::BIGINT AS _seq
+            FROM {base} b SEMI JOIN touched USING ({k}) WHERE (SELECT t FROM trunc) = 0)"""
+        untouched = f"""UNION ALL BY NAME
+            SELECT * FROM {base} b ANTI JOIN touched USING ({k}) WHERE (SELECT t FROM trunc) = 0"""
+    else:
+        versions, untouched = f"({ev_versions})", ""
+    return f"""{head}, {touched},
+        resolved AS ({_resolve(cols, key, versions)}),
+        latest AS (SELECT * FROM resolved
+                   QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY _seq DESC) = 1)
+        SELECT {out_cols} FROM (
+            SELECT * EXCLUDE (_op, _seq) FROM latest WHERE _op <> 'd'
+            {untouched})"""
+
+
+def history_sql(events: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """Every version of the key(s) in ``events`` (already filtered), placeholders resolved.
+
+    Truncates after the key's first version are kept as versions with op ``t`` (row values NULL).
+    """
+    if not key:
+        raise ValueError("history needs a table with a primary key")
+    cols = list(columns)
+    k = _q(key)
+    return f"""WITH {_ordered(events, key)},
+        first AS (SELECT min(_seq) AS s FROM ev WHERE _op <> 't'),
+        versions AS (SELECT * FROM ev WHERE _op <> 't'),
+        resolved AS ({_resolve(cols, key, "versions")})
+        SELECT {_q(cols)}, _op, _source_ts, _tx_id, _commit_lsn, _lsn FROM (
+            SELECT * FROM resolved
+            UNION ALL BY NAME
+            SELECT * EXCLUDE ({k}, _unavailable) FROM ev
+            WHERE _op = 't' AND _seq > (SELECT s FROM first))
+        ORDER BY _seq"""

@@ -1,0 +1,137 @@
+"""Time travel: a table exactly as committed at an instant, and the audit history of one row.
+
+``as_of`` starts from the newest snapshot whose watermark time is <= the instant and applies the
+bronze events committed in (watermark, instant] with the same SQL rule compaction uses, so a
+transaction (one commit time, one ``_tx_id``) is wholly in or wholly out; events of a
+transaction that has not fully landed are never shown (the transaction-safe cut).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines.naming import QualifiedName, quote_ident, quote_literal
+from pipelines.silver import bronze_io, rules, snapshots
+from pipelines.silver.compaction import LakeLike, as_table, connect, lake_of
+
+
+class NoSilverData(LookupError):
+    """Neither a snapshot nor bronze events exist for the table."""
+
+
+def to_instant(instant: datetime | str) -> datetime:
+    """Parse an ISO instant; a naive one is taken as UTC."""
+    ts = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def ts_literal(ts: datetime) -> str:
+    return f"CAST({quote_literal(ts.isoformat())} AS TIMESTAMPTZ)"
+
+
+def base_for(lake: Path, table: QualifiedName, ts: datetime) -> snapshots.Manifest | None:
+    """Newest snapshot that contains nothing committed after ``ts``."""
+    best = None
+    for m in snapshots.list_snapshots(lake, table):
+        if m.watermark_time is not None and m.watermark_time <= ts:
+            best = m
+    return best
+
+
+def as_of_query(lake: Path, table: QualifiedName, ts: datetime) -> str:
+    """The SQL for ``as_of`` (also what the catalog macros expand to for a fixed snapshot)."""
+    base = base_for(lake, table, ts)
+    files = bronze_io.table_files(lake, table)
+    done = set(base.consumed) if base else set()
+    todo = [p for p in files if str(p.relative_to(lake)) not in done]
+    base_rel, cols = None, []
+    if base:
+        cols = [c["name"] for c in base.schema if c["name"] not in rules.KEEP_META]
+        base_rel = bronze_io.parquet_source(
+            [snapshots.snapshot_dir(lake, table, base.snapshot_id) / "part-0.parquet"]
+        )
+    if not todo:
+        if base_rel is None:
+            raise NoSilverData(f"no silver snapshot or bronze events for {table}")
+        return f"SELECT * FROM {base_rel}"  # noqa: S608
+    con = connect()
+    try:
+        new_cols = bronze_io.source_columns(con, todo)
+    finally:
+        con.close()
+    cols += [c for c in new_cols if c not in cols]
+    key = base.key if base else bronze_io.key_columns(lake, table)
+    tx = bronze_io.transaction_files(lake)
+    ev = rules.events_sql(
+        bronze_io.parquet_source(todo),
+        cols,
+        tx_source=bronze_io.parquet_source(tx) if tx else None,
+        data_collection=f"{table.schema}.{table.table}",
+        after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,
+        until_ts=ts_literal(ts),
+    )
+    return rules.compact_sql(ev, cols, key, base_rel)
+
+
+def as_of(
+    settings_or_lake: LakeLike,
+    table: QualifiedName | str,
+    instant: datetime | str,
+    *,
+    where: str | None = None,
+) -> pa.Table:
+    """The table as committed at ``instant``; ``where`` is the caller's own filter (run on a
+    connection that can read only: external access limited to the lake, no writes)."""
+    lake, qn = lake_of(settings_or_lake), as_table(table)
+    sql = as_of_query(lake, qn, to_instant(instant))
+    con = connect()
+    try:
+        rel = con.sql(sql)
+        if where:
+            con.execute(f"SET allowed_directories = [{quote_literal(str(lake))}]")
+            con.execute("SET enable_external_access = false")
+            rel = rel.filter(where)
+        return rel.to_arrow_table()
+    finally:
+        con.close()
+
+
+def history(
+    settings_or_lake: LakeLike, table: QualifiedName | str, key: Mapping[str, Any] | Sequence[Any]
+) -> pa.Table:
+    """Every version of one row (op, commit time, tx id), TOAST placeholders resolved."""
+    lake, qn = lake_of(settings_or_lake), as_table(table)
+    keys = bronze_io.key_columns(lake, qn)
+    if not keys:
+        raise ValueError(f"{qn} has no primary key; history needs one")
+    if isinstance(key, Mapping):
+        if set(key) != set(keys):
+            raise ValueError(f"key must name exactly {keys}, got {sorted(key)}")
+        values = [key[k] for k in keys]
+    else:
+        values = list(key)
+        if len(values) != len(keys):
+            raise ValueError(f"{qn} key is {keys}: expected {len(keys)} value(s)")
+    files = bronze_io.table_files(lake, qn)
+    if not files:
+        raise NoSilverData(f"no bronze events for {qn}")
+    con = connect()
+    try:
+        cols = bronze_io.source_columns(con, files)
+        tx = bronze_io.transaction_files(lake)
+        match = " AND ".join(f"{quote_ident(k)} = ${i + 1}" for i, k in enumerate(keys))
+        ev = rules.events_sql(
+            bronze_io.parquet_source(files),
+            cols,
+            tx_source=bronze_io.parquet_source(tx) if tx else None,
+            data_collection=f"{qn.schema}.{qn.table}",
+            where=f"({match}) OR _op = 't'",
+        )
+        return con.sql(rules.history_sql(ev, cols, keys), params=values).to_arrow_table()
+    finally:
+        con.close()
