@@ -12,11 +12,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
+import psycopg
+
 from pipelines.config import REPO_ROOT, Settings
+from pipelines.naming import QualifiedName
 
 DBT_PROJECT = REPO_ROOT / "dbt_project"
 Engine = Literal["auto", "dagster", "plain"]
@@ -51,16 +54,51 @@ def dbt_build(settings: Settings, *, say: Say = print, select: str | None = None
         )
 
 
+def wait_until_streamed(settings: Settings, *, timeout: float = 180) -> str:
+    """Block until every change committed so far is in Kafka; return the LSN waited for.
+
+    Debezium confirms an LSN to the replication slot only after Kafka Connect has flushed the
+    records up to it (offset commit), and heartbeats keep it moving when the shop is idle, so
+    ``confirmed_flush_lsn >= pg_current_wal_lsn()`` (taken now) means nothing is in flight.
+    """
+    with psycopg.connect(settings.pg_dsn(), autocommit=True) as conn:
+        (target,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
+        deadline = time.monotonic() + timeout
+        while True:
+            row = conn.execute(
+                "SELECT confirmed_flush_lsn >= %s::pg_lsn, confirmed_flush_lsn::text "
+                "FROM pg_replication_slots WHERE slot_name = %s",
+                (target, settings.slot_name),
+            ).fetchone()
+            if row is None:
+                raise RuntimeError(f"replication slot {settings.slot_name!r} does not exist")
+            if row[0]:
+                return str(target)
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Debezium has not streamed up to {target} after {timeout:.0f}s "
+                    f"(slot confirmed {row[1]}); is the connector running?"
+                )
+            time.sleep(0.5)
+
+
 def _has_definitions() -> bool:
     return (REPO_ROOT / "pipelines" / "definitions.py").exists()
 
 
-def materialize_all(settings: Settings, *, engine: Engine = "auto", say: Say = print) -> str:
+def materialize_all(
+    settings: Settings,
+    *,
+    engine: Engine = "auto",
+    say: Say = print,
+    tables: Sequence[QualifiedName] | None = None,
+) -> str:
     """Bring bronze, silver and the marts up to date; return the engine used.
 
     ``dagster`` materialises every asset of the code location (``pipelines.definitions``)
     in a subprocess; ``plain`` calls land -> compact_all -> dbt build directly. ``auto`` picks
     Dagster when the code location exists. The one switch for the demo and the tests.
+    ``tables`` (plain engine only) limits landing and compaction, e.g. to the shop's tables.
     """
     if engine == "auto":
         engine = "dagster" if _has_definitions() else "plain"
@@ -85,14 +123,14 @@ def materialize_all(settings: Settings, *, engine: Engine = "auto", say: Say = p
         say("dagster: all assets materialised")
         return engine
     from pipelines.bronze.lander import land
-    from pipelines.silver import compact_all
+    from pipelines.silver import compact, compact_all
 
-    landed = land(settings, until_caught_up=True)
+    landed = land(settings, tables=tables, until_caught_up=True)
     say(f"bronze: landed {landed.events:,} events in {landed.files} files ({landed.seconds:.1f}s)")
     if landed.quarantined:
         raise RuntimeError(f"{landed.quarantined} message(s) quarantined: see lake/quarantine")
     t0 = time.monotonic()
-    compacted = compact_all(settings)
+    compacted = compact_all(settings) if tables is None else [compact(settings, t) for t in tables]
     say(f"silver: compacted {len(compacted)} tables ({time.monotonic() - t0:.1f}s)")
     t0 = time.monotonic()
     dbt_build(settings, say=say)
@@ -148,6 +186,8 @@ def run_demo(
     )
     bf = work.black_friday
     assert bf is not None
+    lsn = wait_until_streamed(settings)
+    say(f"debezium: every change up to LSN {lsn} is in Kafka")
     used = materialize_all(settings, engine=engine, say=say)
     mart, silver = inventory_value_check(settings, bf.ask_at)
     return {
