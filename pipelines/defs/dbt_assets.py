@@ -27,6 +27,10 @@ from pipelines.naming import QualifiedName
 
 # A dbt source may say which captured table it reads: meta: {changelake_table: "shop.orders"}.
 SOURCE_TABLE_META = "changelake_table"
+# A model that reads bronze outside dbt's ref/source (e.g. a Python model listing complete
+# bronze files) names its tables in meta ``changelake_bronze_tables`` (or, for a model named
+# ``bronze*``, config ``tables``), so Dagster knows it must rerun when those tables land.
+BRONZE_TABLES_META = "changelake_bronze_tables"
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
@@ -50,11 +54,29 @@ class ChangelakeDbtTranslator(DagsterDbtTranslator):
         layer = "bronze" if "bronze" in f"{props.get('source_name')} {meta}".lower() else "silver"
         if SOURCE_TABLE_META in meta:
             return layer, QualifiedName.parse(str(meta[SOURCE_TABLE_META]))
-        name = props.get("identifier") or props.get("name")
-        matches = [t for t in self._tables if t.table == name]
+        found = self.match(props.get("identifier") or props.get("name"), props.get("schema"))
+        return (layer, found) if found else None
+
+    def match(self, name: object, schema: object = None) -> QualifiedName | None:
+        """The captured table called ``name`` (``schema.table`` or a unique bare table name)."""
+        text = str(name or "")
+        if "." in text:
+            wanted = QualifiedName.parse(text)
+            return wanted if wanted in self._tables else None
+        matches = [t for t in self._tables if t.table == text]
         if len(matches) > 1:
-            matches = [t for t in matches if t.schema == props.get("schema")] or matches
-        return (layer, matches[0]) if len(matches) == 1 else None
+            matches = [t for t in matches if t.schema == schema] or matches
+        return matches[0] if len(matches) == 1 else None
+
+    def bronze_reads(self, props: Mapping[str, Any]) -> list[QualifiedName]:
+        """Captured tables a model reads from bronze without a dbt source (see module doc)."""
+        config = props.get("config") or {}
+        meta = {**(config.get("meta") or {}), **(props.get("meta") or {})}
+        names = meta.get(BRONZE_TABLES_META)
+        if names is None and str(props.get("name", "")).startswith("bronze"):
+            names = config.get("tables")
+        found = [self.match(n) for n in names or []]
+        return [t for t in found if t is not None]
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
@@ -73,7 +95,7 @@ class ChangelakeDbtTranslator(DagsterDbtTranslator):
             key=dg.AssetKey([MARTS_GROUP, *spec.key.path[-1:]]),
             group_name=MARTS_GROUP,
             automation_condition=dg.AutomationCondition.eager(),
-        ).merge_attributes(kinds={"duckdb"})
+        ).merge_attributes(kinds={"duckdb"}, deps=[bronze_key(t) for t in self.bronze_reads(props)])
 
 
 def load_project(settings: Settings) -> DbtProject | None:
