@@ -1,0 +1,125 @@
+"""Gold acceptance: a short shop workload through the whole pipeline into the star schema.
+
+Real PostgreSQL, Debezium, Kafka, bronze, silver and dbt: fact totals must equal totals
+computed directly in PostgreSQL; each SCD2 dimension has exactly one current row per live key
+and no overlapping validity; the inventory value at the Black-Friday instant from the mart
+equals silver time travel (``as_of``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from pipelines.shop.answers import inventory_value_check, inventory_value_mart
+from pipelines.shop.demo import materialize_all, wait_until_streamed
+from pipelines.shop.migrate import SHOP_TABLES, shop_ddl
+from pipelines.shop.workload import run_workload
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def gold(stack):
+    stack.capture(shop_ddl(), *(str(t) for t in SHOP_TABLES))
+    settings = stack.settings
+    work = run_workload(settings, rate=25, duration=12, connections=3, seed=7, black_friday=True)
+    assert work.committed > 100 and work.failed == 0, work.errors[:5]
+    wait_until_streamed(settings)
+    materialize_all(settings, engine="plain", tables=SHOP_TABLES, say=lambda _m: None)
+    return stack, settings, work
+
+
+def _warehouse(settings) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(settings.warehouse_path), read_only=True)
+
+
+def test_fact_totals_equal_postgres(gold) -> None:
+    stack, settings, _ = gold
+    with stack.pg() as pg:
+        pg_orders = pg.execute(
+            "SELECT status::text, count(*), sum(total_amount) FROM shop.orders GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        pg_items = pg.execute(
+            "SELECT count(*), sum(quantity), sum(quantity * unit_price) FROM shop.order_items"
+        ).fetchone()
+        pg_paid = pg.execute(
+            "SELECT coalesce(sum(amount), 0) FROM shop.payments WHERE kind = 'capture'"
+        ).fetchone()[0]
+    with _warehouse(settings) as con:
+        mart_orders = con.execute(
+            "SELECT status, count(*), sum(total_amount) FROM marts.fct_orders GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        mart_items = con.execute(
+            "SELECT count(*), sum(quantity), sum(line_amount) FROM marts.fct_order_items"
+        ).fetchone()
+        mart_paid = con.execute("SELECT sum(captured_amount) FROM marts.fct_orders").fetchone()[0]
+    assert len(pg_orders) >= 3  # placed, paid, shipped at least: the workload really ran
+    assert [(s, n, Decimal(v)) for s, n, v in mart_orders] == pg_orders
+    assert (mart_items[0], mart_items[1], Decimal(mart_items[2])) == pg_items
+    assert Decimal(mart_paid) == pg_paid
+
+
+@pytest.mark.parametrize(
+    ("dim", "key", "table"),
+    [("dim_customers", "customer_id", "customers"), ("dim_products", "product_id", "products")],
+)
+def test_scd2_dimensions_one_current_row_per_key_and_no_overlap(gold, dim, key, table) -> None:
+    stack, settings, _ = gold
+    with stack.pg() as pg:
+        live = {r[0] for r in pg.execute(f"SELECT {key} FROM shop.{table}").fetchall()}  # noqa: S608
+    with _warehouse(settings) as con:
+        current = con.execute(
+            f"SELECT {key}, count(*) FROM marts.{dim} WHERE valid_to IS NULL GROUP BY 1"  # noqa: S608
+        ).fetchall()
+        overlaps = con.execute(
+            f"SELECT count(*) FROM marts.{dim} a JOIN marts.{dim} b ON a.{key} = b.{key} "  # noqa: S608
+            f"AND a.valid_from < b.valid_from "
+            f"AND (a.valid_to IS NULL OR a.valid_to > b.valid_from)"
+        ).fetchone()[0]
+        versions = con.execute(f"SELECT count(*) FROM marts.{dim}").fetchone()[0]  # noqa: S608
+    assert all(n == 1 for _, n in current)
+    assert {k for k, _ in current} == live  # deleted keys have no current row
+    assert overlaps == 0
+    assert versions > len(live) or table == "customers"  # products: price changes made versions
+
+
+def test_unchanged_toast_description_is_carried_through_price_changes(gold) -> None:
+    stack, settings, _ = gold
+    with _warehouse(settings) as con:
+        toasted = con.execute(
+            "SELECT count(*) FROM staging.stg_products_history "
+            "WHERE list_contains(_unavailable, 'description')"
+        ).fetchone()[0]
+        missing = con.execute(
+            "SELECT count(*) FROM marts.dim_products WHERE description IS NULL"
+        ).fetchone()[0]
+        dim = dict(
+            con.execute(
+                "SELECT product_id, description FROM marts.dim_products WHERE is_current"
+            ).fetchall()
+        )
+    assert toasted > 0, "price updates should have produced unchanged-TOAST placeholders"
+    assert missing == 0
+    with stack.pg() as pg:
+        pg_desc = dict(pg.execute("SELECT product_id, description FROM shop.products").fetchall())
+    assert dim == pg_desc
+
+
+def test_inventory_at_black_friday_instant_mart_equals_as_of(gold) -> None:
+    stack, settings, work = gold
+    bf = work.black_friday
+    mart, silver = inventory_value_check(settings, bf.ask_at)  # raises if they disagree
+    assert mart.units > 0 and mart.value > 0
+    assert (mart.units, mart.value) == (silver.units, silver.value)
+    # and "now" from the mart equals PostgreSQL's own current stock value
+    with stack.pg() as pg:
+        units, value = pg.execute(
+            "SELECT sum(s.quantity), sum(s.quantity * p.price) FROM shop.stock_levels s "
+            "JOIN shop.products p USING (product_id)"
+        ).fetchone()
+        (now,) = pg.execute("SELECT now()").fetchone()
+    current = inventory_value_mart(settings.warehouse_path, now)
+    assert (current.units, current.value) == (units, value)
