@@ -1,0 +1,109 @@
+"""``python -m bench [--only P1,P3] [--events N] [--smoke]``: run figures, save JSON, write RESULTS.md.
+
+Each figure module has ``run(events, smoke=..., command=...) -> list[Result]``. Sizes default to
+what this shared 2-core machine can take in minutes (stated in every result); ``--events`` or
+``BENCH_EVENTS`` scale them up to the targets' sizes when the machine allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from bench.common import RESULTS_DIR, Result, save
+from bench.report import RESULTS_MD, print_table, write_markdown
+
+# figure id -> (module, default events, smoke events); one module may produce several figures
+FIGURES: dict[str, tuple[str, int, int]] = {
+    "P1": ("bench.landing", 300_000, 2_000),  # also P6 (same landing run)
+    "P2": ("bench.freshness", 60, 8),  # seconds of workload
+    "P3": ("bench.compaction", 1_000_000, 2_000),  # also P4
+    "P5": ("bench.timetravel", 1_000_000, 2_000),
+    "REF": ("bench.reference", 30, 5),  # seconds of pgbench
+}
+SMOKE_DIR = Path(os.environ.get("BENCH_DATA", "/tmp/bench-data")) / "smoke-results"
+ALIASES = {"P4": "P3", "P6": "P1"}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--only", default="", help="comma list of figures, e.g. P1,P3 (default: all)")
+    ap.add_argument(
+        "--events",
+        type=int,
+        default=int(os.environ.get("BENCH_EVENTS", "0")) or None,
+        help="events (P1,P3-P6) or seconds of load (P2, REF); default per figure",
+    )
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness only")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    ap.add_argument(
+        "--no-stack",
+        action="store_true",
+        help="skip figures that need the private Kafka/PostgreSQL/Debezium stack",
+    )
+    ap.add_argument(
+        "--down", action="store_true", help="stop and purge the private stack at the end"
+    )
+    return ap.parse_args(argv)
+
+
+NEEDS_STACK = {"P1", "P2", "REF"}
+
+
+def selected(only: str) -> list[str]:
+    if not only:
+        return list(FIGURES)
+    out = []
+    for f in (x.strip().upper() for x in only.split(",") if x.strip()):
+        f = ALIASES.get(f, f)
+        if f not in FIGURES:
+            raise SystemExit(f"unknown figure {f!r}; choose from {', '.join([*FIGURES, *ALIASES])}")
+        if f not in out:
+            out.append(f)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.smoke and args.results_dir == RESULTS_DIR:
+        args.results_dir = SMOKE_DIR  # smoke runs never overwrite the real figures
+    figures = selected(args.only)
+    if args.no_stack:
+        figures = [f for f in figures if f not in NEEDS_STACK]
+    results: list[Result] = []
+    failed = []
+    for fig in figures:
+        module, default, smoke_n = FIGURES[fig]
+        n = args.events or (smoke_n if args.smoke else default)
+        cmd = f"python -m bench --only {fig} --events {n}" + (" --smoke" if args.smoke else "")
+        print(f"== {fig}: {module} ({n:,})", flush=True)
+        try:
+            mod = importlib.import_module(module)
+            for r in mod.run(n, smoke=args.smoke, command=cmd):
+                save(r, args.results_dir)
+                results.append(r)
+        except Exception:  # noqa: BLE001 - one broken figure must not hide the others
+            traceback.print_exc()
+            failed.append(fig)
+    out = args.results_dir.parent / "RESULTS.md" if args.results_dir != RESULTS_DIR else RESULTS_MD
+    if args.smoke:
+        out = args.results_dir / "RESULTS.smoke.md"
+    write_markdown(args.results_dir, out, smoke=args.smoke)
+    print_table([r.as_dict() for r in results])
+    print(f"results: {args.results_dir}  table: {out}")
+    if args.down:
+        from bench.stack import stop_stack
+
+        stop_stack(purge=True)
+    if failed:
+        print(f"FAILED figures: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

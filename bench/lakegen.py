@@ -1,0 +1,97 @@
+"""Synthetic bronze (and silver history) for P3-P5, through the real decoder and bronze writer.
+
+Bronze is never hand-built: synthetic Kafka messages (``bench.synth``) go through
+``decode_batch`` and ``pipelines.bronze.writer.write_batch`` exactly as the lander does it, one
+batch per topic-partition chunk. A base lake is cached per size under ``BENCH_DATA`` (default
+/tmp/bench-data) since building it is setup, not the thing measured; work copies are hard-linked
+(bronze files and snapshots are immutable).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.synth import Chunk, Generator
+from pipelines.bronze.layout import BatchId
+from pipelines.bronze.writer import write_batch
+from pipelines.decode import decode_batch
+from pipelines.naming import QualifiedName
+
+TABLE = QualifiedName("bench", "events")
+DATA = Path(os.environ.get("BENCH_DATA", "/tmp/bench-data"))
+
+
+def land_chunk(lake: Path, chunk: Chunk, topic_prefix: str = "bench") -> int:
+    """Decode and write one chunk like the lander: one batch per topic; returns events landed."""
+    now = datetime.now(UTC)
+    landed = 0
+    for msgs in (chunk.table, chunk.tx):
+        if not msgs:
+            continue
+        d = decode_batch(msgs, ingested_at=now, topic_prefix=topic_prefix)
+        if d.quarantine.num_rows:
+            raise RuntimeError(
+                f"synthetic events quarantined: {d.quarantine.slice(0, 1).to_pylist()}"
+            )
+        batch = BatchId(msgs[0].topic, msgs[0].partition, msgs[0].offset, msgs[-1].offset)
+        w = write_batch(lake, batch, d.tables, d.transactions, d.quarantine, now)
+        landed += sum(w.rows.values())
+    return landed
+
+
+def generator(events: int) -> Generator:
+    """The stream for a lake of ``events``: 10 versions per key on average, 1 % deletes,
+    one transaction per ms of commit time (so the history spans events/5 ms)."""
+    return Generator(keys=max(events // 10, 10), tx_size=5, delete_every=100, tx_interval_us=1000)
+
+
+def append_events(lake: Path, gen: Generator, first: int, n: int, chunk: int = 50_000) -> int:
+    landed = 0
+    for start in range(first, first + n, chunk):
+        landed += land_chunk(lake, gen.chunk(start, min(chunk, first + n - start)))
+    return landed
+
+
+def base_lake(events: int, segments: int = 10, *, progress=print) -> Path:  # noqa: ANN001
+    """Bronze of ``events`` events in ``segments`` parts, an incremental compaction after each
+    (so silver has a snapshot history for time travel). Cached by size."""
+    from pipelines.silver import compact
+
+    lake = DATA / f"lake-{events}-{segments}"
+    if (lake / ".complete").exists():
+        return lake
+    shutil.rmtree(lake, ignore_errors=True)
+    gen = generator(events)
+    per = max(events // segments - (events // segments) % gen.tx_size, gen.tx_size)
+    done = 0
+    while done < events:
+        n = min(per, events - done)
+        n -= n % gen.tx_size
+        if n <= 0:
+            break
+        append_events(lake, gen, done, n)
+        done += n
+        compact(lake, TABLE, catalog=False)
+        progress(f"  base lake: {done:,}/{events:,} events landed and compacted")
+    (lake / ".complete").write_text(str(done))
+    return lake
+
+
+def work_copy(base: Path, name: str, *, silver: bool) -> Path:
+    """Hard-linked copy of a base lake's bronze (and silver when asked) to mutate freely."""
+    dst = DATA / name
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    parts = ["bronze"] + (["silver"] if silver else [])
+    for part in parts:
+        if (base / part).exists():
+            subprocess.run(["cp", "-al", str(base / part), str(dst / part)], check=True)
+    return dst
+
+
+def events_in(lake: Path) -> int:
+    return int((lake / ".complete").read_text())

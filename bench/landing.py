@@ -1,0 +1,170 @@
+"""P1 landing throughput (raw kafka-python fetch vs full bronze landing) and P6 landing memory.
+
+One backlog of N synthetic, real-shaped events is produced into a fresh topic pair on the private
+stack. Then, back to back on the same topics: the raw fetch-and-discard baseline, and the real
+lander (``pipelines.bronze.lander.land``) into a fresh lake while a thread samples this process's
+RSS every 0.25 s (P6: max and the slope of the curve). If landing is under 50,000 events/s, a
+short cProfile of each side names where the time goes.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from bench.common import Result, Target, rss_bytes
+from bench.kafkaload import delete_topics, produce, raw_fetch
+from bench.lakegen import DATA
+from bench.stack import ensure_stack
+from bench.synth import Generator
+from pipelines.bronze.lander import land
+
+
+class RssSampler(threading.Thread):
+    """Samples RSS of this process at a fixed interval until stopped."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.samples, self._halt = interval, [], threading.Event()
+        self.t0 = time.perf_counter()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.samples.append((time.perf_counter() - self.t0, rss_bytes()))
+            self._halt.wait(self.interval)
+
+    def stop(self) -> list[tuple[float, int]]:
+        self._halt.set()
+        self.join()
+        return self.samples
+
+
+def slope_mib_per_min(samples: list[tuple[float, int]]) -> float:
+    """Least-squares slope of RSS over time, second half of the run (after warm-up)."""
+    half = samples[len(samples) // 2 :]
+    if len(half) < 2:
+        return 0.0
+    n = len(half)
+    mx = sum(t for t, _ in half) / n
+    my = sum(r for _, r in half) / n
+    var = sum((t - mx) ** 2 for t, _ in half)
+    if var == 0:
+        return 0.0
+    cov = sum((t - mx) * (r - my) for t, r in half)
+    return cov / var * 60 / 2**20
+
+
+def top_functions(prof: cProfile.Profile, n: int = 8) -> list[str]:
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(n)
+    lines = [ln.strip() for ln in s.getvalue().splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("ncalls")), len(lines))
+    return [" ".join(ln.split()[1:2] + ln.split()[5:]) for ln in lines[start + 1 : start + 1 + n]]
+
+
+def run(events: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
+    p1 = Result("P1", "landing throughput", command, smoke=smoke)
+    p6 = Result("P6", "landing memory (backlog)", command, smoke=smoke)
+    base = ensure_stack(progress=None)
+    prefix = f"p1r{int(time.time())}"
+    lake = DATA / f"lake-{prefix}"
+    s = base.model_copy(update={"topic_prefix": prefix, "lake": lake})
+    gen = Generator(keys=max(events // 10, 10), tx_size=5, delete_every=100)
+    t0 = time.perf_counter()
+    counts = produce(s, gen, events)
+    t_produce = time.perf_counter() - t0
+    progress(f"  produced {sum(counts.values()):,} messages in {t_produce:.0f} s")
+    try:
+        n_raw, raw_bytes, t_raw = raw_fetch(s, s.batch_max_records)
+        progress(f"  raw fetch: {n_raw:,} records in {t_raw:.1f} s")
+        sampler = RssSampler()
+        rss0 = rss_bytes()
+        sampler.start()
+        res = land(s)
+        samples = sampler.stop()
+        progress(
+            f"  landed {res.events:,} events ({res.messages:,} messages) in {res.seconds:.1f} s"
+        )
+        raw_rate = n_raw / t_raw
+        land_msg_rate = res.messages / res.seconds
+        land_ev_rate = res.events / res.seconds
+        p1.params = p6.params = {
+            "events": events,
+            "messages": sum(counts.values()),
+            "value_bytes_avg": round(raw_bytes / max(n_raw, 1)),
+        }
+        p1.metrics = {
+            "raw_fetch_msgs_per_s": round(raw_rate),
+            "raw_fetch_mb_per_s": round(raw_bytes / t_raw / 1e6, 1),
+            "landing_msgs_per_s": round(land_msg_rate),
+            "landing_events_per_s": round(land_ev_rate),
+            "ratio_landing_to_raw": round(land_msg_rate / raw_rate, 3),
+            "raw_s": round(t_raw, 2),
+            "landing_s": round(res.seconds, 2),
+            "events_landed": res.events,
+            "files": res.files,
+            "quarantined": res.quarantined,
+            "produce_s": round(t_produce, 1),
+        }
+        p1.targets = [
+            Target("landing / raw fetch", round(land_msg_rate / raw_rate, 3), ">=", 0.8, "x"),
+            Target("landing rate", round(land_ev_rate), ">=", 50_000, "events/s"),
+        ]
+        rss_max = max((r for _, r in samples), default=rss0)
+        slope = slope_mib_per_min(samples)
+        p6.metrics = {
+            "rss_before_mib": round(rss0 / 2**20, 1),
+            "rss_max_mib": round(rss_max / 2**20, 1),
+            "rss_slope_mib_per_min_2nd_half": round(slope, 2),
+            "samples": len(samples),
+            "curve_mib": [
+                [round(t, 1), round(r / 2**20, 1)]
+                for t, r in samples[:: max(1, len(samples) // 40)]
+            ],
+        }
+        p6.targets = [
+            Target("max RSS while landing", round(rss_max / 2**20, 1), "<=", 1024, "MiB"),
+            Target("RSS slope (2nd half)", round(abs(slope), 2), "<=", 10, "MiB/min"),
+        ]
+        if events < 5_000_000:
+            p6.notes.append(
+                f"backlog of {events:,} events (not 5 M) on the shared machine; the "
+                "lander holds at most one poll (batch_max_records) in memory, so RSS "
+                "should not depend on backlog size -- the slope shows whether it does"
+            )
+        if not smoke and land_ev_rate < 50_000:
+            p1.notes += _profiles(s, base, prefix)
+        if res.events != events:
+            p1.notes.append(f"MISMATCH: produced {events} events, landed {res.events}")
+    finally:
+        delete_topics(s)
+        shutil.rmtree(lake, ignore_errors=True)
+    p1.notes.append(
+        "rates count Kafka messages (events + tombstones + BEGIN/END) for the ratio; "
+        "'landing rate' counts change events landed in bronze"
+    )
+    return [p1, p6]
+
+
+def _profiles(s, base, prefix: str) -> list[str]:  # noqa: ANN001
+    """cProfile ~15 s of raw fetch and of landing on the same topics (fresh lake)."""
+    notes = []
+    prof = cProfile.Profile()
+    prof.enable()
+    raw_fetch(s, s.batch_max_records, max_seconds=15)
+    prof.disable()
+    notes.append("profile raw fetch (tottime top): " + "; ".join(top_functions(prof, 6)))
+    lake2 = Path(str(s.lake) + "-prof")
+    s2 = s.model_copy(update={"lake": lake2})
+    prof = cProfile.Profile()
+    prof.enable()
+    land(s2, max_seconds=15)
+    prof.disable()
+    shutil.rmtree(lake2, ignore_errors=True)
+    notes.append("profile landing (tottime top): " + "; ".join(top_functions(prof, 8)))
+    return notes

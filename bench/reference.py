@@ -1,0 +1,81 @@
+"""Reference: Debezium's own rate into Kafka on this machine under a pgbench insert load.
+
+pgbench (2 clients, unthrottled) inserts into the captured ``bench.events`` for N seconds while
+the table topic's end offset is sampled every second; Debezium's rate is the offset growth over
+the load window, and the drain time is how long the topic keeps growing after pgbench stops.
+This is the source the pipeline's figures should be read against.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaConsumer, TopicPartition
+
+from bench import pgload
+from bench.common import Result, Target
+from bench.stack import ensure_stack
+from pipelines.naming import QualifiedName
+from pipelines.stack import topic_for
+
+
+def _end(c: KafkaConsumer, tp: TopicPartition) -> int:
+    return c.end_offsets([tp])[tp]
+
+
+def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
+    r = Result("REF", "Debezium rate into Kafka (pgbench)", command, smoke=smoke)
+    s = ensure_stack(progress=None)
+    topic = topic_for(s, QualifiedName("bench", "events"))
+    c = KafkaConsumer(bootstrap_servers=s.bootstrap_servers)
+    tp = TopicPartition(topic, 0)
+    try:
+        start_off = _end(c, tp)
+        proc = pgload.start(s, seconds)
+        t0 = time.perf_counter()
+        curve = []
+        while proc.poll() is None:
+            curve.append((time.perf_counter() - t0, _end(c, tp) - start_off))
+            time.sleep(1)
+        pg = pgload.finish(proc)
+        t_load = time.perf_counter() - t0
+        # drain: until every inserted row is in the topic (or 120 s)
+        deadline = time.perf_counter() + 120
+        while _end(c, tp) - start_off < pg["transactions"] and time.perf_counter() < deadline:
+            time.sleep(0.5)
+        t_drained = time.perf_counter() - t0
+        total = _end(c, tp) - start_off
+    finally:
+        c.close()
+    window = [(t, n) for t, n in curve if t >= 2]  # skip the first seconds of ramp-up
+    steady = (
+        (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]) if len(window) > 1 else None
+    )
+    r.params = {"seconds": seconds, "clients": 2, "rows_per_tx": 1}
+    r.metrics = {
+        "pgbench_tps": round(pg["tps"]),
+        "pgbench_transactions": pg["transactions"],
+        "debezium_events_per_s_during_load": round(steady) if steady else None,
+        "debezium_events_per_s_overall": round(total / t_drained),
+        "events_in_topic": total,
+        "drain_after_load_s": round(t_drained - t_load, 1),
+        "curve": [[round(t, 1), n] for t, n in curve],
+    }
+    r.targets = [
+        Target(
+            "inserts that reached the topic",
+            round(total / max(pg["transactions"], 1), 4),
+            ">=",
+            1.0,
+            "share",
+        )
+    ]
+    r.notes.append(
+        "no rate target in the brief: this is the source the pipeline reads; the check "
+        "is only that every committed insert reached Kafka (drain time shows the lag)"
+    )
+    if total < pg["transactions"]:
+        r.notes.append(
+            f"only {total} of {pg['transactions']} inserts reached the topic within 120 s"
+        )
+    return [r]
