@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from bench.common import RESULTS_DIR, Result, save
+from bench.lakegen import data_dir
 from bench.report import RESULTS_MD, print_table, write_markdown
 
 # figure id -> (module, default events, smoke events); one module may produce several figures
@@ -25,7 +26,6 @@ FIGURES: dict[str, tuple[str, int, int]] = {
     "P5": ("bench.timetravel", 1_000_000, 2_000),
     "REF": ("bench.reference", 30, 5),  # seconds of pgbench
 }
-SMOKE_DIR = Path(os.environ.get("BENCH_DATA", "/tmp/bench-data")) / "smoke-results"
 ALIASES = {"P4": "P3", "P6": "P1"}
 
 
@@ -70,7 +70,9 @@ def selected(only: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.smoke and args.results_dir == RESULTS_DIR:
-        args.results_dir = SMOKE_DIR  # smoke runs never overwrite the real figures
+        args.results_dir = (
+            data_dir() / "smoke-results"
+        )  # smoke runs never overwrite the real figures
     figures = selected(args.only)
     if args.no_stack:
         figures = [f for f in figures if f not in NEEDS_STACK]

@@ -7,6 +7,7 @@ regenerated from the files alone. Each target is checked here, once, with the ga
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -144,7 +145,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(q / 100 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
     return s[k]
 
 

@@ -11,6 +11,7 @@ bronze->silver, and end to end commit->silver, p50/p95/p99.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,8 +21,8 @@ import duckdb
 
 from bench import pgload
 from bench.common import Result, Target, percentile
-from bench.lakegen import DATA
-from bench.stack import PRIVATE_ENV, ensure_stack
+from bench.lakegen import data_dir
+from bench.stack import ensure_stack, stack_env
 from pipelines.bronze import files
 from pipelines.naming import QualifiedName
 from pipelines.silver import compact
@@ -39,8 +40,8 @@ def _wait_caught_up(lake, deadline: float) -> None:  # noqa: ANN001
 def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
     r = Result("P2", "freshness commit->silver", command, smoke=smoke)
     s = ensure_stack(progress=None)
-    lake = DATA / f"lake-p2-{int(time.time())}"
-    env = {**os.environ, **PRIVATE_ENV, "CHANGELAKE_LAKE": str(lake)}
+    lake = data_dir() / f"lake-p2-{int(time.time())}"
+    env = {**os.environ, **stack_env(), "CHANGELAKE_LAKE": str(lake)}
     lander = subprocess.Popen(
         [
             sys.executable,
@@ -87,6 +88,7 @@ def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print)
         except subprocess.TimeoutExpired:
             lander.kill()
     lat = _latencies(lake, start, publishes)
+    shutil.rmtree(lake, ignore_errors=True)
     e2e, c2b, b2s = lat["e2e"], lat["c2b"], lat["b2s"]
     r.params = {
         "seconds": seconds,

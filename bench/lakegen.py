@@ -22,7 +22,11 @@ from pipelines.decode import decode_batch
 from pipelines.naming import QualifiedName
 
 TABLE = QualifiedName("bench", "events")
-DATA = Path(os.environ.get("BENCH_DATA", "/tmp/bench-data"))
+
+
+def data_dir() -> Path:
+    """Where generated lakes live (``BENCH_DATA``, default /tmp/bench-data)."""
+    return Path(os.environ.get("BENCH_DATA", "/tmp/bench-data"))
 
 
 def land_chunk(lake: Path, chunk: Chunk, topic_prefix: str = "bench") -> int:
@@ -61,7 +65,7 @@ def base_lake(events: int, segments: int = 10, *, progress=print) -> Path:  # no
     (so silver has a snapshot history for time travel). Cached by size."""
     from pipelines.silver import compact
 
-    lake = DATA / f"lake-{events}-{segments}"
+    lake = data_dir() / f"lake-{events}-{segments}"
     if (lake / ".complete").exists():
         return lake
     shutil.rmtree(lake, ignore_errors=True)
@@ -83,7 +87,7 @@ def base_lake(events: int, segments: int = 10, *, progress=print) -> Path:  # no
 
 def work_copy(base: Path, name: str, *, silver: bool) -> Path:
     """Hard-linked copy of a base lake's bronze (and silver when asked) to mutate freely."""
-    dst = DATA / name
+    dst = data_dir() / name
     shutil.rmtree(dst, ignore_errors=True)
     dst.mkdir(parents=True)
     parts = ["bronze"] + (["silver"] if silver else [])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.common import Result, Target, rss_bytes
 from bench.kafkaload import delete_topics, produce, raw_fetch
-from bench.lakegen import DATA
+from bench.lakegen import data_dir
 from bench.stack import ensure_stack
 from bench.synth import Generator
 from pipelines.bronze.lander import land
@@ -72,7 +72,7 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
     p6 = Result("P6", "landing memory (backlog)", command, smoke=smoke)
     base = ensure_stack(progress=None)
     prefix = f"p1r{int(time.time())}"
-    lake = DATA / f"lake-{prefix}"
+    lake = data_dir() / f"lake-{prefix}"
     s = base.model_copy(update={"topic_prefix": prefix, "lake": lake})
     gen = Generator(keys=max(events // 10, 10), tx_size=5, delete_every=100)
     t0 = time.perf_counter()

@@ -45,9 +45,24 @@ CREATE TABLE IF NOT EXISTS bench.events (
 """
 
 
+def use_env_stack() -> bool:
+    """``BENCH_USE_ENV_STACK=1``: run against the stack the environment already points at (the
+    pytest ``stack`` fixture) instead of starting the private one."""
+    return os.environ.get("BENCH_USE_ENV_STACK") == "1"
+
+
 def private_env() -> dict[str, str]:
     """Put the private stack's settings into this process's environment (and children's)."""
+    if use_env_stack():
+        return stack_env()
     os.environ.update(PRIVATE_ENV)
+    return dict(PRIVATE_ENV)
+
+
+def stack_env() -> dict[str, str]:
+    """The CHANGELAKE_* variables a child process needs to reach the same stack."""
+    if use_env_stack():
+        return {k: v for k, v in os.environ.items() if k.startswith("CHANGELAKE_")}
     return dict(PRIVATE_ENV)
 
 
@@ -70,6 +85,8 @@ def ensure_stack(progress=print) -> Settings:  # noqa: ANN001
     from pipelines.stack.postgres import app_connect
 
     s = settings()
+    if use_env_stack():  # already up; the caller captured bench.events (BENCH_DDL)
+        return s
     s.home.mkdir(parents=True, exist_ok=True)
     _seed_jars(s.home)
     lifecycle.up(s, progress=progress)
