@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from pipelines.naming import QualifiedName, quote_ident, quote_literal
@@ -43,7 +44,9 @@ def base_for(lake: Path, table: QualifiedName, ts: datetime) -> snapshots.Manife
     return best
 
 
-def as_of_query(lake: Path, table: QualifiedName, ts: datetime) -> str:
+def as_of_query(
+    con: duckdb.DuckDBPyConnection, lake: Path, table: QualifiedName, ts: datetime
+) -> str:
     """The SQL for ``as_of`` (also what the catalog macros expand to for a fixed snapshot)."""
     base = base_for(lake, table, ts)
     files = bronze_io.table_files(lake, table)
@@ -59,11 +62,7 @@ def as_of_query(lake: Path, table: QualifiedName, ts: datetime) -> str:
         if base_rel is None:
             raise NoSilverData(f"no silver snapshot or bronze events for {table}")
         return f"SELECT * FROM {base_rel}"  # noqa: S608
-    con = connect()
-    try:
-        new_cols = bronze_io.source_columns(con, todo)
-    finally:
-        con.close()
+    new_cols = bronze_io.source_columns(con, todo)
     cols += [c for c in new_cols if c not in cols]
     key = base.key if base else bronze_io.key_columns(lake, table)
     tx = bronze_io.transaction_files(lake)
@@ -88,10 +87,9 @@ def as_of(
     """The table as committed at ``instant``; ``where`` is the caller's own filter (run on a
     connection that can read only: external access limited to the lake, no writes)."""
     lake, qn = lake_of(settings_or_lake), as_table(table)
-    sql = as_of_query(lake, qn, to_instant(instant))
     con = connect()
     try:
-        rel = con.sql(sql)
+        rel = con.sql(as_of_query(con, lake, qn, to_instant(instant)))
         if where:
             con.execute(f"SET allowed_directories = [{quote_literal(str(lake))}]")
             con.execute("SET enable_external_access = false")
