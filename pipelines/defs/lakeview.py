@@ -39,9 +39,9 @@ def summarize_parquet(
         described = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()  # noqa: S608
         rows = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]  # noqa: S608
         order = f" ORDER BY {order_by}" if order_by else ""
-        preview = con.execute(
-            f"SELECT * FROM {src}{order} LIMIT {PREVIEW_ROWS}"  # noqa: S608
-        ).fetch_arrow_table()
+        cur = con.execute(f"SELECT * FROM {src}{order} LIMIT {PREVIEW_ROWS}")  # noqa: S608
+        columns = [d[0] for d in cur.description]
+        preview = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
     schema = dg.TableSchema(
         columns=[
             dg.TableColumn(name=name, type=str(dtype), constraints=None)
@@ -51,7 +51,7 @@ def summarize_parquet(
     return {
         "dagster/row_count": dg.MetadataValue.int(int(rows)),
         "dagster/column_schema": schema,
-        "preview": dg.MetadataValue.md(markdown_table(preview.to_pylist(), preview.column_names)),
+        "preview": dg.MetadataValue.md(markdown_table(preview, columns)),
     }
 
 

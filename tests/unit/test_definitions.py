@@ -143,3 +143,22 @@ def test_reconcile_compares_only_identically_rendered_columns() -> None:
     assert plan.compared == ["id", "name"]
     assert set(plan.skipped) == {"price", "at", "gone"}
     assert QualifiedName.parse("shop.orders").schema == "shop"
+
+
+def test_summary_of_parquet_has_count_schema_and_newest_rows_first(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.defs.lakeview import summarize_parquet
+
+    for i in range(2):
+        part = pa.table(
+            {"id": [i * 10 + k for k in range(10)], "name": [f"n|{k}" for k in range(10)]}
+        )
+        pq.write_table(part, tmp_path / f"p{i}.parquet")
+    meta = summarize_parquet(sorted(tmp_path.glob("*.parquet")), order_by="id DESC")
+    assert meta["dagster/row_count"].value == 20
+    assert [c.name for c in meta["dagster/column_schema"].columns] == ["id", "name"]
+    preview = meta["preview"].value.splitlines()
+    assert len(preview) == 2 + 5 and preview[2].startswith("| 19 |")
+    assert summarize_parquet([]) == {"dagster/row_count": 0}
