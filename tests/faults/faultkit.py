@@ -1,0 +1,344 @@
+"""Helpers of the fault suite: a private lake, the lander as a killable subprocess, topic
+accounting (exactly once), silver-vs-PostgreSQL comparison and slot lag.
+
+Everything here reads the real stack (PostgreSQL, Kafka, Debezium) and the real lake; nothing
+is faked. The checks are written so that a lost, duplicated or invented event makes them fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from kafka import KafkaConsumer, TopicPartition
+
+from pipelines.bronze import landed_offsets
+from pipelines.bronze.layout import list_lake
+from pipelines.bronze.reader import files
+from pipelines.config import REPO_ROOT, Settings
+from pipelines.naming import QualifiedName, quote_ident, quote_literal
+
+CRASH_POINTS = ("mid_write", "before_rename", "after_rename", "before_commit")
+
+
+def lake_settings(stack, lake: Path, tables: list[QualifiedName]) -> Settings:  # noqa: ANN001
+    """The session stack's settings with a private lake and only ``tables`` captured."""
+    fields = stack.settings.model_dump()
+    fields.update(lake=lake, tables=tuple(str(t) for t in tables))
+    return Settings(**fields)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment that makes a subprocess build the same Settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANGELAKE_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if name == "tables":
+            value = ",".join(value)
+        env[f"CHANGELAKE_{name.upper()}"] = str(value)
+    return env
+
+
+@dataclass
+class LanderRun:
+    """One lander subprocess: how it ended and, if it finished, its LandingResult as JSON."""
+
+    how: str  # "crash_at:<point>", "sigkill", "clean"
+    returncode: int
+    result: dict | None
+    stderr_tail: str
+
+    @property
+    def killed(self) -> bool:
+        return self.returncode == -signal.SIGKILL
+
+
+def start_lander(
+    settings: Settings, *, crash_at: str | None = None, skip: int = 0, max_seconds: float = 60
+) -> subprocess.Popen:
+    """``python -m pipelines.bronze --follow`` as a subprocess (optionally with a crash point)."""
+    env = settings_env(settings)
+    if crash_at:
+        env.update(CHANGELAKE_CRASH_AT=crash_at, CHANGELAKE_CRASH_SKIP=str(skip))
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.bronze", "--follow", "--max-seconds", str(max_seconds)],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_lander(proc: subprocess.Popen, how: str, *, timeout: float = 120) -> LanderRun:
+    """Wait for the subprocess; parse its JSON result when it ended normally."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"lander hung: {err[-2000:]}") from None
+    result = None
+    if proc.returncode == 0 and out.strip():
+        result = json.loads(out.strip().splitlines()[-1])
+    return LanderRun(how, proc.returncode, result, err[-3000:])
+
+
+def sigkill(proc: subprocess.Popen) -> None:
+    """SIGKILL the lander we started (by its own pid), if it still runs."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+
+
+# --- Kafka: what the topics hold --------------------------------------------------------------
+
+
+@dataclass
+class TopicContent:
+    """Offsets of one topic-partition: all of them and which are tombstones."""
+
+    offsets: list[int] = field(default_factory=list)
+    tombstones: set[int] = field(default_factory=set)
+
+
+def read_topics(settings: Settings, topics: list[str]) -> dict[tuple[str, int], TopicContent]:
+    """Every record's offset (values dropped at once: big rows must not pile up in memory)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.max_message_bytes + 1024 * 1024,
+        fetch_max_bytes=settings.max_message_bytes + 1024 * 1024,
+    )
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or []]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        out = {(tp.topic, tp.partition): TopicContent() for tp in tps}
+        deadline = time.monotonic() + 120
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            assert time.monotonic() < deadline, "reading topics took over 120 s"
+            for tp, recs in consumer.poll(timeout_ms=1000).items():
+                c = out[(tp.topic, tp.partition)]
+                for r in recs:
+                    if r.offset >= end[tp]:
+                        continue
+                    c.offsets.append(r.offset)
+                    if r.value is None:
+                        c.tombstones.add(r.offset)
+        return out
+    finally:
+        consumer.close()
+
+
+def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or []]
+        return {(tp.topic, tp.partition): o for tp, o in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+# --- the lake: what landed -----------------------------------------------------------------
+
+
+def lake_coordinates(lake: Path) -> Counter:
+    """(topic, partition, offset) of every bronze row and quarantined message, counted."""
+    listing = list_lake(lake)
+    assert not listing.incomplete, f"incomplete batches left: {list(listing.incomplete)[:3]}"
+    assert not listing.temp_files, f"temp files left: {listing.temp_files[:3]}"
+    got: Counter = Counter()
+    for path in sorted((lake / "bronze").rglob("*.parquet")):
+        t = pq.read_table(path, columns=["_topic", "_partition", "_offset"])
+        got.update(zip(*(t.column(i).to_pylist() for i in range(3)), strict=True))
+    for path in sorted((lake / "quarantine").rglob("*.parquet")):
+        t = pq.read_table(path, columns=["topic", "partition", "offset"])
+        got.update(zip(*(t.column(i).to_pylist() for i in range(3)), strict=True))
+    return got
+
+
+@dataclass
+class OnceReport:
+    """Result of the exactly-once accounting of some topics against the lake."""
+
+    offsets: int = 0  # non-tombstone records accounted for
+    tombstones: int = 0
+    duplicated: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+    tombstones_landed: list = field(default_factory=list)
+    invented: list = field(default_factory=list)
+
+
+def exactly_once(
+    settings: Settings, lake: Path, topics: list[str], growing: tuple[str, ...] = ()
+) -> OnceReport:
+    """Every non-tombstone offset exactly once in bronze or quarantine; tombstones never.
+
+    ``missing`` also lists offsets past the landed offset that exist in the topic (callers land
+    until caught up first, so anything there is a gap), except for ``growing`` topics (the
+    transaction topic keeps taking heartbeat transactions): those are checked up to the landed
+    offset.
+    """
+    content = read_topics(settings, topics)
+    got = lake_coordinates(lake)
+    landed = landed_offsets(lake)
+    rep = OnceReport()
+    for (topic, part), c in content.items():
+        if topic in growing:
+            cut = landed.get((topic, part), -1)
+            c.offsets = [o for o in c.offsets if o <= cut]
+            c.tombstones = {o for o in c.tombstones if o <= cut}
+        expected = set(c.offsets) - c.tombstones
+        rep.offsets += len(expected)
+        rep.tombstones += len(c.tombstones)
+        have = {o: n for (t, p, o), n in got.items() if t == topic and p == part}
+        rep.duplicated.update({(topic, part, o): n for o, n in have.items() if n > 1})
+        rep.missing += [(topic, part, o) for o in sorted(expected - set(have))][:20]
+        rep.tombstones_landed += [(topic, part, o) for o in sorted(c.tombstones & set(have))]
+        rep.invented += [(topic, part, o) for o in sorted(set(have) - set(c.offsets))]
+        if c.offsets:
+            last = landed.get((topic, part), -1)
+            if last < max(c.offsets):
+                rep.missing.append((topic, part, f"landed only up to {last} of {max(c.offsets)}"))
+    return rep
+
+
+def bronze_duplicates(lake: Path, table: QualifiedName, key: list[str]) -> int:
+    """Change events present more than once in bronze (same key, LSNs, op): Connect replays."""
+    paths = [str(p) for p in files(lake, table)]
+    if not paths:
+        return 0
+    k = ", ".join(quote_ident(c) for c in [*key, "_commit_lsn", "_lsn", "_op"])
+    with duckdb.connect() as con:
+        con.execute("SET threads = 1")
+        con.register("ev", con.read_parquet(paths, union_by_name=True))
+        n = con.execute(
+            f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {k} FROM ev)) FROM ev"  # noqa: S608
+        ).fetchone()[0]
+    return int(n)
+
+
+# --- silver vs PostgreSQL -----------------------------------------------------------------
+
+
+def silver_glob(lake: Path, table: QualifiedName) -> str:
+    return str(lake / "silver" / table.path / "current" / "*.parquet")
+
+
+def pg_table(conn, table: QualifiedName) -> tuple[list[str], pa.Table]:  # noqa: ANN001
+    """Current PostgreSQL rows of ``table`` (catalog column order) as Arrow.
+
+    json/jsonb are read as their text (what Debezium ships and silver stores)."""
+    attrs = conn.execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (table.sql,),
+    ).fetchall()
+    cols = [a for a, _ in attrs]
+    exprs = [
+        f"{quote_ident(a)}::text" if t in ("json", "jsonb") else quote_ident(a) for a, t in attrs
+    ]
+    conn.execute("SET TimeZone = 'UTC'")
+    rows = conn.execute(f"SELECT {', '.join(exprs)} FROM {table.sql}").fetchall()  # noqa: S608
+    data = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+    return cols, pa.table(data) if rows else pa.table({c: pa.array([], pa.null()) for c in cols})
+
+
+@dataclass
+class SilverDiff:
+    pg_rows: int
+    silver_rows: int
+    only_pg: list
+    only_silver: list
+    silver_dup_keys: int
+
+
+def silver_vs_pg(conn, lake: Path, table: QualifiedName, key: list[str]) -> SilverDiff:  # noqa: ANN001
+    """Row-for-row comparison (EXCEPT ALL both ways) on PostgreSQL's current columns."""
+    cols, pg = pg_table(conn, table)
+    sel = ", ".join(quote_ident(c) for c in cols)
+    k = ", ".join(quote_ident(c) for c in key)
+    with duckdb.connect() as con:
+        con.execute("SET threads = 1; SET TimeZone = 'UTC'")
+        con.register("pg_rows", pg)
+        src = f"read_parquet({quote_literal(silver_glob(lake, table))})"
+        con.execute(f"CREATE TEMP VIEW silver_rows AS SELECT {sel} FROM {src}")  # noqa: S608
+        only_pg = con.execute(
+            "SELECT * FROM pg_rows EXCEPT ALL SELECT * FROM silver_rows LIMIT 5"
+        ).fetchall()
+        only_silver = con.execute(
+            "SELECT * FROM silver_rows EXCEPT ALL SELECT * FROM pg_rows LIMIT 5"
+        ).fetchall()
+        n_silver = con.execute("SELECT count(*) FROM silver_rows").fetchone()[0]
+        dups = con.execute(
+            f"SELECT count(*) - count(DISTINCT ({k})) FROM silver_rows"  # noqa: S608
+        ).fetchone()[0]
+    return SilverDiff(pg.num_rows, n_silver, only_pg, only_silver, int(dups))
+
+
+# --- PostgreSQL: replication slot ------------------------------------------------------------
+
+
+def slot_position(conn, slot: str) -> tuple[int, int]:  # noqa: ANN001
+    """(current WAL LSN, slot confirmed_flush_lsn) as integers."""
+    cur, flushed = conn.execute(
+        "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, confirmed_flush_lsn - '0/0'::pg_lsn "
+        "FROM pg_replication_slots WHERE slot_name = %s",
+        (slot,),
+    ).fetchone()
+    return int(cur), int(flushed)
+
+
+def wait_streamed(conn, slot: str, timeout: float = 120) -> float:  # noqa: ANN001
+    """Wait until Debezium confirmed everything written so far (Kafka has it); seconds taken."""
+    t0 = time.monotonic()
+    target, _ = slot_position(conn, slot)
+    while True:
+        _, flushed = slot_position(conn, slot)
+        if flushed >= target:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"slot {slot} confirmed {flushed} < {target} after {timeout}s")
+        time.sleep(0.5)
+
+
+def files_outside(root: Path, lake: Path) -> list[Path]:
+    """Files under ``root`` that are not inside ``lake`` (resolved, symlinks followed)."""
+    lake = lake.resolve()
+    out = []
+    for p in root.rglob("*"):
+        rp = p.resolve()
+        if p.is_file() and lake not in rp.parents:
+            out.append(p)
+    return out
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+FIGURES = REPO_ROOT / "bench" / "results" / "faults.json"
+
+
+def record_figures(section: str, data: dict) -> None:
+    """Merge one test's figures into bench/results/faults.json (each test owns a section)."""
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        doc = json.loads(FIGURES.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        doc = {}
+    doc[section] = data
+    doc["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    tmp = FIGURES.with_name(f".{FIGURES.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(FIGURES)

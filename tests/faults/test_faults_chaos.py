@@ -1,0 +1,232 @@
+"""Crashes, restarts and schema changes under a concurrent write workload (issue 8, items 1-3).
+
+One compact scenario on the session stack: three psycopg writers run multi-statement
+transactions on ``faults.accounts`` and ``faults.ledger`` while the suite
+* SIGKILLs the lander (``python -m pipelines.bronze --follow``) at random points -- a random
+  ``CHANGELAKE_CRASH_AT`` with a random skip, or an external SIGKILL after a random delay --
+  at least ``MIN_KILLS`` times;
+* SIGKILLs Kafka Connect (Debezium replays from its last flushed offset), restarts Connect
+  gracefully, restarts the Kafka broker and restarts PostgreSQL, each with a lander running;
+* adds a column, drops a column, widens int -> bigint and starts capturing a new table.
+At the end silver must equal PostgreSQL row for row (EXCEPT ALL both ways empty, no duplicate
+keys) and every Kafka offset must be in bronze or quarantine exactly once, tombstones never.
+Reproduce a run with ``CHANGELAKE_FAULTS_SEED=<seed printed in the failure/figures>``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections import Counter
+
+import pytest
+from faultkit import (
+    CRASH_POINTS,
+    bronze_duplicates,
+    exactly_once,
+    finish_lander,
+    lake_settings,
+    record_figures,
+    sigkill,
+    silver_vs_pg,
+    start_lander,
+    wait_streamed,
+)
+from workload import ACCOUNTS, DDL, LATE, LATE_DDL, LEDGER, Workload
+
+from pipelines.bronze.lander import land
+from pipelines.bronze.topics import topic_for, transaction_topic
+from pipelines.silver import compact
+from pipelines.stack import connect as connect_proc
+from pipelines.stack import restart_component, wait_connector_running
+from pipelines.stack.layout import Layout
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+MIN_KILLS = 10
+ACTIONS = (
+    "connect_sigkill",
+    "add_column",
+    "kafka_restart",
+    "drop_column",
+    "widen_int_bigint",
+    "postgres_restart",
+    "capture_new_table",
+    "connect_restart",
+)
+
+
+class Chaos:
+    """State of the scenario: tables landed, faults done, lander runs."""
+
+    def __init__(self, stack, lake, rnd: random.Random, workload: Workload) -> None:  # noqa: ANN001
+        self.stack, self.lake, self.rnd, self.wl = stack, lake, rnd, workload
+        self.tables = [ACCOUNTS, LEDGER]
+        self.faults: Counter = Counter()
+        self.runs: list[dict] = []
+        self.lander_errors: list[str] = []
+
+    def settings(self):  # noqa: ANN201
+        return lake_settings(self.stack, self.lake, self.tables)
+
+    def _note(self, run) -> None:  # noqa: ANN001
+        self.runs.append({"how": run.how, "rc": run.returncode, "result": run.result})
+        if run.killed:
+            self.faults["lander_sigkill"] += 1
+            self.faults[f"lander_{run.how.split(' ')[0]}"] += 1
+        elif run.returncode != 0:
+            self.lander_errors.append(f"{run.how} rc={run.returncode}: {run.stderr_tail}")
+
+    def kill_episode(self) -> None:
+        """One lander run ended by SIGKILL: at a crash point, or from outside after a delay."""
+        if self.rnd.random() < 0.5:
+            point, skip = self.rnd.choice(CRASH_POINTS), self.rnd.randint(0, 3)
+            proc = start_lander(self.settings(), crash_at=point, skip=skip, max_seconds=8)
+            self._note(finish_lander(proc, f"crash_at:{point}"))
+        else:
+            proc = start_lander(self.settings(), max_seconds=60)
+            time.sleep(self.rnd.uniform(1.5, 5.0))
+            sigkill(proc)
+            self._note(finish_lander(proc, "external_sigkill"))
+
+    def fault(self, action: str) -> None:
+        """Inject one stack fault or schema change while a lander runs, then SIGKILL it."""
+        proc = start_lander(self.settings(), max_seconds=300)
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        settings = self.stack.settings
+        with self.stack.pg() as conn:
+            if action == "connect_sigkill":
+                pid = connect_proc.pid(Layout.of(settings))
+                assert pid, "Kafka Connect is not running"
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(2)
+                restart_component(settings, "connect")
+            elif action == "connect_restart":
+                restart_component(settings, "connect")
+            elif action == "kafka_restart":
+                restart_component(settings, "kafka")
+                wait_connector_running(settings, timeout=120)
+            elif action == "postgres_restart":
+                conn.close()
+                restart_component(settings, "postgres")
+                wait_connector_running(settings, timeout=120)
+            elif action == "add_column":
+                conn.execute(f"ALTER TABLE {ACCOUNTS.sql} ADD COLUMN tag text")
+                self.wl.flags.tagged = True
+            elif action == "drop_column":
+                conn.execute(f"ALTER TABLE {ACCOUNTS.sql} DROP COLUMN note")
+            elif action == "widen_int_bigint":
+                conn.execute(f"ALTER TABLE {LEDGER.sql} ALTER COLUMN amount TYPE bigint")
+                self.wl.flags.wide = True
+            elif action == "capture_new_table":
+                self.stack.capture(LATE_DDL, str(LATE))
+                self.tables.append(LATE)
+                self.wl.flags.late = True
+            else:
+                raise ValueError(action)
+        self.faults[action] += 1
+        self.faults[f"{action}_seconds"] = round(time.monotonic() - t0, 1)
+        time.sleep(1.0)
+        sigkill(proc)
+        self._note(finish_lander(proc, f"sigkill_after_{action}"))
+
+
+def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path) -> None:  # noqa: ANN001
+    seed = int(os.environ.get("CHANGELAKE_FAULTS_SEED") or random.randrange(1 << 30))
+    rnd = random.Random(seed)
+    t_start = time.monotonic()
+    stack.capture(DDL, str(ACCOUNTS), str(LEDGER))
+    wl = Workload(stack.settings.pg_dsn(), threads=3, pace_s=0.06, seed=seed)
+    wl.seed_rows()
+    chaos = Chaos(stack, tmp_path / "lake", rnd, wl)
+    wl.start()
+    compactions = 0
+    try:
+        actions = list(ACTIONS)
+        rnd.shuffle(actions)
+        # the late table must exist before the workload can write it; everything else is free
+        for action in actions:
+            chaos.kill_episode()
+            chaos.fault(action)
+            if chaos.faults["lander_sigkill"] % 3 == 0:  # incremental silver while faults go on
+                for t in chaos.tables:
+                    compact(chaos.lake, t, catalog=False)
+                compactions += 1
+        while chaos.faults["lander_sigkill"] < MIN_KILLS:
+            chaos.kill_episode()
+    finally:
+        stats = wl.stop()
+    assert not stats.errors, f"workload hit unexpected errors: {stats.errors[:5]}"
+    assert stats.commits > 100, f"workload committed only {stats.commits} transactions"
+
+    settings = chaos.settings()
+    with stack.pg() as conn:
+        drain_s = wait_streamed(conn, settings.slot_name)
+    final = land(settings)
+    assert final.lag and all(v == 0 for k, v in final.lag.items() if "transaction" not in k)
+
+    topics = [topic_for(settings, t) for t in chaos.tables]
+    tx = transaction_topic(settings)
+    once = exactly_once(settings, chaos.lake, [*topics, tx], growing=(tx,))
+
+    keys = {ACCOUNTS: ["id"], LEDGER: ["id"], LATE: ["k"]}
+    diffs, bronze_dups = {}, {}
+    with stack.pg() as conn:
+        for t in chaos.tables:
+            compact(chaos.lake, t)
+            diffs[str(t)] = silver_vs_pg(conn, chaos.lake, t, keys[t])
+            bronze_dups[str(t)] = bronze_duplicates(chaos.lake, t, keys[t])
+
+    rows_lost = sum(len(d.only_pg) for d in diffs.values()) + len(once.missing)
+    record_figures(
+        "chaos",
+        {
+            "seed": seed,
+            "faults_injected": dict(chaos.faults),
+            "lander_kills": chaos.faults["lander_sigkill"],
+            "lander_runs": len(chaos.runs),
+            "lander_runs_ending_in_error": len(chaos.lander_errors),
+            "workload": {
+                "commits": stats.commits,
+                "rollbacks": stats.rollbacks,
+                "reconnects": stats.reconnects,
+            },
+            "events_in_topics": once.offsets,
+            "tombstones_in_topics": once.tombstones,
+            "final_land": {
+                "events": final.events,
+                "messages": final.messages,
+                "quarantined": final.quarantined,
+                "seconds": round(final.seconds, 1),
+            },
+            "drain_seconds": round(drain_s, 1),
+            "incremental_compactions_during_faults": compactions,
+            "duplicates_in_bronze": bronze_dups,
+            "duplicated_offsets_in_lake": len(once.duplicated),
+            "duplicates_in_silver": {k: d.silver_dup_keys for k, d in diffs.items()},
+            "rows_lost": rows_lost,
+            "silver_rows": {k: d.silver_rows for k, d in diffs.items()},
+            "postgres_rows": {k: d.pg_rows for k, d in diffs.items()},
+            "only_in_postgres": {k: len(d.only_pg) for k, d in diffs.items()},
+            "only_in_silver": {k: len(d.only_silver) for k, d in diffs.items()},
+            "seconds": round(time.monotonic() - t_start, 1),
+        },
+    )
+
+    assert not chaos.lander_errors, (
+        f"lander ended in error (seed {seed}): {chaos.lander_errors[:2]}"
+    )
+    assert chaos.faults["lander_sigkill"] >= MIN_KILLS
+    assert not once.duplicated, f"offsets landed twice (seed {seed}): {list(once.duplicated)[:5]}"
+    assert not once.missing, f"offsets never landed (seed {seed}): {once.missing[:5]}"
+    assert not once.tombstones_landed and not once.invented
+    for name, d in diffs.items():
+        assert d.silver_dup_keys == 0, f"{name}: duplicate keys in silver (seed {seed})"
+        assert not d.only_pg and not d.only_silver, (
+            f"{name} (seed {seed}): only in PostgreSQL {d.only_pg}, only in silver {d.only_silver}"
+        )
+        assert d.pg_rows == d.silver_rows
+    assert diffs[str(ACCOUNTS)].pg_rows > 0 and diffs[str(LATE)].pg_rows > 0
