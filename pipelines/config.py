@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # --- landing ----------------------------------------------------------------------------
     batch_max_records: int = 50_000
 
+    # --- silver -------------------------------------------------------------------------------
+    silver_keep_snapshots: int = 5  # ``retain`` keeps the newest N (and always ``current``)
+
     @field_validator("tables", mode="before")
     @classmethod
     def _split_tables(cls, value: object) -> object:

@@ -26,7 +26,7 @@ def retain(
     lake = lake_of(settings_or_lake)
     if keep_last is None:
         keep_last = (
-            getattr(settings_or_lake, "silver_keep_snapshots", DEFAULT_KEEP_LAST)
+            settings_or_lake.silver_keep_snapshots
             if isinstance(settings_or_lake, Settings)
             else DEFAULT_KEEP_LAST
         )
