@@ -1,0 +1,199 @@
+"""Build the bronze Arrow table for one group of change events that share a Debezium schema.
+
+Source columns come from ``after`` (``before`` for deletes; NULL for truncates), each built as
+one Arrow array per column. The metadata columns follow docs/design.md. ``_commit_lsn`` is the
+first element of ``source.sequence`` (``[lastCommitLsn, lsn]``) -- see docs/decode.md for why
+that is the right ordering key across transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.decode import RawMessage
+from pipelines.decode.envelope import EnvelopePlan
+from pipelines.decode.types import PLACEHOLDER, PLACEHOLDER_B64, SchemaMismatch
+
+UTC_US = pa.timestamp("us", "UTC")
+METADATA = pa.schema(
+    [
+        ("_op", pa.string()),
+        ("_source_ts", UTC_US),
+        ("_lsn", pa.int64()),
+        ("_commit_lsn", pa.int64()),
+        ("_tx_id", pa.int64()),
+        ("_tx_order", pa.int64()),
+        ("_snapshot", pa.string()),
+        ("_topic", pa.string()),
+        ("_partition", pa.int32()),
+        ("_offset", pa.int64()),
+        ("_kafka_ts", pa.timestamp("ms", "UTC")),
+        ("_ingested_at", UTC_US),
+        ("_unavailable", pa.list_(pa.string())),
+    ]
+)
+_EMPTY: dict = {}
+_UNAVAILABLE = (PLACEHOLDER, PLACEHOLDER_B64)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change message and its parsed payload."""
+
+    msg: RawMessage
+    payload: dict
+
+
+def _is_placeholder(v: object) -> bool:
+    """Debezium's unchanged-TOAST marker: the text, its bytes (base64), or a 1-list of either."""
+    if v.__class__ is str:
+        return v in _UNAVAILABLE
+    if v.__class__ is list and len(v) == 1:
+        return v[0].__class__ is str and v[0] in _UNAVAILABLE
+    return False
+
+
+def _row_columns(plan: EnvelopePlan, rows: list[dict], unavailable: list[list[str]] | None):
+    """One Arrow array per source column; placeholders become NULL (recorded if asked)."""
+    arrays = []
+    for col in plan.columns:
+        values = [r.get(col.name) for r in rows]
+        if col.toastable:
+            hits = [i for i, v in enumerate(values) if _is_placeholder(v)]
+            for i in hits:
+                values[i] = None
+                if unavailable is not None:
+                    unavailable[i].append(col.name)
+        try:
+            arrays.append(col.convert(values))
+        except SchemaMismatch as exc:
+            raise SchemaMismatch(f"column {col.name!r}: {exc}") from None
+    return arrays
+
+
+def _int_or_none(v: object) -> int | None:
+    return int(v) if v is not None else None
+
+
+def build_group(plan: EnvelopePlan, events: list[Event], ingested_at: datetime) -> pa.Table:
+    """The bronze rows of ``events`` (one Debezium schema, one source table)."""
+    n = len(events)
+    payloads = [e.payload for e in events]
+    ops = [p["op"] for p in payloads]
+    rows = [(p.get("before") if p["op"] == "d" else p.get("after")) or _EMPTY for p in payloads]
+    unavailable: list[list[str]] = [[] for _ in range(n)]
+    source_arrays = _row_columns(plan, rows, unavailable)
+
+    befores = [p.get("before") for p in payloads]
+    has_before = [b is not None for b in befores]
+    before_arrays = _row_columns(plan, [b or _EMPTY for b in befores], None)
+    before = (
+        pa.StructArray.from_arrays(
+            before_arrays, fields=list(plan.row_type), mask=pa.array([not b for b in has_before])
+        )
+        if plan.columns
+        else pa.nulls(n, pa.struct([]))
+    )
+
+    sources = [p["source"] for p in payloads]
+    txs = [p.get("transaction") or _EMPTY for p in payloads]
+    source_ts = [
+        s.get("ts_us") if s.get("ts_us") is not None else _ms_to_us(s.get("ts_ms")) for s in sources
+    ]
+    msgs = [e.msg for e in events]
+    meta = [
+        pa.array(ops, pa.string()),
+        pa.array(source_ts, pa.int64()).cast(UTC_US),
+        pa.array([_int_or_none(s.get("lsn")) for s in sources], pa.int64()),
+        pa.array([_commit_lsn(s.get("sequence")) for s in sources], pa.int64()),
+        pa.array([_int_or_none(s.get("txId")) for s in sources], pa.int64()),
+        pa.array([_int_or_none(t.get("total_order")) for t in txs], pa.int64()),
+        pa.array([_snapshot(s.get("snapshot")) for s in sources], pa.string()),
+        pa.array([m.topic for m in msgs], pa.string()),
+        pa.array([m.partition for m in msgs], pa.int32()),
+        pa.array([m.offset for m in msgs], pa.int64()),
+        pa.array([m.timestamp_ms for m in msgs], pa.int64()).cast(pa.timestamp("ms", "UTC")),
+        pa.array([ingested_at] * n, UTC_US) if n else pa.array([], UTC_US),
+        pa.array(unavailable, pa.list_(pa.string())),
+    ]
+    source_arrays = _null_truncates(source_arrays, ops)
+    names = [c.name for c in plan.columns] + METADATA.names + ["_before"]
+    return pa.Table.from_arrays(source_arrays + meta + [before], names=names)
+
+
+def _ms_to_us(v: object) -> int | None:
+    return int(v) * 1000 if v is not None else None
+
+
+def _snapshot(v: object) -> str | None:
+    if v is None:
+        return None
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def _commit_lsn(sequence: object) -> int | None:
+    """``source.sequence`` is a JSON text ``["<lastCommitLsn>", "<lsn>"]``; take the first."""
+    if sequence is None:
+        return None
+    try:
+        seq = orjson.loads(sequence) if isinstance(sequence, str) else sequence
+        return int(seq[0]) if seq and seq[0] is not None else None
+    except (orjson.JSONDecodeError, TypeError, ValueError, IndexError, KeyError) as exc:
+        raise SchemaMismatch(f"bad source.sequence {sequence!r}") from exc
+
+
+def _null_truncates(arrays: list[pa.Array], ops: list[str]) -> list[pa.Array]:
+    """A truncate event has no row values: make sure every source column is NULL there."""
+    if "t" not in ops:
+        return arrays
+    is_t = pa.array([o == "t" for o in ops])
+    return [pc.if_else(is_t, pa.nulls(len(a), a.type), a) for a in arrays]
+
+
+def merge_groups(parts: list[pa.Table]) -> tuple[pa.Table, list[str]]:
+    """Union the schema groups of one table; incompatible type changes fall back to text."""
+    if len(parts) == 1:
+        return parts[0], []
+    notes: list[str] = []
+    try:
+        merged = pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        types: dict[str, set] = {}
+        for t in parts:
+            for f in t.schema:
+                types.setdefault(f.name, set()).add(f.type)
+        clash = sorted(name for name, ts in types.items() if len(ts) > 1 and name != "_before")
+        clash_all = [*clash, "_before"]
+        notes.append(
+            f"incompatible type change in column(s) {clash}: stored as text (incl. _before)"
+        )
+        parts = [_as_text(t, clash_all) for t in parts]
+        merged = pa.concat_tables(parts, promote_options="permissive")
+    order = pa.compute.sort_indices(merged, [("_partition", "ascending"), ("_offset", "ascending")])
+    return merged.take(order), notes
+
+
+def _as_text(table: pa.Table, columns: list[str]) -> pa.Table:
+    """Clashing columns as text: Arrow's own cast where it has one, else JSON of the value."""
+    for name in columns:
+        if name not in table.column_names:
+            continue
+        i = table.column_names.index(name)
+        col = table.column(i)
+        try:
+            text = pc.cast(col, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            text = pa.array(
+                [
+                    None if v is None else orjson.dumps(v, default=str).decode()
+                    for v in col.to_pylist()
+                ],
+                pa.string(),
+            )
+        table = table.set_column(i, name, text)
+    return table

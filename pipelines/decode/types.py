@@ -1,0 +1,442 @@
+"""Kafka Connect field schema -> Arrow type and a columnar converter for its JSON values.
+
+The semantic ``name`` of a field decides first, then its plain Connect ``type``. Each converter
+takes the column's raw JSON values for a whole batch (``None`` for NULL) and returns one
+``pa.Array``, so per-row work stays in tight comprehensions and the heavy lifting in Arrow.
+
+Documented choices (see docs/decode.md for the full table):
+
+* ``Decimal`` -> decimal128(p, s), decimal256 for 39..76 digits, exact ``string`` beyond 76.
+  Without ``connect.decimal.precision`` (PostgreSQL MONEY) -> decimal128(38, s), which holds
+  every MONEY value.
+* ``VariableScaleDecimal`` (NUMERIC without typmod) -> ``string`` holding the exact decimal in
+  plain notation (``-12.3400``). No fixed Arrow decimal holds every such value and a per-batch
+  choice would make files disagree, so text is the only exact, stable type.
+* ``ZonedTime`` -> ``string`` exactly as Debezium sends it (``HH:MM:SS[.ffffff]Z``, UTC).
+* ``MicroDuration`` -> duration[us] (Debezium already folded months as 30 days);
+  ``Interval`` (ISO-8601 text) -> month_day_nano_interval (exact months/days/nanos).
+* +/-infinity dates and timestamps -> DuckDB's own infinity sentinels (int32/int64 max and
+  -max), so DuckDB reads them back as ``infinity``/``-infinity``; each hit is reported as a warning.
+* float NaN/Infinity arrive as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` and become
+  IEEE values.
+* An unknown semantic name falls back to the plain Connect type, with a warning.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PLACEHOLDER = "__debezium_unavailable_value"
+PLACEHOLDER_B64 = base64.b64encode(PLACEHOLDER.encode()).decode()
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+#: DuckDB's infinity sentinels (date: +/-int32 max; timestamp: +/-int64 max).
+DATE_INF = (INT32_MAX, -INT32_MAX)
+TS_INF = (INT64_MAX, -INT64_MAX)
+
+Converter = Callable[[list], pa.Array]
+
+_PLAIN: dict[str, pa.DataType] = {
+    "int8": pa.int8(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float": pa.float32(),  # JsonConverter's names for Connect FLOAT32/FLOAT64
+    "double": pa.float64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+    "bytes": pa.binary(),
+}
+
+_STRING_NAMES = {
+    "io.debezium.data.Json",
+    "io.debezium.data.Uuid",
+    "io.debezium.data.Xml",
+    "io.debezium.data.Enum",
+    "io.debezium.data.EnumSet",
+    "io.debezium.data.Ltree",
+    "io.debezium.data.Tsvector",
+    "io.debezium.time.IsoDate",
+    "io.debezium.time.IsoTime",
+    "io.debezium.time.IsoTimestamp",
+    "io.debezium.time.ZonedTime",
+    "io.debezium.data.VariableScaleDecimal",
+}
+
+
+#: Semantic types whose plain Connect shape is already the right Arrow shape (no warning).
+_PLAIN_OK = {
+    "io.debezium.data.DoubleVector",
+    "io.debezium.data.FloatVector",
+    "io.debezium.data.SparseVector",
+    "io.debezium.connector.postgresql.Source",
+}
+
+
+class SchemaMismatch(ValueError):
+    """A value that contradicts its Connect schema."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one Connect field becomes one Arrow column."""
+
+    name: str
+    type: pa.DataType
+    convert: Converter
+    toastable: bool  # can carry the unchanged-TOAST placeholder
+    warnings: tuple[str, ...] = ()
+
+
+def arrow_type_for(connect_schema: dict) -> pa.DataType:
+    """The Arrow type for a Connect field schema."""
+    return column_for(connect_schema).type
+
+
+def column_for(schema: dict, name: str = "") -> Column:
+    """Build the Arrow type and converter for one Connect field schema (cached per schema)."""
+    sem = schema.get("name")
+    ctype = schema.get("type")
+    params = schema.get("parameters") or {}
+    label = name or schema.get("field", "")
+    simple = _semantic(sem, ctype, params, label)
+    if simple is not None:
+        typ, conv, warns = simple
+        return Column(label, typ, conv, ctype in ("string", "bytes", "struct"), warns)
+    warns: tuple[str, ...] = ()
+    if sem and sem not in _PLAIN_OK and not sem.startswith("io.debezium.data.geometry."):
+        warns = (f"column {label!r}: unknown semantic type {sem!r}, kept as plain {ctype!r}",)
+    if ctype in _PLAIN:
+        typ = _PLAIN[ctype]
+        conv = {
+            "float": _floats,
+            "double": _floats,
+            "float32": _floats,
+            "float64": _floats,
+            "bytes": _bytes,
+        }.get(ctype, _plain)
+        return Column(
+            label, typ, lambda v, t=typ, c=conv: c(v, t), ctype in ("string", "bytes"), warns
+        )
+    if ctype == "array":
+        item = column_for(schema["items"], label)
+        return Column(
+            label, pa.list_(item.type), _list_converter(item), True, warns + item.warnings
+        )
+    if ctype == "map":
+        k, v = column_for(schema["keys"], label), column_for(schema["values"], label)
+        return Column(label, pa.map_(k.type, v.type), _map_converter(k, v), True, warns)
+    if ctype == "struct":
+        fields = [column_for(f, f["field"]) for f in schema.get("fields", [])]
+        typ = pa.struct([pa.field(f.name, f.type) for f in fields])
+        sub = tuple(w for f in fields for w in f.warnings)
+        return Column(label, typ, _struct_converter(fields, typ), True, warns + sub)
+    raise SchemaMismatch(f"column {label!r}: unsupported Connect type {ctype!r}")
+
+
+def _semantic(sem: str | None, ctype: str | None, params: dict, label: str):
+    """Types decided by the semantic name; None when the name is not one we map specially."""
+    if sem is None:
+        return None
+    if sem == "org.apache.kafka.connect.data.Decimal":
+        return _decimal(params, label)
+    if sem in _STRING_NAMES:
+        if sem == "io.debezium.data.VariableScaleDecimal":
+            return pa.string(), _varscale, ()
+        return pa.string(), lambda v: _plain(v, pa.string()), ()
+    if sem == "io.debezium.data.Bits" and ctype == "bytes":
+        return pa.binary(), lambda v: _bytes(v, pa.binary()), ()
+    if sem in ("io.debezium.time.Date", "org.apache.kafka.connect.data.Date"):
+        return (
+            pa.date32(),
+            lambda v: _infinite_ints(v, pa.int32(), pa.date32(), DATE_SENTINELS, label),
+            (),
+        )
+    times = {
+        "io.debezium.time.Time": (pa.time64("us"), 1000),
+        "io.debezium.time.MicroTime": (pa.time64("us"), 1),
+        "io.debezium.time.NanoTime": (pa.time64("ns"), 1),
+    }
+    if sem in times:
+        typ, mul = times[sem]
+        return typ, lambda v: _scaled_ints(v, mul).cast(typ), ()
+    stamps = {
+        "io.debezium.time.Timestamp": pa.timestamp("ms"),
+        "org.apache.kafka.connect.data.Timestamp": pa.timestamp("ms"),
+        "io.debezium.time.MicroTimestamp": pa.timestamp("us"),
+        "io.debezium.time.NanoTimestamp": pa.timestamp("ns"),
+    }
+    if sem in stamps:
+        typ = stamps[sem]
+        return typ, lambda v: _infinite_ints(v, pa.int64(), typ, TS_SENTINELS, label), ()
+    if sem == "io.debezium.time.ZonedTimestamp":
+        return pa.timestamp("us", "UTC"), lambda v: _zoned_timestamps(v, label), ()
+    if sem == "io.debezium.time.MicroDuration":
+        return pa.duration("us"), lambda v: pa.array(v, pa.int64()).cast(pa.duration("us")), ()
+    if sem == "io.debezium.time.Interval" and ctype == "string":
+        return pa.month_day_nano_interval(), _intervals, ()
+    return None
+
+
+# --- plain values ----------------------------------------------------------------------------
+
+
+def _plain(values: list, typ: pa.DataType) -> pa.Array:
+    try:
+        return pa.array(values, typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+        raise SchemaMismatch(f"value does not fit {typ}: {exc}") from exc
+
+
+_SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _floats(values: list, typ: pa.DataType) -> pa.Array:
+    """JSON has no NaN/Infinity; the JsonConverter writes them as strings."""
+    if any(v.__class__ is str for v in values):
+        try:
+            values = [_SPECIAL_FLOATS[v] if v.__class__ is str else v for v in values]
+        except KeyError as exc:
+            raise SchemaMismatch(f"not a float: {exc.args[0]!r}") from None
+    return _plain(values, typ)
+
+
+def _b64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (ValueError, TypeError) as exc:
+        raise SchemaMismatch(f"bad base64 bytes value {str(value)[:40]!r}: {exc}") from None
+
+
+def _bytes(values: list, typ: pa.DataType) -> pa.Array:
+    return _plain([None if v is None else _b64(v) for v in values], typ)
+
+
+def _scaled_ints(values: list, mul: int) -> pa.Array:
+    arr = _plain(values, pa.int64())
+    return pc.multiply_checked(arr, mul) if mul != 1 else arr
+
+
+#: Labels of columns whose +/-infinity values were mapped to sentinels, collected per batch.
+INFINITY_HITS: ContextVar[list[str] | None] = ContextVar("INFINITY_HITS", default=None)
+
+
+def _note_infinity(label: str) -> None:
+    hits = INFINITY_HITS.get()
+    if hits is not None:
+        hits.append(label)
+
+
+def _infinite_ints(
+    values: list, raw: pa.DataType, typ: pa.DataType, sentinels: dict[int, int], label: str
+) -> pa.Array:
+    """Ints with Debezium's +/-infinity markers replaced by DuckDB's sentinels.
+
+    The markers were read off recorded messages (tests/fixtures/debezium): for timestamps
+    Debezium passes PgJDBC's ``DATE_POSITIVE_INFINITY``/``DATE_NEGATIVE_INFINITY`` through
+    (``9223372036825200000``/``-9223372036832400000``), for dates it emits the overflowed day
+    numbers ``-2147472692`` (+infinity) and ``-2147472691`` (-infinity), both far outside
+    PostgreSQL's own date range, so no real value is ever mistaken for one.
+    """
+    if any(v in sentinels for v in values if v.__class__ is int):
+        _note_infinity(label)
+        values = [sentinels.get(v, v) if v.__class__ is int else v for v in values]
+    return _plain(values, raw).cast(typ)
+
+
+#: Debezium's infinity markers -> DuckDB's infinity sentinels.
+DATE_SENTINELS = {-2147472692: DATE_INF[0], -2147472691: DATE_INF[1]}
+TS_SENTINELS = {9223372036825200000: TS_INF[0], -9223372036832400000: TS_INF[1]}
+
+
+_FRACTION = r"(\.\d{6})\d+"
+
+
+def _zoned_timestamps(values: list, label: str) -> pa.Array:
+    """ISO strings with 0-9 fraction digits and ``Z``; ``infinity``/``-infinity`` -> sentinels."""
+    typ = pa.timestamp("us", "UTC")
+    inf = [i for i, v in enumerate(values) if v in ("infinity", "-infinity")]
+    if inf:
+        _note_infinity(label)
+        values = list(values)
+        marks = {i: values[i] for i in inf}
+        for i in inf:
+            values[i] = None
+    arr = _plain(values, pa.string())
+    arr = pc.replace_substring_regex(arr, _FRACTION, r"\1")
+    try:
+        out = arr.cast(typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaMismatch(f"bad ZonedTimestamp: {exc}") from None
+    if inf:
+        ints = out.cast(pa.int64()).to_pylist()
+        for i, v in marks.items():
+            ints[i] = TS_INF[0] if v == "infinity" else TS_INF[1]
+        out = pa.array(ints, pa.int64()).cast(typ)
+    return out
+
+
+_ISO_INTERVAL = re.compile(
+    r"^P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?[\d.]+)S)?)?$"
+)
+
+
+def _intervals(values: list) -> pa.Array:
+    out = []
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        m = _ISO_INTERVAL.match(v)
+        if not m:
+            raise SchemaMismatch(f"bad ISO-8601 interval {v!r}")
+        y, mo, d, h, mi, s = (g or "0" for g in m.groups())
+        nanos = (int(h) * 3600 + int(mi) * 60) * 10**9 + int(Decimal(s) * 10**9)
+        out.append((int(y) * 12 + int(mo), int(d), nanos))
+    return pa.array(out, pa.month_day_nano_interval())
+
+
+# --- decimals -------------------------------------------------------------------------------
+
+
+def _decimal(params: dict, label: str):
+    try:
+        scale = int(params.get("scale", 0))
+        prec = params.get("connect.decimal.precision")
+        precision = int(prec) if prec is not None else 38
+    except ValueError as exc:
+        raise SchemaMismatch(f"column {label!r}: bad decimal parameters {params}") from exc
+    precision = max(precision, scale, 1)
+    if precision <= 38:
+        typ: pa.DataType = pa.decimal128(precision, scale)
+        width = 16
+    elif precision <= 76:
+        typ, width = pa.decimal256(precision, scale), 32
+    else:
+        return pa.string(), lambda v: _decimal_strings(v, scale), ()
+    return typ, lambda v: _decimals(v, typ, width, precision), ()
+
+
+def _unscaled(value: str) -> int:
+    return int.from_bytes(_b64(value), "big", signed=True)
+
+
+def _decimals(values: list, typ: pa.DataType, width: int, precision: int) -> pa.Array:
+    """Base64 big-endian two's complement -> fixed-width little-endian Arrow decimal buffers."""
+    limit = 10**precision
+    data = bytearray()
+    valid = []
+    zero = bytes(width)
+    for v in values:
+        if v is None:
+            data += zero
+            valid.append(False)
+            continue
+        if v.__class__ is not str:
+            raise SchemaMismatch(f"decimal must be base64 text, got {v!r}")
+        n = _unscaled(v)
+        if not -limit < n < limit:
+            raise SchemaMismatch(f"decimal {n} exceeds precision {precision}")
+        data += n.to_bytes(width, "little", signed=True)
+        valid.append(True)
+    mask = pa.array(valid, pa.bool_())
+    return pa.Array.from_buffers(
+        typ, len(values), [mask.buffers()[1] if not all(valid) else None, pa.py_buffer(data)]
+    )
+
+
+def _exact_text(unscaled: int, scale: int) -> str:
+    return str(Decimal(unscaled).scaleb(-scale))
+
+
+def _decimal_strings(values: list, scale: int) -> pa.Array:
+    return pa.array(
+        [None if v is None else _exact_text(_unscaled(v), scale) for v in values], pa.string()
+    )
+
+
+def _varscale(values: list) -> pa.Array:
+    """VariableScaleDecimal structs ``{"scale": s, "value": base64}`` -> exact plain text."""
+    out = []
+    for v in values:
+        if v is None:
+            out.append(None)
+        elif v.__class__ is dict and "value" in v and "scale" in v:
+            out.append(format(Decimal(_unscaled(v["value"])).scaleb(-int(v["scale"])), "f"))
+        else:
+            raise SchemaMismatch(f"VariableScaleDecimal must be {{scale, value}}, got {v!r}")
+    return pa.array(out, pa.string())
+
+
+# --- nested ---------------------------------------------------------------------------------
+
+
+def _list_converter(item: Column) -> Converter:
+    def convert(values: list) -> pa.Array:
+        offsets = [0]
+        flat: list = []
+        for v in values:
+            if v is not None:
+                if v.__class__ is not list:
+                    raise SchemaMismatch(f"array value must be a JSON array, got {str(v)[:40]!r}")
+                flat.extend(v)
+            offsets.append(len(flat))
+        mask = pa.array([v is None for v in values], pa.bool_())
+        return pa.ListArray.from_arrays(
+            pa.array(offsets, pa.int32()),
+            item.convert(flat),
+            mask=mask if any(v is None for v in values) else None,
+        )
+
+    return convert
+
+
+def _map_converter(key: Column, value: Column) -> Converter:
+    """JsonConverter writes string-keyed maps as objects, other maps as ``[[k, v], ...]``."""
+
+    def convert(values: list) -> pa.Array:
+        offsets = [0]
+        ks: list = []
+        vs: list = []
+        for v in values:
+            if v.__class__ is dict:
+                ks.extend(v.keys())
+                vs.extend(v.values())
+            elif v.__class__ is list:
+                for pair in v:
+                    ks.append(pair[0])
+                    vs.append(pair[1])
+            elif v is not None:
+                raise SchemaMismatch(f"map value must be an object, got {str(v)[:40]!r}")
+            offsets.append(len(ks))
+        mask = pa.array([v is None for v in values], pa.bool_())
+        return pa.MapArray.from_arrays(
+            pa.array(offsets, pa.int32()), key.convert(ks), value.convert(vs), mask=mask
+        )
+
+    return convert
+
+
+def _struct_converter(fields: list[Column], typ: pa.DataType) -> Converter:
+    def convert(values: list) -> pa.Array:
+        empty: dict = {}
+        for v in values:
+            if v is not None and v.__class__ is not dict:
+                raise SchemaMismatch(f"struct value must be an object, got {str(v)[:40]!r}")
+        rows = [empty if v is None else v for v in values]
+        children = [f.convert([r.get(f.name) for r in rows]) for f in fields]
+        mask = pa.array([v is None for v in values], pa.bool_())
+        return pa.StructArray.from_arrays(children, fields=list(typ), mask=mask)
+
+    return convert
