@@ -56,6 +56,13 @@ class LandingResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     messages: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # fetch/decode/write wall seconds
+
+    def add_time(self, stage: str, since: float) -> float:
+        """Add the wall time since ``since`` to ``stage``; return now (to chain stages)."""
+        now = time.monotonic()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - since
+        return now
 
 
 @contextmanager
@@ -166,7 +173,9 @@ def _land_partition(
         RawMessage(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in records
     ]
     now = datetime.now(UTC)
+    t0 = time.monotonic()
     decoded = decode_batch(msgs, ingested_at=now, topic_prefix=settings.topic_prefix)
+    t0 = result.add_time("decode", t0)
     for table, t in decoded.tables.items():
         if t.num_rows:
             result.warnings += watch.check(table, t.schema)
@@ -175,6 +184,7 @@ def _land_partition(
     written = write_batch(
         lake, batch, decoded.tables, decoded.transactions, decoded.quarantine, now
     )
+    result.add_time("write", t0)
     result.tombstones += decoded.tombstones
     return written
 
@@ -244,7 +254,9 @@ def _run(
         if not until_caught_up and time.monotonic() - last_refresh > TOPIC_REFRESH_S:
             last_refresh = time.monotonic()
             tps = _add_new_topics(consumer, topics, tps, lake, end)
+        t0 = time.monotonic()
         polled = consumer.poll(timeout_ms=500, max_records=settings.batch_max_records)
+        result.add_time("fetch", t0)
         commits = {}
         for tp, records in sorted(polled.items()):
             if not records:

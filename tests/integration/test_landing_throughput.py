@@ -72,5 +72,5 @@ def test_landing_rate_against_raw_fetch(stack, table, tmp_path) -> None:  # noqa
     print(
         f"\nbacklog {EVENTS} events: raw fetch {raw_rate:,.0f}/s wall ({n_raw / raw_cpu:,.0f}/cpu-s);"
         f" land {land_rate:,.0f}/s wall ({result.events / land_cpu:,.0f}/cpu-s);"
-        f" land/raw = {land_rate / raw_rate:.2f}; files {result.files}"
+        f" land/raw = {land_rate / raw_rate:.2f}; files {result.files}; stages {result.timings}"
     )
