@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 
@@ -44,6 +45,7 @@ def up_cmd(
             up_docker(settings, timeout=timeout, progress=console.log)
         elif runtime == "native":
             with console.status("starting the stack...") as spinner:
+
                 def progress(msg: str) -> None:
                     console.log(msg)
                     spinner.update(msg)
@@ -56,7 +58,9 @@ def up_cmd(
     console.print(f"[green]stack up[/] in {time.monotonic() - started:.1f}s (home {settings.home})")
 
 
-def down_cmd(purge: bool = typer.Option(False, "--purge", help="also delete data, logs and config")) -> None:
+def down_cmd(
+    purge: bool = typer.Option(False, "--purge", help="also delete data, logs and config"),
+) -> None:
     """Stop the processes `up` started (data is kept unless --purge)."""
     try:
         stack.down(get_settings(), purge=purge)
@@ -85,7 +89,10 @@ def status_cmd() -> None:
     cdc.add_column("value")
     cdc.add_row(f"connector {settings.connector_name}", st.connector_state or "not registered")
     cdc.add_row("tasks", ", ".join(st.task_states) or "-")
-    cdc.add_row(f"slot {settings.slot_name} lag", "-" if st.slot_lag_bytes is None else f"{st.slot_lag_bytes} bytes")
+    cdc.add_row(
+        f"slot {settings.slot_name} lag",
+        "-" if st.slot_lag_bytes is None else f"{st.slot_lag_bytes} bytes",
+    )
     console.print(cdc)
     topics = Table(title="topics (end offsets)")
     topics.add_column("topic")
@@ -114,10 +121,8 @@ def logs_cmd(
         _fail(stack.StackError(f"no log yet at {path} (has `changelake up` run?)"))
     console.print(f"[dim]{path}[/]")
     argv = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(argv, check=False)  # noqa: S603
-    except KeyboardInterrupt:
-        pass
 
 
 def register(app: typer.Typer) -> None:
@@ -126,5 +131,3 @@ def register(app: typer.Typer) -> None:
     app.command("down")(down_cmd)
     app.command("status")(status_cmd)
     app.command("logs")(logs_cmd)
-
-

@@ -17,7 +17,16 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.stack import jvm
 from pipelines.stack.layout import Layout
-from pipelines.stack.procs import StackError, StackFatal, live_pid, spawn, terminate, wait_until
+from pipelines.stack.procs import (
+    StackError,
+    StackFatal,
+    live_pid,
+    log_tail,
+    recorded_alive,
+    spawn,
+    terminate,
+    wait_until,
+)
 
 MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
 CONFIG_TOPIC = "_changelake-connect-configs"
@@ -39,38 +48,40 @@ def pid(layout: Layout) -> int | None:
 
 def worker_properties(settings: Settings, layout: Layout) -> str:
     host, mmb = settings.bind_host, int(settings.max_message_bytes)
-    return "\n".join([
-        "# written by `changelake up` on every start; edit Settings (CHANGELAKE_*) instead",
-        f"bootstrap.servers={settings.bootstrap_servers}",
-        f"group.id={settings.topic_prefix}-connect",
-        "key.converter=org.apache.kafka.connect.json.JsonConverter",
-        "value.converter=org.apache.kafka.connect.json.JsonConverter",
-        "key.converter.schemas.enable=true",
-        "value.converter.schemas.enable=true",
-        "key.converter.replace.null.with.default=false",
-        "value.converter.replace.null.with.default=false",
-        f"config.storage.topic={CONFIG_TOPIC}",
-        f"offset.storage.topic={OFFSET_TOPIC}",
-        f"status.storage.topic={STATUS_TOPIC}",
-        "config.storage.replication.factor=1",
-        "offset.storage.replication.factor=1",
-        "status.storage.replication.factor=1",
-        "offset.storage.partitions=1",
-        "status.storage.partitions=1",
-        "offset.flush.interval.ms=1000",
-        f"listeners=http://{host}:{int(settings.connect_port)}",
-        f"rest.advertised.host.name={host}",
-        f"rest.advertised.port={int(settings.connect_port)}",
-        f"plugin.path={layout.plugin_path}",
-        "plugin.discovery=service_load",
-        "topic.creation.enable=true",
-        "connector.client.config.override.policy=All",
-        f"producer.max.request.size={mmb}",
-        f"producer.buffer.memory={max(mmb * 2, 33554432)}",
-        f"consumer.fetch.max.bytes={mmb}",
-        f"consumer.max.partition.fetch.bytes={mmb}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# written by `changelake up` on every start; edit Settings (CHANGELAKE_*) instead",
+            f"bootstrap.servers={settings.bootstrap_servers}",
+            f"group.id={settings.topic_prefix}-connect",
+            "key.converter=org.apache.kafka.connect.json.JsonConverter",
+            "value.converter=org.apache.kafka.connect.json.JsonConverter",
+            "key.converter.schemas.enable=true",
+            "value.converter.schemas.enable=true",
+            "key.converter.replace.null.with.default=false",
+            "value.converter.replace.null.with.default=false",
+            f"config.storage.topic={CONFIG_TOPIC}",
+            f"offset.storage.topic={OFFSET_TOPIC}",
+            f"status.storage.topic={STATUS_TOPIC}",
+            "config.storage.replication.factor=1",
+            "offset.storage.replication.factor=1",
+            "status.storage.replication.factor=1",
+            "offset.storage.partitions=1",
+            "status.storage.partitions=1",
+            "offset.flush.interval.ms=1000",
+            f"listeners=http://{host}:{int(settings.connect_port)}",
+            f"rest.advertised.host.name={host}",
+            f"rest.advertised.port={int(settings.connect_port)}",
+            f"plugin.path={layout.plugin_path}",
+            "plugin.discovery=service_load",
+            "topic.creation.enable=true",
+            "connector.client.config.override.policy=All",
+            f"producer.max.request.size={mmb}",
+            f"producer.buffer.memory={max(mmb * 2, 33554432)}",
+            f"consumer.fetch.max.bytes={mmb}",
+            f"consumer.max.partition.fetch.bytes={mmb}",
+            "",
+        ]
+    )
 
 
 def write_config(settings: Settings, layout: Layout) -> None:
@@ -81,8 +92,11 @@ def write_config(settings: Settings, layout: Layout) -> None:
 def start(layout: Layout) -> None:
     if pid(layout):
         return
-    spawn(jvm.java_argv(layout, "connect", MAIN, properties_path(layout)),
-          log=layout.logs / "connect.stdout", pid_file=layout.pid_file("connect"))
+    spawn(
+        jvm.java_argv(layout, "connect", MAIN, properties_path(layout)),
+        log=layout.logs / "connect.stdout",
+        pid_file=layout.pid_file("connect"),
+    )
 
 
 def stop(layout: Layout) -> None:
@@ -92,11 +106,17 @@ def stop(layout: Layout) -> None:
     layout.pid_file("connect").unlink(missing_ok=True)
 
 
-def rest(settings: Settings, method: str, path: str, body: Any = None, *, timeout: float = 30) -> Any:
+def rest(
+    settings: Settings, method: str, path: str, body: Any = None, *, timeout: float = 30
+) -> Any:
     """One call to the Connect REST API; JSON in and out; StackError with the worker's message."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(settings.connect_url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
+    req = urllib.request.Request(
+        settings.connect_url + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - our own loopback URL
             raw = resp.read()
@@ -114,9 +134,11 @@ def healthy(settings: Settings) -> bool:
 
 def wait_healthy(settings: Settings, layout: Layout, timeout: float) -> None:
     def check() -> bool:
-        if not pid(layout):
-            raise StackFatal(f"connect exited during start; see {layout.log_file('connect')} "
-                             f"and {layout.logs / 'connect.stdout'}")
+        if not recorded_alive(layout.pid_file("connect")):
+            raise StackFatal(
+                f"connect exited during start; see {layout.log_file('connect')}\n"
+                + log_tail(layout.log_file("connect"), layout.logs / "connect.stdout")
+            )
         return healthy(settings)
 
     wait_until(check, timeout=timeout, what="connect", log=layout.log_file("connect"), interval=0.5)
@@ -167,14 +189,22 @@ def running(status: dict[str, Any] | None) -> bool:
 
 def wait_running(settings: Settings, layout: Layout, timeout: float = 60) -> None:
     """Until connector and every task are RUNNING; a FAILED task raises with its trace at once."""
+
     def check() -> bool:
         st = connector_status(settings)
         for t in (st or {}).get("tasks") or []:
             if t.get("state") == "FAILED":
                 trace = (t.get("trace") or "").strip().splitlines()[:3]
-                raise StackFatal(f"connector task {t.get('id')} FAILED: {' | '.join(trace)}; "
-                                 f"see {layout.log_file('connect')}")
+                raise StackFatal(
+                    f"connector task {t.get('id')} FAILED: {' | '.join(trace)}; "
+                    f"see {layout.log_file('connect')}"
+                )
         return running(st)
 
-    wait_until(check, timeout=timeout, what=f"connector {settings.connector_name}",
-               log=layout.log_file("connect"), interval=0.5)
+    wait_until(
+        check,
+        timeout=timeout,
+        what=f"connector {settings.connector_name}",
+        log=layout.log_file("connect"),
+        interval=0.5,
+    )

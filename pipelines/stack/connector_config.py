@@ -38,7 +38,9 @@ def template_env(settings: Settings) -> dict[str, str]:
         "CHANGELAKE_TOPIC_PREFIX": settings.topic_prefix,
         "CHANGELAKE_SLOT_NAME": settings.slot_name,
         "CHANGELAKE_PUBLICATION_NAME": settings.publication_name,
-        "CHANGELAKE_TABLE_INCLUDE_LIST": ",".join(t.include_list_regex for t in include_tables(settings)),
+        "CHANGELAKE_TABLE_INCLUDE_LIST": ",".join(
+            t.include_list_regex for t in include_tables(settings)
+        ),
         "CHANGELAKE_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
         "CHANGELAKE_MIN_COMPACTION_LAG_MS": str(settings.min_compaction_lag_ms),
         "CHANGELAKE_MAX_MESSAGE_BYTES": str(settings.max_message_bytes),
@@ -67,8 +69,12 @@ def render(settings: Settings, overrides: dict[str, str] | None = None) -> dict[
 
 
 def _valid_topic_char(unit: int) -> bool:
-    return (unit in (0x2E, 0x5F, 0x2D) or 0x30 <= unit <= 0x39 or 0x41 <= unit <= 0x5A
-            or 0x61 <= unit <= 0x7A)
+    return (
+        unit in (0x2E, 0x5F, 0x2D)
+        or 0x30 <= unit <= 0x39
+        or 0x41 <= unit <= 0x5A
+        or 0x61 <= unit <= 0x7A
+    )
 
 
 def sanitize_topic(name: str) -> str:
@@ -80,7 +86,7 @@ def sanitize_topic(name: str) -> str:
     units = name.encode("utf-16-le")
     out = []
     for i in range(0, len(units), 2):
-        unit = int.from_bytes(units[i:i + 2], "little")
+        unit = int.from_bytes(units[i : i + 2], "little")
         out.append(chr(unit) if _valid_topic_char(unit) else "_")
     return "".join(out)
 

@@ -23,7 +23,9 @@ def compose_env(settings: Settings) -> dict[str, str]:
     """Environment for compose: the template values, JSON-escaped where envsubst needs it."""
     env = template_env(settings)
     # envsubst pastes text into JSON: the include-list regex's backslashes must be escaped there
-    env["CHANGELAKE_TABLE_INCLUDE_LIST"] = env["CHANGELAKE_TABLE_INCLUDE_LIST"].replace("\\", "\\\\")
+    env["CHANGELAKE_TABLE_INCLUDE_LIST"] = env["CHANGELAKE_TABLE_INCLUDE_LIST"].replace(
+        "\\", "\\\\"
+    )
     env["CHANGELAKE_PG_PASSWORD"] = settings.pg_password
     env["CHANGELAKE_PG_USER"] = settings.pg_user
     env["CHANGELAKE_KAFKA_PORT"] = str(settings.kafka_port)
@@ -31,21 +33,39 @@ def compose_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def up_docker(settings: Settings, *, timeout: float = 180,
-              progress: Callable[[str], None] | None = None) -> None:
+def up_docker(
+    settings: Settings, *, timeout: float = 180, progress: Callable[[str], None] | None = None
+) -> None:
     docker = shutil.which("docker")
     if docker is None:
-        raise StackError("docker runtime: `docker` not found; install Docker with the compose plugin, "
-                         "or use the default native runtime (changelake up)")
+        raise StackError(
+            "docker runtime: `docker` not found; install Docker with the compose plugin, "
+            "or use the default native runtime (changelake up)"
+        )
     if progress:
         progress(f"docker compose -f {COMPOSE_FILE} up -d")
-    res = subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "up", "-d", "--wait",  # noqa: S603
-                          "--wait-timeout", str(int(timeout))],
-                         env=os.environ | compose_env(settings), capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            docker,
+            "compose",
+            "-f",
+            str(COMPOSE_FILE),
+            "up",
+            "-d",
+            "--wait",  # noqa: S603
+            "--wait-timeout",
+            str(int(timeout)),
+        ],
+        env=os.environ | compose_env(settings),
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        raise StackError("docker runtime: `docker compose up` failed (is a Docker engine running?): "
-                         + " | ".join(tail))
+        raise StackError(
+            "docker runtime: `docker compose up` failed (is a Docker engine running?): "
+            + " | ".join(tail)
+        )
     from pipelines.stack.lifecycle import wait_connector_running
 
     wait_connector_running(settings, timeout=timeout)

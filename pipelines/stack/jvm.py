@@ -24,7 +24,9 @@ def require_tool(name: str, package: str) -> str:
     """Path of ``name`` or one clear line saying what to install."""
     path = shutil.which(name)
     if path is None:
-        raise StackError(f"`{name}` not found on PATH: install it (Debian: apt-get install {package})")
+        raise StackError(
+            f"`{name}` not found on PATH: install it (Debian: apt-get install {package})"
+        )
     return path
 
 
@@ -67,8 +69,16 @@ def _resolve_locked(layout: Layout, progress: Callable[[str], None] | None) -> l
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         run(
-            [mvn, "-q", "-B", "-f", str(pom(name)), "dependency:copy-dependencies",
-             f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom(name)),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={tmp}",
+                "-DincludeScope=runtime",
+            ],
             what=f"Maven resolution of the {name} jars",
             log=layout.logs / "maven.log",
         )
@@ -79,7 +89,9 @@ def _resolve_locked(layout: Layout, progress: Callable[[str], None] | None) -> l
     return done
 
 
-def java_argv(layout: Layout, component: str, main: str, *args: str, heap: str | None = None) -> list[str]:
+def java_argv(
+    layout: Layout, component: str, main: str, *args: str, heap: str | None = None
+) -> list[str]:
     """A java command line for one of our JVMs with its own classpath and log4j2 config."""
     java = require_tool("java", "openjdk-17-jre-headless")
     jar_set = "kafka" if component in ("kafka", "storage") else component
@@ -88,6 +100,7 @@ def java_argv(layout: Layout, component: str, main: str, *args: str, heap: str |
         f"-Xmx{heap or HEAPS.get(component, '256m')}",
         "-Xms64m",
         "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",  # C1 only: far less CPU at start on a shared 2-core box
         "-XX:+ExitOnOutOfMemoryError",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={layout.conf / 'log4j2.properties'}",

@@ -15,7 +15,16 @@ import uuid
 from pipelines.config import Settings
 from pipelines.stack import jvm
 from pipelines.stack.layout import Layout
-from pipelines.stack.procs import StackFatal, live_pid, run, spawn, terminate, wait_until
+from pipelines.stack.procs import (
+    StackFatal,
+    live_pid,
+    log_tail,
+    recorded_alive,
+    run,
+    spawn,
+    terminate,
+    wait_until,
+)
 
 MAIN = "kafka.Kafka"
 NODE_ID = 1
@@ -35,38 +44,40 @@ def pid(layout: Layout) -> int | None:
 
 def server_properties(settings: Settings, layout: Layout) -> str:
     host, mmb = settings.bind_host, int(settings.max_message_bytes)
-    return "\n".join([
-        "# written by `changelake up` on every start; edit Settings (CHANGELAKE_*) instead",
-        "process.roles=broker,controller",
-        f"node.id={NODE_ID}",
-        f"controller.quorum.voters={NODE_ID}@{host}:{int(settings.kafka_controller_port)}",
-        f"listeners=PLAINTEXT://{host}:{int(settings.kafka_port)},CONTROLLER://{host}:{int(settings.kafka_controller_port)}",
-        f"advertised.listeners=PLAINTEXT://{host}:{int(settings.kafka_port)}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        f"log.dirs={layout.kafka_data}",
-        "num.partitions=1",
-        "default.replication.factor=1",
-        "offsets.topic.replication.factor=1",
-        "offsets.topic.num.partitions=5",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-        "auto.create.topics.enable=false",
-        f"message.max.bytes={mmb}",
-        f"replica.fetch.max.bytes={mmb}",
-        f"socket.request.max.bytes={max(mmb * 2, 104857600)}",
-        "log.retention.hours=-1",
-        "num.network.threads=2",
-        "num.io.threads=2",
-        "background.threads=2",
-        "log.cleaner.threads=1",
-        "log.cleaner.dedupe.buffer.size=16777216",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# written by `changelake up` on every start; edit Settings (CHANGELAKE_*) instead",
+            "process.roles=broker,controller",
+            f"node.id={NODE_ID}",
+            f"controller.quorum.voters={NODE_ID}@{host}:{int(settings.kafka_controller_port)}",
+            f"listeners=PLAINTEXT://{host}:{int(settings.kafka_port)},CONTROLLER://{host}:{int(settings.kafka_controller_port)}",
+            f"advertised.listeners=PLAINTEXT://{host}:{int(settings.kafka_port)}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={layout.kafka_data}",
+            "num.partitions=1",
+            "default.replication.factor=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=5",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            f"message.max.bytes={mmb}",
+            f"replica.fetch.max.bytes={mmb}",
+            f"socket.request.max.bytes={max(mmb * 2, 104857600)}",
+            "log.retention.hours=-1",
+            "num.network.threads=2",
+            "num.io.threads=2",
+            "background.threads=2",
+            "log.cleaner.threads=1",
+            "log.cleaner.dedupe.buffer.size=16777216",
+            "",
+        ]
+    )
 
 
 def write_config(settings: Settings, layout: Layout) -> None:
@@ -80,17 +91,33 @@ def format_storage(layout: Layout) -> bool:
         return False
     layout.kafka_data.mkdir(parents=True, exist_ok=True)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    run(jvm.java_argv(layout, "storage", "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                      "-c", properties_path(layout), "--ignore-formatted", heap="256m"),
-        what="Kafka storage format", log=layout.log_file("kafka"))
+    run(
+        jvm.java_argv(
+            layout,
+            "storage",
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            properties_path(layout),
+            "--ignore-formatted",
+            heap="256m",
+        ),
+        what="Kafka storage format",
+        log=layout.log_file("kafka"),
+    )
     return True
 
 
 def start(layout: Layout) -> None:
     if pid(layout):
         return
-    spawn(jvm.java_argv(layout, "kafka", MAIN, properties_path(layout)),
-          log=layout.logs / "kafka.stdout", pid_file=layout.pid_file("kafka"))
+    spawn(
+        jvm.java_argv(layout, "kafka", MAIN, properties_path(layout)),
+        log=layout.logs / "kafka.stdout",
+        pid_file=layout.pid_file("kafka"),
+    )
 
 
 def stop(layout: Layout) -> None:
@@ -114,9 +141,11 @@ def healthy(settings: Settings) -> bool:
 
 def wait_healthy(settings: Settings, layout: Layout, timeout: float) -> None:
     def check() -> bool:
-        if not pid(layout):
-            raise StackFatal(f"kafka exited during start; see {layout.log_file('kafka')} "
-                             f"and {layout.logs / 'kafka.stdout'}")
+        if not recorded_alive(layout.pid_file("kafka")):
+            raise StackFatal(
+                f"kafka exited during start; see {layout.log_file('kafka')}\n"
+                + log_tail(layout.log_file("kafka"), layout.logs / "kafka.stdout")
+            )
         return healthy(settings)
 
     wait_until(check, timeout=timeout, what="kafka", log=layout.log_file("kafka"), interval=0.5)
@@ -129,12 +158,17 @@ def is_internal(topic: str) -> bool:
     )
 
 
-def end_offsets(settings: Settings, *, include_internal: bool = False) -> dict[tuple[str, int], int]:
+def end_offsets(
+    settings: Settings, *, include_internal: bool = False
+) -> dict[tuple[str, int], int]:
     """End offset of every partition of every topic (internal ``_``-topics left out by default)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
-                             request_timeout_ms=15000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        request_timeout_ms=15000,
+    )
     try:
         tps = [
             TopicPartition(t, p)

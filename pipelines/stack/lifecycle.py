@@ -8,10 +8,12 @@ component and its log file.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from pipelines.config import Settings
@@ -31,8 +33,10 @@ def _port_taken(host: str, port: int) -> bool:
 
 def _check_port_free(component: str, host: str, port: int) -> None:
     if _port_taken(host, port):
-        raise StackError(f"{component}: port {host}:{port} is already in use by another program "
-                         f"(not started by this CHANGELAKE_HOME); choose another port in Settings")
+        raise StackError(
+            f"{component}: port {host}:{port} is already in use by another program "
+            f"(not started by this CHANGELAKE_HOME); choose another port in Settings"
+        )
 
 
 class _Deadline:
@@ -81,12 +85,26 @@ def _up_connect(settings: Settings, layout: Layout, dl: _Deadline, progress: Pro
     connect.wait_healthy(settings, layout, dl.left())
 
 
+@contextmanager
+def _home_lock(layout: Layout) -> Iterator[None]:
+    """One ``up``/``down`` at a time per home (two shells must not start two brokers)."""
+    layout.run.mkdir(parents=True, exist_ok=True)
+    with open(layout.run / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def up(settings: Settings, *, timeout: float = 180, progress: Progress = None) -> None:
     """Bring PostgreSQL, Kafka and Connect up and the connector RUNNING (idempotent)."""
-    dl = _Deadline(timeout)
     layout = Layout.of(settings)
     for d in (layout.home, layout.run, layout.logs, layout.conf):
         d.mkdir(parents=True, exist_ok=True)
+    with _home_lock(layout):
+        _up_locked(settings, layout, timeout, progress)
+
+
+def _up_locked(settings: Settings, layout: Layout, timeout: float, progress: Progress) -> None:
+    dl = _Deadline(timeout)
     layout.home.chmod(layout.home.stat().st_mode | 0o055)  # the postgres user must traverse it
     jvm.require_tool("java", "openjdk-17-jre-headless")
     jvm.resolve_jars(layout, progress)
@@ -107,14 +125,17 @@ def down(settings: Settings, *, purge: bool = False) -> None:
     """Stop what ``up`` started (verified pids only), newest first; ``purge`` also deletes state
     (data, logs, config; the jar cache is kept so the next ``up`` downloads nothing)."""
     layout = Layout.of(settings)
-    errors = []
-    for stop in (connect.stop, kafka.stop, postgres.stop):
-        try:
-            stop(layout)
-        except StackError as exc:
-            errors.append(str(exc))
-    if errors:
-        raise StackError("; ".join(errors))
+    if not layout.home.exists():
+        return
+    with _home_lock(layout):
+        errors = []
+        for stop in (connect.stop, kafka.stop, postgres.stop):
+            try:
+                stop(layout)
+            except StackError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise StackError("; ".join(errors))
     if purge:
         for path in layout.purgeable():
             shutil.rmtree(path, ignore_errors=True)
@@ -143,9 +164,12 @@ def wait_connector_running(settings: Settings, timeout: float = 60) -> None:
     layout = Layout.of(settings)
     deadline = time.monotonic() + timeout
     connect.wait_running(settings, layout, timeout)
-    wait_until(lambda: _wanted_publication(settings) <= postgres.publication_tables(settings),
-               timeout=max(1.0, deadline - time.monotonic()),
-               what=f"publication {settings.publication_name}", log=layout.log_file("connect"))
+    wait_until(
+        lambda: _wanted_publication(settings) <= postgres.publication_tables(settings),
+        timeout=max(1.0, deadline - time.monotonic()),
+        what=f"publication {settings.publication_name}",
+        log=layout.log_file("connect"),
+    )
     connect.wait_running(settings, layout, max(1.0, deadline - time.monotonic()))
 
 

@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from pipelines.config import Settings
+from pipelines.naming import quote_ident
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, live_pid, run, wait_until
 
@@ -41,13 +42,19 @@ def bindir() -> Path:
         cand = Path(out.stdout.strip())
         if out.returncode == 0 and (cand / "initdb").exists():
             return cand
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
+    )
     if found:
         return Path(found[-1]).parent
     if shutil.which("initdb"):
         return Path(shutil.which("initdb")).parent  # type: ignore[arg-type]
-    raise StackError("PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package `postgresql`")
+    raise StackError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package `postgresql`"
+    )
 
 
 def _as_server_user(argv: list[str]) -> list[str]:
@@ -57,8 +64,10 @@ def _as_server_user(argv: list[str]) -> list[str]:
     try:
         pwd.getpwnam(RUN_AS)
     except KeyError as exc:
-        raise StackError(f"running as root needs a `{RUN_AS}` system user: "
-                         f"useradd --system {RUN_AS} (or apt-get install postgresql)") from exc
+        raise StackError(
+            f"running as root needs a `{RUN_AS}` system user: "
+            f"useradd --system {RUN_AS} (or apt-get install postgresql)"
+        ) from exc
     return ["runuser", "-u", RUN_AS, "--", *argv]
 
 
@@ -80,21 +89,23 @@ def pid(layout: Layout) -> int | None:
 
 
 def _config(settings: Settings, layout: Layout) -> str:
-    return "\n".join([
-        "# written by `changelake up` on every start; edit Settings (CHANGELAKE_*) instead",
-        f"listen_addresses = '{settings.pg_host}'",
-        f"port = {int(settings.pg_port)}",
-        f"unix_socket_directories = '{layout.pg_socket_dir}'",
-        "wal_level = logical",
-        "max_wal_senders = 16",
-        "max_replication_slots = 16",
-        "max_connections = 100",
-        "shared_buffers = 64MB",
-        "timezone = 'UTC'",
-        "log_timezone = 'UTC'",
-        "log_line_prefix = '%m [%p] %u@%d '",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# written by `changelake up` on every start; edit Settings (CHANGELAKE_*) instead",
+            f"listen_addresses = '{settings.pg_host}'",
+            f"port = {int(settings.pg_port)}",
+            f"unix_socket_directories = '{layout.pg_socket_dir}'",
+            "wal_level = logical",
+            "max_wal_senders = 16",
+            "max_replication_slots = 16",
+            "max_connections = 100",
+            "shared_buffers = 64MB",
+            "timezone = 'UTC'",
+            "log_timezone = 'UTC'",
+            "log_line_prefix = '%m [%p] %u@%d '",
+            "",
+        ]
+    )
 
 
 def init_cluster(settings: Settings, layout: Layout) -> bool:
@@ -108,10 +119,24 @@ def init_cluster(settings: Settings, layout: Layout) -> bool:
         layout.pg_data.mkdir(parents=True, exist_ok=True)
         layout.pg_data.chmod(0o700)
         _give_to_server_user(layout.pg_data)
-        run(_as_server_user([str(bindir() / "initdb"), "-D", str(layout.pg_data), "-U", SUPERUSER,
-                             "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust",
-                             "--auth-host=scram-sha-256"]),
-            what="PostgreSQL initdb", log=log)
+        run(
+            _as_server_user(
+                [
+                    str(bindir() / "initdb"),
+                    "-D",
+                    str(layout.pg_data),
+                    "-U",
+                    SUPERUSER,
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                ]
+            ),
+            what="PostgreSQL initdb",
+            log=log,
+        )
         with open(layout.pg_data / "postgresql.conf", "a") as fh:
             fh.write("\ninclude_if_exists = 'changelake.conf'\n")
         created = True
@@ -128,9 +153,23 @@ def start(settings: Settings, layout: Layout, timeout: float) -> None:
     if pid(layout):
         return
     log = layout.log_file("postgres")
-    run(_as_server_user([str(bindir() / "pg_ctl"), "-D", str(layout.pg_data), "-l", str(log),
-                         "-w", "-t", str(int(timeout)), "start"]),
-        what=f"PostgreSQL start on port {settings.pg_port}", log=log)
+    run(
+        _as_server_user(
+            [
+                str(bindir() / "pg_ctl"),
+                "-D",
+                str(layout.pg_data),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ]
+        ),
+        what=f"PostgreSQL start on port {settings.pg_port}",
+        log=log,
+    )
     p = pid(layout)
     if p:
         layout.run.mkdir(parents=True, exist_ok=True)
@@ -140,16 +179,38 @@ def start(settings: Settings, layout: Layout, timeout: float) -> None:
 def stop(layout: Layout) -> None:
     if not pid(layout):
         return
-    run(_as_server_user([str(bindir() / "pg_ctl"), "-D", str(layout.pg_data), "-m", "fast",
-                         "-w", "-t", "60", "stop"]),
-        what="PostgreSQL stop", log=layout.log_file("postgres"))
+    run(
+        _as_server_user(
+            [
+                str(bindir() / "pg_ctl"),
+                "-D",
+                str(layout.pg_data),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ]
+        ),
+        what="PostgreSQL stop",
+        log=layout.log_file("postgres"),
+    )
     layout.pid_file("postgres").unlink(missing_ok=True)
 
 
-def admin_connect(settings: Settings, layout: Layout, dbname: str = "postgres") -> psycopg.Connection:
+def admin_connect(
+    settings: Settings, layout: Layout, dbname: str = "postgres"
+) -> psycopg.Connection:
     """Superuser connection over the private Unix socket (trust; the socket dir is 0700)."""
-    return psycopg.connect(host=str(layout.pg_socket_dir), port=settings.pg_port, user=SUPERUSER,
-                           dbname=dbname, autocommit=True, connect_timeout=5)
+    return psycopg.connect(
+        host=str(layout.pg_socket_dir),
+        port=settings.pg_port,
+        user=SUPERUSER,
+        dbname=dbname,
+        autocommit=True,
+        connect_timeout=5,
+    )
 
 
 def app_connect(settings: Settings) -> psycopg.Connection:
@@ -160,9 +221,14 @@ def app_connect(settings: Settings) -> psycopg.Connection:
 def _ensure_role(cur: psycopg.Cursor, name: str, password: str, *, replication: bool) -> None:
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
     verb = "ALTER" if cur.fetchone() else "CREATE"
-    cur.execute(sql.SQL("{} ROLE {} LOGIN {} PASSWORD {}").format(
-        sql.SQL(verb), sql.Identifier(name),
-        sql.SQL("REPLICATION" if replication else "NOREPLICATION"), sql.Literal(password)))
+    cur.execute(
+        sql.SQL("{} ROLE {} LOGIN {} PASSWORD {}").format(
+            sql.SQL(verb),
+            sql.Identifier(name),
+            sql.SQL("REPLICATION" if replication else "NOREPLICATION"),
+            sql.Literal(password),
+        )
+    )
 
 
 def bootstrap(settings: Settings, layout: Layout) -> None:
@@ -170,24 +236,34 @@ def bootstrap(settings: Settings, layout: Layout) -> None:
     with admin_connect(settings, layout) as conn, conn.cursor() as cur:
         _ensure_role(cur, settings.pg_user, settings.pg_password, replication=False)
         _ensure_role(cur, settings.cdc_user, settings.cdc_password, replication=True)
-        cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(settings.pg_user),
-                                                     sql.Identifier(settings.cdc_user)))
+        cur.execute(
+            sql.SQL("GRANT {} TO {}").format(
+                sql.Identifier(settings.pg_user), sql.Identifier(settings.cdc_user)
+            )
+        )
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.pg_database,))
         if not cur.fetchone():
-            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8'").format(
-                sql.Identifier(settings.pg_database), sql.Identifier(settings.pg_user)))
+            cur.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8'").format(
+                    sql.Identifier(settings.pg_database), sql.Identifier(settings.pg_user)
+                )
+            )
     with admin_connect(settings, layout, settings.pg_database) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.pg_user)))
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(HEARTBEAT_SCHEMA)))
-        cur.execute(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {}.{} (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now())"
-        ).format(sql.Identifier(HEARTBEAT_SCHEMA), sql.Identifier(HEARTBEAT_TABLE)))
+        cur.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(HEARTBEAT_SCHEMA))
+        )
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now())"
+            ).format(sql.Identifier(HEARTBEAT_SCHEMA), sql.Identifier(HEARTBEAT_TABLE))
+        )
 
 
 def heartbeat_query() -> str:
     """The statement Debezium runs every heartbeat: a tiny write so an idle slot advances."""
-    return (f'INSERT INTO "{HEARTBEAT_SCHEMA}"."{HEARTBEAT_TABLE}" (id, ts) VALUES (1, now()) '
-            "ON CONFLICT (id) DO UPDATE SET ts = EXCLUDED.ts")
+    target = f"{quote_ident(HEARTBEAT_SCHEMA)}.{quote_ident(HEARTBEAT_TABLE)}"
+    return f"INSERT INTO {target} (id, ts) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET ts = EXCLUDED.ts"  # noqa: S608 - constant names, quoted
 
 
 def healthy(settings: Settings) -> bool:
@@ -196,8 +272,9 @@ def healthy(settings: Settings) -> bool:
 
 
 def wait_healthy(settings: Settings, layout: Layout, timeout: float) -> None:
-    wait_until(lambda: healthy(settings), timeout=timeout, what="postgres",
-               log=layout.log_file("postgres"))
+    wait_until(
+        lambda: healthy(settings), timeout=timeout, what="postgres", log=layout.log_file("postgres")
+    )
 
 
 def slot_lag_bytes(settings: Settings) -> int | None:
@@ -205,14 +282,18 @@ def slot_lag_bytes(settings: Settings) -> int | None:
     with app_connect(settings) as conn:
         row = conn.execute(
             "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
-            "FROM pg_replication_slots WHERE slot_name = %s", (settings.slot_name,)).fetchone()
+            "FROM pg_replication_slots WHERE slot_name = %s",
+            (settings.slot_name,),
+        ).fetchone()
     return None if row is None else int(row[0] or 0)
 
 
 def publication_tables(settings: Settings) -> set[tuple[str, str]]:
     with app_connect(settings) as conn:
-        rows = conn.execute("SELECT schemaname, tablename FROM pg_publication_tables "
-                            "WHERE pubname = %s", (settings.publication_name,)).fetchall()
+        rows = conn.execute(
+            "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+            (settings.publication_name,),
+        ).fetchall()
     return {(r[0], r[1]) for r in rows}
 
 
@@ -225,5 +306,6 @@ def existing_tables(settings: Settings, tables: list[tuple[str, str]]) -> set[tu
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p') AND (n.nspname, c.relname) IN "
             "(SELECT * FROM unnest(%s::text[], %s::text[]))",
-            ([s for s, _ in tables], [t for _, t in tables])).fetchall()
+            ([s for s, _ in tables], [t for _, t in tables]),
+        ).fetchall()
     return {(r[0], r[1]) for r in rows}

@@ -7,6 +7,7 @@ reused by an unrelated program, so every pid is checked against the process's co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,6 +52,17 @@ def live_pid(pid_file: Path, marker: str) -> int | None:
     return pid if marker in cmdline(pid) else None
 
 
+def recorded_alive(pid_file: Path) -> bool:
+    """Whether the process we just spawned (pid file) still exists, without the marker check:
+    right after exec its /proc cmdline can briefly read empty, which is not an exit."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return False
+    _reap(pid)
+    return Path(f"/proc/{pid}").exists() and not is_zombie(pid)
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of one process (for ``status`` and the report)."""
     try:
@@ -62,7 +74,9 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def spawn(argv: Sequence[str], *, log: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
+def spawn(
+    argv: Sequence[str], *, log: Path, pid_file: Path, env: dict[str, str] | None = None
+) -> int:
     """Start a long-running program detached (own session), output appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -107,10 +121,8 @@ def terminate(pid: int, marker: str, *, timeout: float = 30.0) -> None:
 
 def _reap(pid: int) -> None:
     """Collect our own child's exit status so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def run(argv: Sequence[str], *, what: str, log: Path | None = None, **kw: object) -> str:
@@ -125,6 +137,21 @@ def run(argv: Sequence[str], *, what: str, log: Path | None = None, **kw: object
         where = f" (log: {log})" if log else ""
         raise StackError(f"{what} failed{where}: " + " | ".join(tail))
     return res.stdout
+
+
+def log_tail(*logs: Path, lines: int = 8) -> str:
+    """Last lines of the given logs (ERROR lines preferred), to put the cause in an error."""
+    out = []
+    for log in logs:
+        try:
+            text = log.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            continue
+        errors = [ln for ln in text if " ERROR " in ln or "Exception" in ln]
+        picked = (errors or text)[-lines:]
+        if picked:
+            out.append(f"--- {log} ---\n" + "\n".join(ln[:300] for ln in picked))
+    return "\n".join(out)
 
 
 def wait_until(check, *, timeout: float, what: str, log: Path | None, interval: float = 0.3):  # noqa: ANN001, ANN201

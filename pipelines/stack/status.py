@@ -34,8 +34,12 @@ class StackStatus:
     @property
     def healthy(self) -> bool:
         """Every component answers and the connector and all its tasks are RUNNING."""
-        return (all(c.up for c in self.components) and self.connector_state == "RUNNING"
-                and bool(self.task_states) and all(s == "RUNNING" for s in self.task_states))
+        return (
+            all(c.up for c in self.components)
+            and self.connector_state == "RUNNING"
+            and bool(self.task_states)
+            and all(s == "RUNNING" for s in self.task_states)
+        )
 
     def component(self, name: str) -> ComponentStatus:
         return next(c for c in self.components if c.name == name)
@@ -48,7 +52,9 @@ def _probe(name: str, pid: int | None, port: int, check) -> ComponentStatus:  # 
         ok = bool(check())
         return ComponentStatus(name, pid, port, ok, rss_bytes(pid))
     except Exception as exc:  # noqa: BLE001 - reported, not raised
-        return ComponentStatus(name, pid, port, False, rss_bytes(pid), f"{type(exc).__name__}: {exc}")
+        return ComponentStatus(
+            name, pid, port, False, rss_bytes(pid), f"{type(exc).__name__}: {exc}"
+        )
 
 
 def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
@@ -59,9 +65,13 @@ def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
 def status(settings: Settings) -> StackStatus:
     layout = Layout.of(settings)
     comps = (
-        _probe("postgres", postgres.pid(layout), settings.pg_port, lambda: postgres.healthy(settings)),
+        _probe(
+            "postgres", postgres.pid(layout), settings.pg_port, lambda: postgres.healthy(settings)
+        ),
         _probe("kafka", kafka.pid(layout), settings.kafka_port, lambda: kafka.healthy(settings)),
-        _probe("connect", connect.pid(layout), settings.connect_port, lambda: connect.healthy(settings)),
+        _probe(
+            "connect", connect.pid(layout), settings.connect_port, lambda: connect.healthy(settings)
+        ),
     )
     up = {c.name: c.up for c in comps}
     errors: list[str] = []

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from kafka import KafkaConsumer
+from psycopg import sql
 
 from pipelines import stack as stack_api
 from pipelines.stack import connect, postgres
@@ -19,8 +20,11 @@ pytestmark = pytest.mark.integration
 def consume(settings, topic: str, until, timeout: float = 30.0) -> list:  # noqa: ANN001
     """Read ``topic`` from the beginning until ``until(records)`` holds or ``timeout`` passes."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
-        enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
         fetch_max_bytes=settings.max_message_bytes,
         max_partition_fetch_bytes=settings.max_message_bytes,
     )
@@ -40,7 +44,9 @@ def consume(settings, topic: str, until, timeout: float = 30.0) -> list:  # noqa
                 return records
     finally:
         consumer.close()
-    raise AssertionError(f"{topic}: condition not met within {timeout}s; got {len(records)} records")
+    raise AssertionError(
+        f"{topic}: condition not met within {timeout}s; got {len(records)} records"
+    )
 
 
 def values(records: list) -> list[dict | None]:
@@ -49,6 +55,10 @@ def values(records: list) -> list[dict | None]:
 
 def ops(records: list) -> list[str | None]:
     return [None if v is None else v["payload"]["op"] for v in values(records)]
+
+
+def ident(table: str) -> sql.Identifier:
+    return sql.Identifier("public", table)
 
 
 def unique(name: str) -> str:
@@ -68,11 +78,15 @@ def test_insert_update_delete_arrive_with_schema_and_tombstone(stack) -> None:
     table = unique("stack_crud")
     stack.capture(f"CREATE TABLE public.{table} (id int PRIMARY KEY, name text)", f"public.{table}")
     with stack.pg() as conn:
-        conn.execute(f"INSERT INTO public.{table} VALUES (1, 'a')")
-        conn.execute(f"UPDATE public.{table} SET name = 'b' WHERE id = 1")
-        conn.execute(f"DELETE FROM public.{table} WHERE id = 1")
-    recs = consume(stack.settings, stack.topic(f"public.{table}"),
-                   lambda rs: ops(rs)[-4:] == ["c", "u", "d", None], timeout=30)
+        conn.execute(sql.SQL("INSERT INTO {} VALUES (1, 'a')").format(ident(table)))
+        conn.execute(sql.SQL("UPDATE {} SET name = 'b' WHERE id = 1").format(ident(table)))
+        conn.execute(sql.SQL("DELETE FROM {} WHERE id = 1").format(ident(table)))
+    recs = consume(
+        stack.settings,
+        stack.topic(f"public.{table}"),
+        lambda rs: ops(rs)[-4:] == ["c", "u", "d", None],
+        timeout=30,
+    )
     vals = values(recs)
     assert ops(recs) == ["c", "u", "d", None]
     for v, key in zip(vals[:3], (r.key for r in recs[:3]), strict=True):
@@ -87,10 +101,16 @@ def test_insert_update_delete_arrive_with_schema_and_tombstone(stack) -> None:
 
 def test_numeric_and_timestamptz_schema_types(stack) -> None:
     table = unique("stack_types")
-    stack.capture(f"CREATE TABLE public.{table} (id int PRIMARY KEY, amount numeric(12,2), "
-                  "at timestamptz)", f"public.{table}")
+    stack.capture(
+        f"CREATE TABLE public.{table} (id int PRIMARY KEY, amount numeric(12,2), at timestamptz)",
+        f"public.{table}",
+    )
     with stack.pg() as conn:
-        conn.execute(f"INSERT INTO public.{table} VALUES (1, 12345.67, '2026-01-02 03:04:05+00')")
+        conn.execute(
+            sql.SQL("INSERT INTO {} VALUES (1, 12345.67, '2026-01-02 03:04:05+00')").format(
+                ident(table)
+            )
+        )
     recs = consume(stack.settings, stack.topic(f"public.{table}"), lambda rs: len(rs) >= 1)
     value = json.loads(recs[0].value)
     after = next(f for f in value["schema"]["fields"] if f["field"] == "after")
@@ -106,7 +126,7 @@ def test_odd_table_name_topic_matches_topic_for(stack) -> None:
     qname = f'public."{table.replace(chr(34), chr(34) * 2)}"'
     stack.capture(f"CREATE TABLE {qname} (id int PRIMARY KEY)", qname)
     with stack.pg() as conn:
-        conn.execute(f"INSERT INTO {qname} VALUES (7)")
+        conn.execute(sql.SQL("INSERT INTO {} VALUES (7)").format(ident(table)))
     topic = stack.topic(qname)
     assert '"' not in topic and " " not in topic
     recs = consume(stack.settings, topic, lambda rs: len(rs) >= 1)
@@ -118,8 +138,10 @@ def test_five_megabyte_value_arrives_intact(stack) -> None:
     stack.capture(f"CREATE TABLE public.{table} (id int PRIMARY KEY, body text)", f"public.{table}")
     body = (uuid.uuid4().hex * (5 * 1024 * 1024 // 32 + 1))[: 5 * 1024 * 1024]
     with stack.pg() as conn:
-        conn.execute(f"INSERT INTO public.{table} VALUES (1, %s)", (body,))
-    recs = consume(stack.settings, stack.topic(f"public.{table}"), lambda rs: len(rs) >= 1, timeout=60)
+        conn.execute(sql.SQL("INSERT INTO {} VALUES (1, %s)").format(ident(table)), (body,))
+    recs = consume(
+        stack.settings, stack.topic(f"public.{table}"), lambda rs: len(rs) >= 1, timeout=60
+    )
     assert json.loads(recs[0].value)["payload"]["after"]["body"] == body
 
 
@@ -130,15 +152,21 @@ def test_up_twice_is_noop_and_down_up_resumes_without_snapshot(stack) -> None:
     stack.capture(f"CREATE TABLE public.{table} (id int PRIMARY KEY)", f"public.{table}")
     topic = stack.topic(f"public.{table}")
     with stack.pg() as conn:
-        conn.execute(f"INSERT INTO public.{table} VALUES (1)")
+        conn.execute(sql.SQL("INSERT INTO {} VALUES (1)").format(ident(table)))
     consume(settings, topic, lambda rs: len(rs) >= 1)
-    pids = (postgres.pid(layout), stack_api.status(settings).component("kafka").pid,
-            stack_api.status(settings).component("connect").pid)
+    pids = (
+        postgres.pid(layout),
+        stack_api.status(settings).component("kafka").pid,
+        stack_api.status(settings).component("connect").pid,
+    )
     started = time.monotonic()
     stack_api.up(settings)
     assert time.monotonic() - started < 10
-    assert pids == (postgres.pid(layout), stack_api.status(settings).component("kafka").pid,
-                    stack_api.status(settings).component("connect").pid)
+    assert pids == (
+        postgres.pid(layout),
+        stack_api.status(settings).component("kafka").pid,
+        stack_api.status(settings).component("connect").pid,
+    )
 
     stack_api.down(settings)
     assert not stack_api.status(settings).healthy
@@ -146,13 +174,14 @@ def test_up_twice_is_noop_and_down_up_resumes_without_snapshot(stack) -> None:
         stack.pg()
     stack_api.up(settings)
     with stack.pg() as conn:
-        conn.execute(f"INSERT INTO public.{table} VALUES (2)")
-    recs = consume(settings, topic, lambda rs: len(rs) >= 2)
+        conn.execute(sql.SQL("INSERT INTO {} VALUES (2)").format(ident(table)))
+    recs = consume(settings, topic, lambda rs: len(rs) >= 2, timeout=90)
     vals = values(recs)
     assert [v["payload"]["op"] for v in vals] == ["c", "c"]  # no snapshot reads ("r") re-emitted
     assert [v["payload"]["after"]["id"] for v in vals] == [1, 2]
     with stack.pg() as conn:
-        slots = conn.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
-                             (settings.slot_name,)).fetchone()
+        slots = conn.execute(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (settings.slot_name,)
+        ).fetchone()
     assert slots == (1,)
     assert connect.running(connect.connector_status(settings))

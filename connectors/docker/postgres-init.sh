@@ -1,0 +1,12 @@
+#!/bin/sh
+# docker runtime: the same roles as the native runtime (pipelines/stack/postgres.py): the CDC role
+# has REPLICATION and is a member of the app role, so it owns (for publication purposes) every
+# table the app role creates, now or later; plus the heartbeat table.
+set -eu
+psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" \
+  -v cdc="$CHANGELAKE_CDC_USER" -v cdcpw="$CHANGELAKE_CDC_PASSWORD" -v app="$POSTGRES_USER" <<'SQL'
+CREATE ROLE :"cdc" LOGIN REPLICATION PASSWORD :'cdcpw';
+GRANT :"app" TO :"cdc";
+CREATE SCHEMA IF NOT EXISTS changelake;
+CREATE TABLE IF NOT EXISTS changelake.heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now());
+SQL

@@ -1,0 +1,83 @@
+"""docker-compose.yml describes the same stack as the native runtime (no Docker engine here, so
+the file is parsed and compared with the native config instead of being run)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from pipelines.config import REPO_ROOT, Settings
+from pipelines.stack.connector_config import load_template
+from pipelines.stack.docker import compose_env
+
+pytestmark = pytest.mark.unit
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+DEFAULTS = Settings(_env_file=None)
+
+
+def _default(value: str) -> str:
+    """Resolve ``${VAR:-default}`` the way compose would with nothing exported."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
+
+
+def test_official_images() -> None:
+    assert SERVICES["postgres"]["image"].startswith("postgres:")
+    assert SERVICES["kafka"]["image"].startswith("apache/kafka:4.")
+    assert SERVICES["connect"]["image"] == "quay.io/debezium/connect:3.6"
+
+
+def test_register_mounts_the_same_connector_file_and_substitutes_every_placeholder() -> None:
+    reg = SERVICES["register"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in reg["volumes"]}
+    assert mounts["./connectors/postgres-connector.json"] in " ".join(reg["command"])
+    assert "envsubst" in " ".join(reg["command"]) and "PUT" in " ".join(reg["command"])
+    placeholders = set(
+        re.findall(
+            r"\$\{([A-Z0-9_]+)\}", (REPO_ROOT / "connectors/postgres-connector.json").read_text()
+        )
+    )
+    assert placeholders <= set(reg["environment"])
+
+
+def test_ports_match_settings_defaults() -> None:
+    pg = _default(SERVICES["postgres"]["ports"][0])
+    assert pg == f"127.0.0.1:{DEFAULTS.pg_port}:5432"
+    kafka = _default(SERVICES["kafka"]["ports"][0])
+    assert kafka == f"127.0.0.1:{DEFAULTS.kafka_port}:{DEFAULTS.kafka_port}"
+    assert _default(SERVICES["connect"]["ports"][0]) == f"127.0.0.1:{DEFAULTS.connect_port}:8083"
+
+
+def test_postgres_logical_and_kafka_limits_and_converters_match_native() -> None:
+    assert "wal_level=logical" in SERVICES["postgres"]["command"]
+    kenv = SERVICES["kafka"]["environment"]
+    assert int(_default(kenv["KAFKA_MESSAGE_MAX_BYTES"])) == DEFAULTS.max_message_bytes
+    assert int(_default(kenv["KAFKA_REPLICA_FETCH_MAX_BYTES"])) == DEFAULTS.max_message_bytes
+    assert kenv["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    cenv = SERVICES["connect"]["environment"]
+    assert cenv["CONNECT_KEY_CONVERTER_REPLACE_NULL_WITH_DEFAULT"] == "false"
+    assert cenv["CONNECT_VALUE_CONVERTER_REPLACE_NULL_WITH_DEFAULT"] == "false"
+    assert cenv["CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE"] == "true"
+    assert int(_default(cenv["CONNECT_PRODUCER_MAX_REQUEST_SIZE"])) == DEFAULTS.max_message_bytes
+
+
+def test_register_defaults_equal_native_values() -> None:
+    env = SERVICES["register"]["environment"]
+    native = compose_env(DEFAULTS.model_copy(update={"tables": ()}))
+    for key in (
+        "CHANGELAKE_TOPIC_PREFIX",
+        "CHANGELAKE_SLOT_NAME",
+        "CHANGELAKE_PUBLICATION_NAME",
+        "CHANGELAKE_HEARTBEAT_INTERVAL_MS",
+        "CHANGELAKE_MIN_COMPACTION_LAG_MS",
+        "CHANGELAKE_MAX_MESSAGE_BYTES",
+        "CHANGELAKE_CDC_USER",
+        "CHANGELAKE_PG_DATABASE",
+    ):
+        assert _default(env[key]) == native[key], key
+    # JSON-escaped regex, as envsubst pastes it into the JSON text
+    assert _default(env["CHANGELAKE_TABLE_INCLUDE_LIST"]) == native["CHANGELAKE_TABLE_INCLUDE_LIST"]
+    assert load_template()["plugin.name"] == "pgoutput"

@@ -1,0 +1,123 @@
+"""The stack's derived configuration: connector JSON, worker/broker properties, topic names."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import Settings
+from pipelines.naming import QualifiedName
+from pipelines.stack import connect, kafka, postgres
+from pipelines.stack.connector_config import (
+    heartbeat_topic,
+    include_tables,
+    render,
+    sanitize_topic,
+    topic_for,
+)
+from pipelines.stack.docker import compose_env
+from pipelines.stack.layout import Layout
+
+pytestmark = pytest.mark.unit
+
+
+def settings(**kw) -> Settings:  # noqa: ANN003
+    return Settings(_env_file=None, home=Path("/tmp/x-home"), **kw)
+
+
+def test_render_fills_every_placeholder_from_settings() -> None:
+    s = settings(tables=("shop.orders", 'odd."We.ird"'), pg_port=5555, slot_name="s1")
+    cfg = render(s)
+    assert not any("${" in v for v in cfg.values())
+    assert cfg["database.port"] == "5555" and cfg["slot.name"] == "s1"
+    assert cfg["table.include.list"] == r"shop\.orders,odd\.We\.ird,changelake\.heartbeat"
+    for tbl in include_tables(s):  # each regex matches exactly its own table
+        pattern = re.compile(tbl.include_list_regex)
+        assert pattern.fullmatch(f"{tbl.schema}.{tbl.table}")
+    assert not re.fullmatch(QualifiedName("shop", "orders").include_list_regex, "shopXorders")
+
+
+def test_connector_settings_required_by_the_issue() -> None:
+    cfg = render(settings())
+    expect = {
+        "plugin.name": "pgoutput",
+        "publication.autocreate.mode": "filtered",
+        "snapshot.mode": "initial",
+        "tombstones.on.delete": "true",
+        "provide.transaction.metadata": "true",
+        "skipped.operations": "none",
+        "include.unknown.datatypes": "true",
+        "decimal.handling.mode": "precise",
+        "topic.creation.default.cleanup.policy": "compact",
+        "topic.creation.default.min.compaction.lag.ms": str(7 * 24 * 3600 * 1000),
+        "producer.override.max.request.size": str(16 * 1024 * 1024),
+    }
+    assert {k: cfg[k] for k in expect} == expect
+    assert cfg["heartbeat.action.query"] == postgres.heartbeat_query()
+
+
+def test_values_with_quotes_cannot_break_the_json() -> None:
+    cfg = render(settings(cdc_password='p"w\\x'))
+    assert cfg["database.password"] == 'p"w\\x'
+    json.dumps(cfg)
+
+
+def test_compose_env_escapes_regex_for_envsubst_into_json() -> None:
+    env = compose_env(settings(tables=("shop.orders",)))
+    text = '{"v": "${X}"}'.replace("${X}", env["CHANGELAKE_TABLE_INCLUDE_LIST"])
+    assert json.loads(text)["v"] == r"shop\.orders,changelake\.heartbeat"
+
+
+@pytest.mark.parametrize(
+    ("table", "topic"),
+    [
+        (QualifiedName("shop", "orders"), "changelake.shop.orders"),
+        (QualifiedName("Shop", "Order Items"), "changelake.Shop.Order_Items"),
+        (QualifiedName("s", 'we"ird.na-me'), "changelake.s.we_ird.na-me"),
+        (QualifiedName("s", "näme"), "changelake.s.n_me"),
+        (QualifiedName("s", "a\U0001f600b"), "changelake.s.a__b"),  # surrogate pair -> two chars
+    ],
+)
+def test_topic_for_follows_debezium_sanitising(table: QualifiedName, topic: str) -> None:
+    assert topic_for(settings(), table) == topic
+
+
+def test_heartbeat_topic() -> None:
+    assert heartbeat_topic(settings(topic_prefix="p")) == "__debezium-heartbeat.p"
+    assert sanitize_topic("a b") == "a_b"
+
+
+def test_kafka_properties_raise_limits_and_use_settings_ports() -> None:
+    s = settings(kafka_port=1111, kafka_controller_port=2222, max_message_bytes=9_000_000)
+    props = dict(
+        line.split("=", 1)
+        for line in kafka.server_properties(s, Layout.of(s)).splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert props["message.max.bytes"] == props["replica.fetch.max.bytes"] == "9000000"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:1111,CONTROLLER://127.0.0.1:2222"
+    assert props["process.roles"] == "broker,controller"
+    assert props["auto.create.topics.enable"] == "false"
+
+
+def test_worker_properties() -> None:
+    s = settings(connect_port=3333)
+    props = dict(
+        line.split("=", 1)
+        for line in connect.worker_properties(s, Layout.of(s)).splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert props["listeners"] == "http://127.0.0.1:3333"
+    assert (
+        props["key.converter.schemas.enable"] == props["value.converter.schemas.enable"] == "true"
+    )
+    assert props["key.converter.replace.null.with.default"] == "false"
+    assert props["value.converter.replace.null.with.default"] == "false"
+    assert props["topic.creation.enable"] == "true"
+    assert props["plugin.path"] == "/tmp/x-home/jars/plugins"
+    assert all(
+        props[f"{t}.storage.replication.factor"] == "1" for t in ("config", "offset", "status")
+    )
