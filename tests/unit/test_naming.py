@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.config import Settings
@@ -19,6 +19,9 @@ from pipelines.naming import (
 )
 
 pytestmark = pytest.mark.unit
+# Timing is not what these properties test; the machine may be busy.
+relaxed = settings(deadline=None, max_examples=150)
+_duck = duckdb.connect()
 
 names = st.text(
     st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
@@ -27,6 +30,7 @@ names = st.text(
 )
 
 
+@relaxed
 @given(names)
 def test_path_segment_is_one_safe_reversible_segment(name: str) -> None:
     seg = path_segment(name)
@@ -35,18 +39,20 @@ def test_path_segment_is_one_safe_reversible_segment(name: str) -> None:
     assert from_path_segment(seg) == name
 
 
+@relaxed
 @given(names)
 def test_quoted_identifier_round_trips_through_duckdb(name: str) -> None:
-    con = duckdb.connect()
-    got = con.execute(f"SELECT 1 AS {quote_ident(name)}").description[0][0]
+    got = _duck.execute(f"SELECT 1 AS {quote_ident(name)}").description[0][0]
     assert got == name
 
 
+@relaxed
 @given(names)
 def test_quoted_literal_round_trips_through_duckdb(value: str) -> None:
-    assert duckdb.connect().execute(f"SELECT {quote_literal(value)}").fetchone()[0] == value
+    assert _duck.execute(f"SELECT {quote_literal(value)}").fetchone()[0] == value
 
 
+@relaxed
 @given(names, names)
 def test_qualified_name_text_round_trip(schema: str, table: str) -> None:
     qn = QualifiedName(schema, table)
@@ -54,6 +60,7 @@ def test_qualified_name_text_round_trip(schema: str, table: str) -> None:
     assert split_name_list(f"{qn}, {qn}") == [str(qn), str(qn)]
 
 
+@relaxed
 @given(names, names, names, names)
 def test_asset_names_are_dagster_safe_and_distinct(s1: str, t1: str, s2: str, t2: str) -> None:
     a, b = QualifiedName(s1, t1), QualifiedName(s2, t2)
