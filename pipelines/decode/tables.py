@@ -174,6 +174,9 @@ def merge_groups(parts: list[pa.Table]) -> tuple[pa.Table, list[str]]:
         )
         parts = [_as_text(t, clash_all) for t in parts]
         merged = pa.concat_tables(parts, promote_options="permissive")
+    meta = set(METADATA.names) | {"_before"}
+    source = list(dict.fromkeys(n for t in parts for n in t.column_names if n not in meta))
+    merged = merged.select([*source, *METADATA.names, "_before"])
     order = pa.compute.sort_indices(merged, [("_partition", "ascending"), ("_offset", "ascending")])
     return merged.take(order), notes
 

@@ -357,7 +357,14 @@ def _decimals(values: list, typ: pa.DataType, width: int, precision: int) -> pa.
 
 
 def _exact_text(unscaled: int, scale: int) -> str:
-    return str(Decimal(unscaled).scaleb(-scale))
+    """Plain decimal text of ``unscaled * 10**-scale``, exact at any size (no float, no context)."""
+    digits = str(abs(unscaled))
+    if scale > 0:
+        digits = digits.rjust(scale + 1, "0")
+        digits = f"{digits[:-scale]}.{digits[-scale:]}"
+    elif scale < 0:
+        digits += "0" * -scale
+    return f"-{digits}" if unscaled < 0 else digits
 
 
 def _decimal_strings(values: list, scale: int) -> pa.Array:
@@ -373,7 +380,7 @@ def _varscale(values: list) -> pa.Array:
         if v is None:
             out.append(None)
         elif v.__class__ is dict and "value" in v and "scale" in v:
-            out.append(format(Decimal(_unscaled(v["value"])).scaleb(-int(v["scale"])), "f"))
+            out.append(_exact_text(_unscaled(v["value"]), int(v["scale"])))
         else:
             raise SchemaMismatch(f"VariableScaleDecimal must be {{scale, value}}, got {v!r}")
     return pa.array(out, pa.string())
