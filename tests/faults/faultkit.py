@@ -265,10 +265,20 @@ class SilverDiff:
     silver_dup_keys: int
 
 
-def silver_vs_pg(conn, lake: Path, table: QualifiedName, key: list[str]) -> SilverDiff:  # noqa: ANN001
-    """Row-for-row comparison (EXCEPT ALL both ways) on PostgreSQL's current columns."""
+def silver_vs_pg(
+    conn,  # noqa: ANN001
+    lake: Path,
+    table: QualifiedName,
+    key: list[str],
+    renamed: dict[str, str] | None = None,
+) -> SilverDiff:
+    """Row-for-row comparison (EXCEPT ALL both ways) on PostgreSQL's current columns.
+
+    ``renamed`` maps a PostgreSQL column name to the name it has in the lake, where Debezium
+    changes it (it unquotes a name that starts and ends with a double quote)."""
     cols, pg = pg_table(conn, table)
-    sel = ", ".join(quote_ident(c) for c in cols)
+    renamed = renamed or {}
+    sel = ", ".join(f"{quote_ident(renamed.get(c, c))} AS {quote_ident(c)}" for c in cols)
     k = ", ".join(quote_ident(c) for c in key)
     with duckdb.connect() as con:
         con.execute("SET threads = 1; SET TimeZone = 'UTC'")

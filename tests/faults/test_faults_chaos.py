@@ -67,6 +67,8 @@ class Chaos:
         self.faults: Counter = Counter()
         self.runs: list[dict] = []
         self.lander_errors: list[str] = []
+        self.episodes = 0
+        self.points: list[str] = []
 
     def settings(self):  # noqa: ANN201
         return lake_settings(self.stack, self.lake, self.tables)
@@ -80,9 +82,14 @@ class Chaos:
             self.lander_errors.append(f"{run.how} rc={run.returncode}: {run.stderr_tail}")
 
     def kill_episode(self) -> None:
-        """One lander run ended by SIGKILL: at a crash point, or from outside after a delay."""
-        if self.rnd.random() < 0.5:
-            point, skip = self.rnd.choice(CRASH_POINTS), self.rnd.randint(0, 3)
+        """One lander run ended by SIGKILL: at a crash point (each point in turn, random skip),
+        or from outside after a random delay."""
+        self.episodes += 1
+        if self.episodes % 2:
+            if not self.points:
+                self.points = list(CRASH_POINTS)
+                self.rnd.shuffle(self.points)
+            point, skip = self.points.pop(), self.rnd.randint(0, 3)
             proc = start_lander(self.settings(), crash_at=point, skip=skip, max_seconds=8)
             self._note(finish_lander(proc, f"crash_at:{point}"))
         else:
@@ -155,7 +162,7 @@ def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path) -> No
                 for t in chaos.tables:
                     compact(chaos.lake, t, catalog=False)
                 compactions += 1
-        while chaos.faults["lander_sigkill"] < MIN_KILLS:
+        while chaos.faults["lander_sigkill"] < MIN_KILLS and chaos.episodes < 40:
             chaos.kill_episode()
     finally:
         stats = wl.stop()
