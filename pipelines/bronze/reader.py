@@ -16,13 +16,11 @@ import pyarrow.parquet as pq
 
 from pipelines.bronze.layout import (
     BRONZE,
-    LANDED,
+    DATE_PARTITION,
     TRANSACTIONS,
     LakeListing,
     list_lake,
-    parse_file,
     table_dir,
-    walk,
 )
 from pipelines.naming import QualifiedName
 
@@ -34,16 +32,21 @@ class NoBronzeData(FileNotFoundError):
 
 
 def files(lake: Path, table: BronzeTable) -> list[Path]:
-    """Parquet files of ``table`` that belong to complete batches, in offset order."""
+    """Parquet files of ``table`` that belong to complete batches, in offset order.
+
+    Judged from one walk of the lake: a batch counts only if that walk saw all n of its
+    files, so a batch completing while we list is either fully in or fully out.
+    """
     lake = Path(lake)
-    candidates = [p for p in walk(table_dir(lake, table)) if p.suffix == ".parquet"]
-    if not candidates:
-        return []
-    complete = list_lake(lake).complete
-    parsed = [f for f in (parse_file(p) for p in candidates) if f is not None]
-    parsed = [f for f in parsed if f.batch in complete]
-    parsed.sort(key=lambda f: (f.batch.topic, f.batch.partition, f.batch.first, f.k))
-    return [f.path for f in parsed]
+    root = table_dir(lake, table)
+    chosen = [
+        f
+        for fs in list_lake(lake).complete.values()
+        for f in fs
+        if f.path.suffix == ".parquet" and f.path.parent.parent == root  # root/_commit_date=*/
+    ]
+    chosen.sort(key=lambda f: (f.batch.topic, f.batch.partition, f.batch.first, f.k))
+    return [f.path for f in chosen]
 
 
 def scan(con: duckdb.DuckDBPyConnection, lake: Path, table: BronzeTable) -> duckdb.DuckDBPyRelation:
@@ -88,13 +91,12 @@ def bronze_tables(lake: Path) -> list[QualifiedName | str]:
     if not root.is_dir():
         return out
     for schema_dir in sorted(root.iterdir()):
+        if not schema_dir.is_dir():
+            continue
         if schema_dir.name == TRANSACTIONS:
-            out.append(TRANSACTIONS)
-            continue
-        if not schema_dir.is_dir() or schema_dir.name == LANDED:
-            continue
+            out.append(TRANSACTIONS)  # a schema called _transactions shares the directory
         for t in sorted(schema_dir.iterdir()):
-            if t.is_dir():
+            if t.is_dir() and not t.name.startswith(f"{DATE_PARTITION}="):
                 out.append(
                     QualifiedName(from_path_segment(schema_dir.name), from_path_segment(t.name))
                 )
