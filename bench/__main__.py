@@ -1,4 +1,4 @@
-"""``python -m bench [--only P1,P3] [--events N] [--smoke]``: run figures, save JSON, write RESULTS.md.
+"""``python -m bench [--only P1,P3] [--events N] [--seconds S] [--smoke]``: run figures, save JSON, write RESULTS.md.
 
 Each figure module has ``run(events, smoke=..., command=...) -> list[Result]``. Sizes default to
 what this shared 2-core machine can take in minutes (stated in every result); ``--events`` or
@@ -52,6 +52,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 NEEDS_STACK = {"P1", "P2", "REF"}
+TIMED = {"P2", "REF"}  # sized in seconds of load, not events
 
 
 def selected(only: str) -> list[str]:
@@ -80,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for fig in figures:
         module, default, smoke_n = FIGURES[fig]
-        n = args.events or (smoke_n if args.smoke else default)
-        cmd = f"python -m bench --only {fig} --events {n}" + (" --smoke" if args.smoke else "")
+        timed = fig in TIMED
+        n = (args.seconds if timed else args.events) or (smoke_n if args.smoke else default)
+        flag = "--seconds" if timed else "--events"
+        cmd = f"python -m bench --only {fig} {flag} {n}" + (" --smoke" if args.smoke else "")
         print(f"== {fig}: {module} ({n:,})", flush=True)
         try:
             mod = importlib.import_module(module)

@@ -20,6 +20,11 @@ from pipelines.stack import topic_for
 
 
 def _end(c: KafkaConsumer, tp: TopicPartition) -> int:
+    """End offset of the topic; 0 while Debezium has not created it (first event pending)."""
+    if tp.topic not in c.topics():
+        c._client.cluster.request_update()  # topics() may answer from a stale cache
+        if tp.topic not in c.topics():
+            return 0
     return c.end_offsets([tp])[tp]
 
 
