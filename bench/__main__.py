@@ -36,7 +36,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--events",
         type=int,
         default=int(os.environ.get("BENCH_EVENTS", "0")) or None,
-        help="events (P1,P3-P6) or seconds of load (P2, REF); default per figure",
+        help="events for P1, P3-P6 (default per figure)",
+    )
+    ap.add_argument(
+        "--seconds",
+        type=int,
+        default=int(os.environ.get("BENCH_SECONDS", "0")) or None,
+        help="seconds of pgbench load for P2 and REF (default per figure)",
     )
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness only")
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)

@@ -165,5 +165,7 @@ def load_all(results_dir: Path = RESULTS_DIR, *, smoke: bool = False) -> list[di
     for p in sorted(results_dir.glob(pattern)):
         if not smoke and p.name.endswith(".smoke.json"):
             continue
-        out.append(json.loads(p.read_text()))
+        doc = json.loads(p.read_text())
+        if isinstance(doc, dict) and {"figure", "targets", "metrics"} <= set(doc):
+            out.append(doc)  # other tools' JSON that happens to live here is not a figure
     return out

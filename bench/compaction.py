@@ -6,6 +6,7 @@ verdict uses the measured rate projected linearly to 10 M, and says so.
 
 from __future__ import annotations
 
+import shutil
 import time
 
 from bench.common import Result, Target
@@ -30,9 +31,10 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
     inc = compact(lake, TABLE, catalog=False)
     t_inc = time.perf_counter() - t0
     # the honesty check: incremental must give the same rows as a full rebuild of the same bronze
-    check = compact(
-        work_copy(lake, f"work-p4check-{n}", silver=False), TABLE, full=True, catalog=False
-    )
+    check_lake = work_copy(lake, f"work-p4check-{n}", silver=False)
+    check = compact(check_lake, TABLE, full=True, catalog=False)
+    shutil.rmtree(check_lake, ignore_errors=True)
+    shutil.rmtree(lake, ignore_errors=True)
     projected = t_full * TARGET_EVENTS / n
     p3.params = p4.params = {"events": n, "keys": n // 10, "tx_size": 5, "delete_share": "1 %"}
     p3.metrics = {

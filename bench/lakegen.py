@@ -87,7 +87,7 @@ def base_lake(events: int, segments: int = 10, *, progress=print) -> Path:  # no
 
 def work_copy(base: Path, name: str, *, silver: bool) -> Path:
     """Hard-linked copy of a base lake's bronze (and silver when asked) to mutate freely."""
-    dst = data_dir() / name
+    dst = data_dir() / f"{name}-pid{os.getpid()}"  # concurrent runs never share a work copy
     shutil.rmtree(dst, ignore_errors=True)
     dst.mkdir(parents=True)
     parts = ["bronze"] + (["silver"] if silver else [])
