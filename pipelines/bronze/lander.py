@@ -151,8 +151,7 @@ def _add_new_topics(
     end: dict[TopicPartition, int],
 ) -> list[TopicPartition]:
     """Continuous mode: start landing topics created since start (a table's first event)."""
-    consumer._client.cluster.request_update()  # topics() alone may answer from cache
-    existing = consumer.topics()
+    existing = consumer.topics()  # always a fresh metadata request
     fresh = [t for t in topics if t in existing and all(tp.topic != t for tp in tps)]
     if not fresh:
         return tps

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -75,7 +76,8 @@ def wait_for_records(settings: Settings, topic: str, n: int, timeout: float = 90
     deadline = time.monotonic() + timeout
     try:
         while True:
-            parts = consumer.partitions_for_topic(topic) or set()
+            parts = consumer.partitions_for_topic(topic) if topic in consumer.topics() else None
+            parts = parts or set()
             tps = [TopicPartition(topic, p) for p in parts]
             have = sum(consumer.end_offsets(tps).values()) if tps else 0
             if have >= n:
@@ -83,7 +85,6 @@ def wait_for_records(settings: Settings, topic: str, n: int, timeout: float = 90
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{topic}: {have} of {n} records after {timeout}s")
             time.sleep(0.3)
-            consumer._client.cluster.request_update()
     finally:
         consumer.close()
 
@@ -272,3 +273,33 @@ def test_added_and_widened_columns_read_together(stack, table, tmp_path) -> None
         (11, 1, "int label"),
     ]
     assert_exactly_once(settings, lake, table)
+
+
+def test_follow_mode_lands_live_events_and_topics_created_later(stack, table, tmp_path) -> None:
+    lake = tmp_path / "lake"
+    later = QualifiedName(table.schema, f"{table.table} later")
+    settings = lake_settings(stack, lake, table)
+    settings = Settings(**{**settings.model_dump(), "tables": (str(table), str(later))})
+    insert_rows(stack, table, 0, 30)
+    wait_for_records(settings, topic_for(settings, table), 30)
+    box: dict = {}
+    worker = threading.Thread(
+        target=lambda: box.update(r=land(settings, until_caught_up=False, max_seconds=45))
+    )
+    worker.start()
+    time.sleep(5)
+    insert_rows(stack, table, 30, 30)  # live events on a topic the lander already reads
+    stack.capture(
+        f"CREATE TABLE {later.sql} (id int PRIMARY KEY, qty int, label text);", str(later)
+    )
+    insert_rows(stack, later, 0, 7)  # the topic is created by this first event
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    result = box["r"]
+    assert result.per_table == {str(table): 60, str(later): 7} | (
+        {"_transactions": result.per_table["_transactions"]}
+        if "_transactions" in result.per_table
+        else {}
+    )
+    assert assert_exactly_once(settings, lake, table) == 60
+    assert assert_exactly_once(settings, lake, later) == 7
