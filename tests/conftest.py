@@ -115,15 +115,23 @@ def stack() -> Iterator[StackHandle]:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     handle = StackHandle(home)
+    keep = os.environ.get("CHANGELAKE_KEEP_STACK") == "1"  # debugging: keep data and logs
     try:
-        stack_mod.up(handle.settings, timeout=300)
+        try:
+            stack_mod.up(handle.settings, timeout=300)
+        except Exception:
+            keep = True  # a stack that cannot start is an ERROR; keep its logs to read
+            raise
         yield handle
     finally:
         try:
-            stack_mod.down(handle.settings, purge=True)
+            stack_mod.down(handle.settings, purge=not keep)
         finally:
-            (home / "jars").unlink(missing_ok=True)
-            shutil.rmtree(home, ignore_errors=True)
+            if keep:
+                print(f"\nstack fixture: state kept in {home} (logs in {home / 'logs'})")
+            else:
+                (home / "jars").unlink(missing_ok=True)
+                shutil.rmtree(home, ignore_errors=True)
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)

@@ -173,19 +173,42 @@ def wait_connector_running(settings: Settings, timeout: float = 60) -> None:
     connect.wait_running(settings, layout, max(1.0, deadline - time.monotonic()))
 
 
+def _recover_connector(settings: Settings, timeout: float) -> None:
+    """After a dependency restarted, restart a task Connect gave up on (FAILED), then wait
+    until connector and task are RUNNING again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            st = connect.connector_status(settings)
+        except StackError:
+            time.sleep(1)
+            continue
+        tasks = (st or {}).get("tasks") or []
+        if st and (
+            st["connector"]["state"] == "FAILED" or any(t["state"] == "FAILED" for t in tasks)
+        ):
+            connect.restart(settings)
+        elif connect.running(st):
+            break
+        time.sleep(1)
+    wait_connector_running(settings, timeout=max(5.0, deadline - time.monotonic()))
+
+
 def restart_component(settings: Settings, name: Literal["postgres", "kafka", "connect"]) -> None:
-    """Stop one component and start it again, waiting for health (for the fault suite)."""
+    """Stop one component and start it again, waiting for health and for the connector to be
+    RUNNING again (for the fault suite)."""
+    if name not in ("postgres", "kafka", "connect"):
+        raise ValueError(f"unknown component {name!r}; expected postgres, kafka or connect")
     layout = Layout.of(settings)
     dl = _Deadline(180)
-    if name == "postgres":
-        postgres.stop(layout)
-        _up_postgres(settings, layout, dl, None)
-    elif name == "kafka":
-        kafka.stop(layout)
-        _up_kafka(settings, layout, dl, None)
-    elif name == "connect":
-        connect.stop(layout)
-        _up_connect(settings, layout, dl, None)
-        wait_connector_running(settings, timeout=dl.left())
-    else:
-        raise ValueError(f"unknown component {name!r}; expected postgres, kafka or connect")
+    with _home_lock(layout):
+        if name == "postgres":
+            postgres.stop(layout)
+            _up_postgres(settings, layout, dl, None)
+        elif name == "kafka":
+            kafka.stop(layout)
+            _up_kafka(settings, layout, dl, None)
+        else:
+            connect.stop(layout)
+            _up_connect(settings, layout, dl, None)
+    _recover_connector(settings, timeout=dl.left())
