@@ -86,10 +86,10 @@ def table_statements(lake: Path, qn: QualifiedName) -> list[str]:
     if key:
         params = [f"_key_{i + 1}" for i in range(len(key))]
         match = " AND ".join(f"{quote_ident(k)} = {p}" for k, p in zip(key, params, strict=True))
-        hev = rules.events_sql(source, cols, where=f"({match}) OR _op = 't'", **common)
+        hev = rules.events_sql(source, cols, **common)
         out.append(
             f"CREATE OR REPLACE MACRO {schema}.{quote_ident('history_' + qn.table)}"
-            f"({', '.join(params)}) AS TABLE {rules.history_sql(hev, cols, key)}"
+            f"({', '.join(params)}) AS TABLE {rules.history_sql(hev, cols, key, match)}"
         )
     return out
 

@@ -116,19 +116,74 @@ def _ordered(events: str, key: Sequence[str]) -> str:
         trunc AS (SELECT coalesce(max(_seq), 0) AS t FROM ev WHERE _op = 't')"""
 
 
+def _window(key: Sequence[str]) -> str:
+    return (
+        f"(PARTITION BY {_q(key)} ORDER BY _seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    )
+
+
+def _real(c: str) -> str:
+    """The column's value wrapped in a struct when it is real in this version, else NULL (the
+    struct keeps a real NULL distinct from "no value here")."""
+    return (
+        f"CASE WHEN _op <> 'd' AND NOT list_contains(_unavailable, {quote_literal(c)}) "
+        f"THEN struct_pack(v := {quote_ident(c)}) END"
+    )
+
+
+def _rekey_fix(columns: Sequence[str], key: Sequence[str], versions: str) -> str:
+    """``versions`` where the create half of a primary-key change (a ``c`` sharing
+    ``_commit_lsn``/``_lsn`` with a ``d``) takes placeholder columns from the old key's last real
+    value: PostgreSQL logs an unchanged TOASTed column of a key-changing UPDATE as unchanged."""
+    nonkey = [c for c in columns if c not in key]
+    if not nonkey:
+        return versions
+    k = _q(key)
+    carries = ", ".join(
+        f"last_value({_real(c)} IGNORE NULLS) OVER {_window(key)} AS _carry_{i}"
+        for i, c in enumerate(nonkey)
+    )
+    fixed = ", ".join(
+        f"CASE WHEN list_contains(v._unavailable, {quote_literal(c)}) AND m._carry_{i} IS NOT NULL "
+        f"THEN m._carry_{i}.v ELSE v.{quote_ident(c)} END AS {quote_ident(c)}"
+        for i, c in enumerate(nonkey)
+    )
+    still = " OR ".join(
+        f"(x = {quote_literal(c)} AND m._carry_{i} IS NULL)" for i, c in enumerate(nonkey)
+    )
+    d_key = ", ".join(f"d.{quote_ident(c)}" for c in key)
+    return f"""(
+        WITH src AS (SELECT * FROM {versions}),
+        pairs AS (SELECT DISTINCT d._commit_lsn, d._lsn, {d_key} FROM src d JOIN src c
+                  ON c._commit_lsn = d._commit_lsn AND c._lsn = d._lsn
+                  WHERE d._op = 'd' AND c._op = 'c' AND len(c._unavailable) > 0),
+        chain AS (SELECT *, {carries} FROM src SEMI JOIN pairs USING ({k})),
+        m AS (SELECT _commit_lsn AS _dc, _lsn AS _dl, {", ".join(f"_carry_{i}" for i in range(len(nonkey)))}
+              FROM chain SEMI JOIN pairs USING (_commit_lsn, _lsn, {k}) WHERE _op = 'd')
+        SELECT v.* REPLACE ({fixed},
+               CASE WHEN m._dc IS NULL THEN v._unavailable
+                    ELSE list_filter(v._unavailable, lambda x: {still}) END AS _unavailable)
+        FROM src v LEFT JOIN m ON v._op = 'c' AND v._commit_lsn = m._dc AND v._lsn = m._dl
+    )"""
+
+
+REKEY_DEPTH = 3  # chained key changes with unchanged TOAST resolved within one batch
+
+
 def _resolve(columns: Sequence[str], key: Sequence[str], versions: str) -> str:
     """SELECT list resolving unchanged-TOAST placeholders from earlier versions of the key."""
-    w = f"(PARTITION BY {_q(key)} ORDER BY _seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    for _ in range(REKEY_DEPTH):
+        versions = _rekey_fix(columns, key, versions)
+    w = _window(key)
     out = []
     for c in columns:
         qc, lc = quote_ident(c), quote_literal(c)
         if c in key:
             out.append(qc)
             continue
-        real = f"CASE WHEN _op <> 'd' AND NOT list_contains(_unavailable, {lc}) THEN struct_pack(v := {qc}) END"
         out.append(
             f"CASE WHEN list_contains(_unavailable, {lc}) "
-            f"THEN (last_value({real} IGNORE NULLS) OVER {w}).v ELSE {qc} END AS {qc}"
+            f"THEN (last_value({_real(c)} IGNORE NULLS) OVER {w}).v ELSE {qc} END AS {qc}"
         )
     return f"SELECT {', '.join(out)}, {_q(KEEP_META)}, _op, _seq FROM {versions}"
 
@@ -175,22 +230,21 @@ def compact_sql(
             {untouched})"""
 
 
-def history_sql(events: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    """Every version of the key(s) in ``events`` (already filtered), placeholders resolved.
-
-    Truncates after the key's first version are kept as versions with op ``t`` (row values NULL).
-    """
+def history_sql(events: str, columns: Sequence[str], key: Sequence[str], match: str) -> str:
+    """Every version of the row(s) matching ``match`` (a predicate on key columns), placeholders
+    resolved. Resolution runs over all keys first (a key change carries values across keys),
+    then filters. Truncates after the row's first version are versions with op ``t``."""
     if not key:
         raise ValueError("history needs a table with a primary key")
     cols = list(columns)
-    k = _q(key)
     return f"""WITH {_ordered(events, key)},
-        first AS (SELECT min(_seq) AS s FROM ev WHERE _op <> 't'),
         versions AS (SELECT * FROM ev WHERE _op <> 't'),
-        resolved AS ({_resolve(cols, key, "versions")})
+        resolved AS ({_resolve(cols, key, "versions")}),
+        mine AS (SELECT * FROM resolved WHERE {match}),
+        first AS (SELECT min(_seq) AS s FROM mine)
         SELECT {_q(cols)}, _op, _source_ts, _tx_id, _commit_lsn, _lsn FROM (
-            SELECT * FROM resolved
+            SELECT * FROM mine
             UNION ALL BY NAME
-            SELECT * EXCLUDE ({k}, _unavailable) FROM ev
+            SELECT * EXCLUDE (_unavailable) FROM ev
             WHERE _op = 't' AND _seq > (SELECT s FROM first))
         ORDER BY _seq"""

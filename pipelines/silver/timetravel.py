@@ -128,8 +128,8 @@ def history(
             cols,
             tx_source=bronze_io.parquet_source(tx) if tx else None,
             data_collection=f"{qn.schema}.{qn.table}",
-            where=f"({match}) OR _op = 't'",
         )
-        return con.sql(rules.history_sql(ev, cols, keys), params=values).to_arrow_table()
+        sql = rules.history_sql(ev, cols, keys, match)
+        return con.sql(sql, params=values).to_arrow_table()
     finally:
         con.close()

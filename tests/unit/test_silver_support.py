@@ -32,8 +32,13 @@ def event(**kw: object) -> dict:
 class Lake:
     """Writes bronze batches (data topic and transaction topic) into a lake directory."""
 
-    def __init__(self, root: Path, table: QualifiedName = TABLE, key: list[str] | None = None,
-                 source: pa.Schema = SOURCE) -> None:
+    def __init__(
+        self,
+        root: Path,
+        table: QualifiedName = TABLE,
+        key: list[str] | None = None,
+        source: pa.Schema = SOURCE,
+    ) -> None:
         self.root, self.table, self.source = root, table, source
         self.key = ["k"] if key is None else key
         self.offset = 0
@@ -57,8 +62,16 @@ class Lake:
         if ends:
             rows = []
             for e in ends:
-                rows.append(dict(e, _topic="cl.transaction", _partition=0,
-                                 _offset=self.tx_offset, _kafka_ts=T0, _ingested_at=T0))
+                rows.append(
+                    dict(
+                        e,
+                        _topic="cl.transaction",
+                        _partition=0,
+                        _offset=self.tx_offset,
+                        _kafka_ts=T0,
+                        _ingested_at=T0,
+                    )
+                )
                 self.tx_offset += 1
             tbl = pa.Table.from_pylist(rows, schema=TRANSACTIONS_SCHEMA)
             batch = BatchId("cl.transaction", 0, rows[0]["_offset"], rows[-1]["_offset"])
@@ -77,8 +90,11 @@ class Scenario:
     versions: dict[int, list[tuple]] = field(default_factory=dict)  # key -> (op, a, b)
 
 
-def build(snapshot_rows: list[tuple[int, str | None, int | None]],
-          txs: list[list[tuple]], lsn_jitter: list[int]) -> Scenario:
+def build(
+    snapshot_rows: list[tuple[int, str | None, int | None]],
+    txs: list[list[tuple]],
+    lsn_jitter: list[int],
+) -> Scenario:
     """Interpret drawn op specs against the model; invalid specs turn into valid ops or none.
 
     op spec: (kind, key, key2, a, b) with kind in write/toast/delete/rekey/truncate.
@@ -96,9 +112,19 @@ def build(snapshot_rows: list[tuple[int, str | None, int | None]],
         n = len(uniq)
         for i, (k, (a, b)) in enumerate(sorted(uniq.items())):
             mark = "last" if i == n - 1 else ("first" if i == 0 else "true")
-            sc.events.append(event(k=k, a=a, b=b, _op="r", _source_ts=T0 - timedelta(seconds=10),
-                                   _lsn=9000, _commit_lsn=None, _snapshot=mark,
-                                   _unavailable=[]))
+            sc.events.append(
+                event(
+                    k=k,
+                    a=a,
+                    b=b,
+                    _op="r",
+                    _source_ts=T0 - timedelta(seconds=10),
+                    _lsn=9000,
+                    _commit_lsn=None,
+                    _snapshot=mark,
+                    _unavailable=[],
+                )
+            )
             sc.unit_of.append(0)
             state[k] = (a, b)
             version(k, "r", a, b)
@@ -126,7 +152,10 @@ def build(snapshot_rows: list[tuple[int, str | None, int | None]],
                 old = state.pop(k)
                 emit("d", k)
                 version(k, "d", None, None)
-                emit("c", k2, old[0], old[1])
+                if a == "x":  # doc column unchanged and TOASTed: a placeholder in the create
+                    emit("c", k2, None, old[1], ["a"], same_lsn=True)
+                else:
+                    emit("c", k2, old[0], old[1], same_lsn=True)
                 version(k2, "c", old[0], old[1])
                 state[k2] = old
             elif kind == "toast" and k in state:
@@ -142,9 +171,13 @@ def build(snapshot_rows: list[tuple[int, str | None, int | None]],
             continue
         sc.events.extend(evs)
         sc.unit_of.extend([unit] * len(evs))
-        sc.ends[unit] = {"status": "END", "id": f"{500 + i}:{commit}", "event_count": len(evs),
-                         "data_collections": [{"data_collection": "s.t",
-                                               "event_count": len(evs)}], "ts": ts}
+        sc.ends[unit] = {
+            "status": "END",
+            "id": f"{500 + i}:{commit}",
+            "event_count": len(evs),
+            "data_collections": [{"data_collection": "s.t", "event_count": len(evs)}],
+            "ts": ts,
+        }
         sc.states.append(dict(state))
         sc.times.append(ts)
     return sc
@@ -158,13 +191,32 @@ class _Tx:
         self.commit, self.lsn, self.ts, self.tx_id = commit, lsn, ts, tx_id
         self.events: list[dict] = []
 
-    def emit(self, op: str, k: int | None, a: object = None, b: object = None,
-             unavailable: list[str] | None = None) -> None:
-        self.lsn += 1
-        self.events.append(event(
-            k=k, a=a, b=b, _op=op, _source_ts=self.ts, _lsn=self.lsn, _commit_lsn=self.commit,
-            _tx_id=self.tx_id, _tx_order=len(self.events) + 1, _snapshot="false",
-            _unavailable=unavailable or []))
+    def emit(
+        self,
+        op: str,
+        k: int | None,
+        a: object = None,
+        b: object = None,
+        unavailable: list[str] | None = None,
+        same_lsn: bool = False,
+    ) -> None:
+        """``same_lsn``: the create half of a key change shares the delete's LSN."""
+        self.lsn += 0 if same_lsn else 1
+        self.events.append(
+            event(
+                k=k,
+                a=a,
+                b=b,
+                _op=op,
+                _source_ts=self.ts,
+                _lsn=self.lsn,
+                _commit_lsn=self.commit,
+                _tx_id=self.tx_id,
+                _tx_order=len(self.events) + 1,
+                _snapshot="false",
+                _unavailable=unavailable or [],
+            )
+        )
 
 
 def rows_of(table: pa.Table) -> dict[int, tuple]:
