@@ -104,17 +104,8 @@ def materialize_all(
         engine = "dagster" if _has_definitions() else "plain"
     if engine == "dagster":
         env = {**dbt_env(settings), **_changelake_env(settings)}
-        cmd = [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "pipelines.definitions",
-            "--select",
-            "*",
-        ]
+        exe = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+        cmd = [exe, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
         proc = subprocess.run(
             cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False
         )
