@@ -42,6 +42,22 @@ def up_docker(
             "docker runtime: `docker` not found; install Docker with the compose plugin, "
             "or use the default native runtime (changelake up)"
         )
+    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)  # noqa: S603
+    if probe.returncode != 0:
+        raise StackError(
+            "docker runtime: the `docker compose` plugin is missing; install "
+            "docker-compose-plugin, or use the default native runtime (changelake up)"
+        )
+    engine = subprocess.run(
+        [docker, "info", "--format", "{{.ServerVersion}}"],  # noqa: S603
+        capture_output=True,
+        text=True,
+    )
+    if engine.returncode != 0:
+        raise StackError(
+            "docker runtime: no Docker engine is reachable (`docker info` failed); "
+            "start one, or use the default native runtime (changelake up)"
+        )
     if progress:
         progress(f"docker compose -f {COMPOSE_FILE} up -d")
     res = subprocess.run(
