@@ -13,12 +13,47 @@ import pyarrow as pa
 
 from pipelines.bronze.layout import BatchId
 from pipelines.bronze.writer import write_batch
-from pipelines.decode.special import TRANSACTIONS_SCHEMA
-from pipelines.decode.tables import METADATA
 from pipelines.naming import QualifiedName
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TABLE = QualifiedName("s", "t")
+UTC_US = pa.timestamp("us", "UTC")
+# bronze metadata columns and the transaction table, exactly as docs/design.md and the decoder
+# define them (kept here so these tests do not depend on the decoder's internals)
+METADATA = pa.schema(
+    [
+        ("_op", pa.string()),
+        ("_source_ts", UTC_US),
+        ("_lsn", pa.int64()),
+        ("_commit_lsn", pa.int64()),
+        ("_tx_id", pa.int64()),
+        ("_tx_order", pa.int64()),
+        ("_snapshot", pa.string()),
+        ("_topic", pa.string()),
+        ("_partition", pa.int32()),
+        ("_offset", pa.int64()),
+        ("_kafka_ts", pa.timestamp("ms", "UTC")),
+        ("_ingested_at", UTC_US),
+        ("_unavailable", pa.list_(pa.string())),
+    ]
+)
+TRANSACTIONS_SCHEMA = pa.schema(
+    [
+        ("status", pa.string()),
+        ("id", pa.string()),
+        ("event_count", pa.int64()),
+        (
+            "data_collections",
+            pa.list_(pa.struct([("data_collection", pa.string()), ("event_count", pa.int64())])),
+        ),
+        ("ts", pa.timestamp("ms", "UTC")),
+        ("_topic", pa.string()),
+        ("_partition", pa.int32()),
+        ("_offset", pa.int64()),
+        ("_kafka_ts", pa.timestamp("ms", "UTC")),
+        ("_ingested_at", UTC_US),
+    ]
+)
 SOURCE = pa.schema([("k", pa.int64()), ("a", pa.string()), ("b", pa.int64())])
 
 
