@@ -31,10 +31,30 @@ TABLE = QualifiedName("bench", "events")
 RATE = 1000
 
 
-def _wait_caught_up(lake, deadline: float) -> None:  # noqa: ANN001
-    """Until the lander has landed something of the table (the pre-existing backlog)."""
-    while time.monotonic() < deadline and not files(lake, TABLE):
-        time.sleep(0.5)
+def _wait_caught_up(s, lake, timeout: float = 900) -> None:  # noqa: ANN001
+    """Until Debezium has streamed the WAL written so far and the lander has landed the topic
+    up to its end, so the measured load starts on an idle pipeline (no earlier backlog)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from pipelines.bronze import landed_offsets
+    from pipelines.stack import topic_for
+    from pipelines.stack.postgres import slot_lag_bytes
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (slot_lag_bytes(s) or 0) > 1_000_000:
+        time.sleep(1)
+    topic = topic_for(s, TABLE)
+    c = KafkaConsumer(bootstrap_servers=s.bootstrap_servers)
+    try:
+        tp = TopicPartition(topic, 0)
+        end = c.end_offsets([tp])[tp] if topic in c.topics() else 0
+    finally:
+        c.close()
+    while time.monotonic() < deadline:
+        if end == 0 or landed_offsets(lake).get((topic, 0), -1) >= end - 1:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"pipeline did not catch up with {topic} before the measured load")
 
 
 def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
@@ -62,7 +82,7 @@ def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print)
     try:
         # let the lander land whatever the topic already holds, then start the measured load
         pgload.prepare(s)
-        _wait_caught_up(lake, time.monotonic() + 120)
+        _wait_caught_up(s, lake)
         compact(lake, TABLE, catalog=False)
         start = datetime.now(UTC)
         proc = pgload.start(s, seconds, rate=RATE, clients=4)

@@ -46,13 +46,25 @@ def prepare(settings: Settings) -> None:
         conn.execute("CREATE SEQUENCE IF NOT EXISTS bench.events_bench_seq START 1000000000")
 
 
+BATCH_SCRIPT = """\\set c random(1, 50000)
+INSERT INTO bench.events (id, customer_id, status, amount, quantity, note, is_paid, updated_at)
+SELECT nextval('bench.events_bench_seq'), :c, 'new', g * 3.25, g % 20, 'pgbench', false, now()
+FROM generate_series(1, {rows}) g;
+"""
+
+
 def start(
-    settings: Settings, seconds: int, *, rate: int | None = None, clients: int = 2
+    settings: Settings,
+    seconds: int,
+    *,
+    rate: int | None = None,
+    clients: int = 2,
+    rows_per_tx: int = 1,
 ) -> subprocess.Popen:
     """Start pgbench for ``seconds`` (optionally rate-limited to ``rate`` tx/s in total)."""
     prepare(settings)
     script = Path(tempfile.mkdtemp(prefix="bench-pgbench-")) / "insert.sql"
-    script.write_text(SCRIPT)
+    script.write_text(SCRIPT if rows_per_tx == 1 else BATCH_SCRIPT.format(rows=rows_per_tx))
     argv = [
         pgbench(),
         "-n",
