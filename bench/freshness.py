@@ -27,7 +27,7 @@ from pipelines.bronze import files
 from pipelines.naming import QualifiedName
 from pipelines.silver import compact
 
-TABLE = QualifiedName("bench", "events")
+TABLE = QualifiedName("bench", "fresh")  # its own small topic (see bench.stack)
 RATE = 1000
 
 
@@ -61,6 +61,8 @@ def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print)
     r = Result("P2", "freshness commit->silver", command, smoke=smoke)
     s = ensure_stack(progress=None)
     lake = data_dir() / f"lake-p2-{int(time.time())}"
+    lake.mkdir(parents=True, exist_ok=True)
+    log = data_dir() / f"{lake.name}-lander.log"
     env = {**os.environ, **stack_env(), "CHANGELAKE_LAKE": str(lake)}
     lander = subprocess.Popen(
         [
@@ -75,8 +77,7 @@ def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print)
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=log.open("w"),
     )
     publishes: list[tuple[int, int, datetime]] = []  # (after_lsn, upto_lsn, published_at)
     try:
@@ -85,7 +86,7 @@ def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print)
         _wait_caught_up(s, lake)
         compact(lake, TABLE, catalog=False)
         start = datetime.now(UTC)
-        proc = pgload.start(s, seconds, rate=RATE, clients=4)
+        proc = pgload.start(s, seconds, rate=RATE, clients=4, table=TABLE)
         pg = None
         drain_until = None
         while True:
@@ -108,6 +109,8 @@ def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print)
         except subprocess.TimeoutExpired:
             lander.kill()
     lat = _latencies(lake, start, publishes)
+    if not lat["e2e"]:
+        r.notes.append(f"no events measured; lander log {log}: " + log.read_text()[-1500:])
     shutil.rmtree(lake, ignore_errors=True)
     e2e, c2b, b2s = lat["e2e"], lat["c2b"], lat["b2s"]
     r.params = {

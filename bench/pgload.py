@@ -14,7 +14,10 @@ import tempfile
 from pathlib import Path
 
 from pipelines.config import Settings
+from pipelines.naming import QualifiedName
 from pipelines.stack.postgres import app_connect
+
+EVENTS = QualifiedName("bench", "events")
 
 PGBENCH_DIRS = (
     "/usr/lib/postgresql/15/bin",
@@ -24,7 +27,7 @@ PGBENCH_DIRS = (
 
 SCRIPT = """\\set c random(1, 50000)
 \\set q random(1, 20)
-INSERT INTO bench.events (id, customer_id, status, amount, quantity, note, is_paid, updated_at)
+INSERT INTO {table} (id, customer_id, status, amount, quantity, note, is_paid, updated_at)
 VALUES (nextval('bench.events_bench_seq'), :c, 'new', :q * 3.25, :q, 'pgbench', false, now());
 """
 
@@ -47,7 +50,7 @@ def prepare(settings: Settings) -> None:
 
 
 BATCH_SCRIPT = """\\set c random(1, 50000)
-INSERT INTO bench.events (id, customer_id, status, amount, quantity, note, is_paid, updated_at)
+INSERT INTO {table} (id, customer_id, status, amount, quantity, note, is_paid, updated_at)
 SELECT nextval('bench.events_bench_seq'), :c, 'new', g * 3.25, g % 20, 'pgbench', false, now()
 FROM generate_series(1, {rows}) g;
 """
@@ -60,11 +63,13 @@ def start(
     rate: int | None = None,
     clients: int = 2,
     rows_per_tx: int = 1,
+    table: QualifiedName = EVENTS,
 ) -> subprocess.Popen:
     """Start pgbench for ``seconds`` (optionally rate-limited to ``rate`` tx/s in total)."""
     prepare(settings)
     script = Path(tempfile.mkdtemp(prefix="bench-pgbench-")) / "insert.sql"
-    script.write_text(SCRIPT if rows_per_tx == 1 else BATCH_SCRIPT.format(rows=rows_per_tx))
+    text = SCRIPT if rows_per_tx == 1 else BATCH_SCRIPT
+    script.write_text(text.format(rows=rows_per_tx, table=table.sql))
     argv = [
         pgbench(),
         "-n",

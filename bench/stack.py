@@ -14,6 +14,7 @@ from pathlib import Path
 from pipelines.config import REPO_ROOT, Settings
 
 BENCH_TABLE = "bench.events"
+FRESH_TABLE = "bench.fresh"  # P2 only: a small topic, so a fresh lake catches up fast
 PRIVATE_ENV = {
     "CHANGELAKE_HOME": os.environ.get("BENCH_HOME", "/tmp/bench-home"),
     "CHANGELAKE_PG_PORT": os.environ.get("BENCH_PG_PORT", "55459"),
@@ -24,7 +25,7 @@ PRIVATE_ENV = {
     "CHANGELAKE_SLOT_NAME": "bench_slot",
     "CHANGELAKE_PUBLICATION_NAME": "bench_pub",
     "CHANGELAKE_CONNECTOR_NAME": "bench-postgres",
-    "CHANGELAKE_TABLES": BENCH_TABLE,
+    "CHANGELAKE_TABLES": f"{BENCH_TABLE},{FRESH_TABLE}",
     "CHANGELAKE_HEARTBEAT_INTERVAL_MS": "1000",
 }
 
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS bench.events (
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz
 );
+CREATE TABLE IF NOT EXISTS bench.fresh (LIKE bench.events INCLUDING ALL);
 """
 
 

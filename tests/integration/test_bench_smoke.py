@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_stack_figures_run_on_tiny_sizes(stack, tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    stack.capture(BENCH_DDL, "bench.events")
+    stack.capture(BENCH_DDL, "bench.events", "bench.fresh")
     monkeypatch.setenv("BENCH_USE_ENV_STACK", "1")
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
     out = tmp_path / "results"
