@@ -14,7 +14,7 @@ import orjson
 import pyarrow as pa
 
 from pipelines.decode import DecodedBatch, RawMessage
-from pipelines.decode.envelope import BadMessage, EnvelopePlan, key_names, plan_for, split
+from pipelines.decode.envelope import BadMessage, EnvelopePlan, Splitter, key_names, plan_for
 from pipelines.decode.special import Quarantine, transactions_table
 from pipelines.decode.tables import Event, build_group, merge_groups
 from pipelines.decode.types import INFINITY_HITS, SchemaMismatch
@@ -34,7 +34,9 @@ def decode_messages(
     tombstones = heartbeats = 0
     tx_msgs: list[tuple[RawMessage, dict]] = []
     groups: dict[tuple[bytes, QualifiedName], list[Event]] = {}
-    keys: dict[QualifiedName, tuple[str, ...]] = {}
+    last_key: dict[QualifiedName, bytes | None] = {}
+    names: dict[tuple[str, str], QualifiedName] = {}
+    splitter = Splitter()
 
     for msg in messages:
         if msg.topic == heartbeat_topic:
@@ -44,21 +46,18 @@ def decode_messages(
             tombstones += 1
             continue
         try:
-            schema_bytes, payload = split(msg.value)
+            schema_bytes, payload = splitter(msg.topic, msg.value)
             if msg.topic == tx_topic:
                 tx_msgs.append((msg, _check_tx(payload)))
                 continue
             plan_for(schema_bytes)  # validates the schema once (cached)
-            table = _check_change(payload)
+            table = _check_change(payload, names)
         except (BadMessage, InvalidName) as exc:
             quarantine.add(msg, str(exc))
             continue
         groups.setdefault((schema_bytes, table), []).append(Event(msg, payload))
-        names = key_names(msg.key)
-        if names is not None:
-            keys[table] = names
-        elif msg.key is None:
-            keys.setdefault(table, ())
+        last_key[table] = msg.key
+    keys = {table: key_names(raw) or () for table, raw in last_key.items()}
 
     per_table: dict[QualifiedName, list[pa.Table]] = {}
     for (schema_bytes, table), events in groups.items():
@@ -102,8 +101,10 @@ def decode_messages(
     )
 
 
-def _check_change(payload: object) -> QualifiedName:
-    """Cheap per-message envelope checks; returns the source table (never parsed from the topic)."""
+def _check_change(payload: object, names: dict[tuple[str, str], QualifiedName]) -> QualifiedName:
+    """Cheap per-message envelope checks; returns the source table (never parsed from the topic).
+
+    ``names`` caches validated names for the batch, so names are checked once, not per event."""
     if not isinstance(payload, dict):
         raise BadMessage("payload is not an object")
     op = payload.get("op")
@@ -115,7 +116,11 @@ def _check_change(payload: object) -> QualifiedName:
     row = payload.get("before") if op == "d" else payload.get("after")
     if op != "t" and not isinstance(row, dict):
         raise BadMessage(f"op {op!r} without its {'before' if op == 'd' else 'after'} image")
-    return QualifiedName(source["schema"], source["table"])
+    pair = (source["schema"], source["table"])
+    table = names.get(pair)
+    if table is None:
+        table = names[pair] = QualifiedName(*pair)
+    return table
 
 
 def _check_tx(payload: object) -> dict:

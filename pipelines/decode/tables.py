@@ -8,8 +8,9 @@ that is the right ordering key across transactions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from typing import NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -41,8 +42,7 @@ _EMPTY: dict = {}
 _UNAVAILABLE = (PLACEHOLDER, PLACEHOLDER_B64)
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """A change message and its parsed payload."""
 
     msg: RawMessage
@@ -58,11 +58,25 @@ def _is_placeholder(v: object) -> bool:
     return False
 
 
+def _extract(rows: list[dict], names: list[str]) -> list[list]:
+    """Column-major values of ``names`` from row dicts (one C-level pass when all keys exist)."""
+    if not names:
+        return []
+    if len(names) == 1:
+        return [[r.get(names[0]) for r in rows]]
+    try:
+        return [list(col) for col in zip(*map(itemgetter(*names), rows), strict=True)] or [
+            [] for _ in names
+        ]
+    except KeyError:  # a row without some field: slower, tolerant path
+        return [[r.get(n) for r in rows] for n in names]
+
+
 def _row_columns(plan: EnvelopePlan, rows: list[dict], unavailable: list[list[str]] | None):
     """One Arrow array per source column; placeholders become NULL (recorded if asked)."""
     arrays = []
-    for col in plan.columns:
-        values = [r.get(col.name) for r in rows]
+    columns = _extract(rows, [c.name for c in plan.columns])
+    for col, values in zip(plan.columns, columns, strict=True):
         if col.toastable:
             hits = [i for i, v in enumerate(values) if _is_placeholder(v)]
             for i in hits:
@@ -80,6 +94,30 @@ def _int_or_none(v: object) -> int | None:
     return int(v) if v is not None else None
 
 
+def _repeat(value: int, n: int, typ: pa.DataType) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.int64()), n).cast(typ)
+
+
+def _unavailable_array(unavailable: list[list[str]]) -> pa.Array:
+    if any(unavailable):
+        return pa.array(unavailable, pa.list_(pa.string()))
+    offsets = pa.repeat(pa.scalar(0, pa.int32()), len(unavailable) + 1)
+    return pa.ListArray.from_arrays(offsets, pa.array([], pa.string()))
+
+
+_SOURCE_FIELDS = ("ts_us", "lsn", "sequence", "txId", "snapshot")
+
+
+def _source_columns(sources: list[dict]) -> list[list]:
+    cols = _extract(sources, list(_SOURCE_FIELDS))
+    ts_us = cols[0]
+    if any(v is None for v in ts_us):  # an older Debezium without ts_us
+        ts_us = [s.get("ts_us") if s.get("ts_us") is not None else _ms_to_us(s.get("ts_ms"))
+                 for s in sources]  # fmt: skip
+    return [ts_us, cols[1], [_commit_lsn(q) for q in cols[2]], cols[3],
+            [_snapshot(v) for v in cols[4]]]  # fmt: skip
+
+
 def build_group(plan: EnvelopePlan, events: list[Event], ingested_at: datetime) -> pa.Table:
     """The bronze rows of ``events`` (one Debezium schema, one source table)."""
     n = len(events)
@@ -90,40 +128,45 @@ def build_group(plan: EnvelopePlan, events: list[Event], ingested_at: datetime) 
     source_arrays = _row_columns(plan, rows, unavailable)
 
     befores = [p.get("before") for p in payloads]
-    has_before = [b is not None for b in befores]
-    before_arrays = _row_columns(plan, [b or _EMPTY for b in befores], None)
-    before = (
-        pa.StructArray.from_arrays(
-            before_arrays, fields=list(plan.row_type), mask=pa.array([not b for b in has_before])
+    if plan.columns and any(b is not None for b in befores):
+        before = pa.StructArray.from_arrays(
+            _row_columns(plan, [b or _EMPTY for b in befores], None),
+            fields=list(plan.row_type),
+            mask=pa.array([b is None for b in befores]),
         )
-        if plan.columns
-        else pa.nulls(n, pa.struct([]))
-    )
+    else:  # inserts and snapshot reads: no before-image at all
+        before = pa.nulls(n, plan.row_type)
 
-    sources = [p["source"] for p in payloads]
+    ts_us, lsn, commit_lsn, tx_id, snapshot = _source_columns([p["source"] for p in payloads])
     txs = [p.get("transaction") or _EMPTY for p in payloads]
-    source_ts = [
-        s.get("ts_us") if s.get("ts_us") is not None else _ms_to_us(s.get("ts_ms")) for s in sources
-    ]
     msgs = [e.msg for e in events]
     meta = [
         pa.array(ops, pa.string()),
-        pa.array(source_ts, pa.int64()).cast(UTC_US),
-        pa.array([_int_or_none(s.get("lsn")) for s in sources], pa.int64()),
-        pa.array([_commit_lsn(s.get("sequence")) for s in sources], pa.int64()),
-        pa.array([_int_or_none(s.get("txId")) for s in sources], pa.int64()),
-        pa.array([_int_or_none(t.get("total_order")) for t in txs], pa.int64()),
-        pa.array([_snapshot(s.get("snapshot")) for s in sources], pa.string()),
+        pa.array(ts_us, pa.int64()).cast(UTC_US),
+        pa.array(lsn, pa.int64()),
+        pa.array(commit_lsn, pa.int64()),
+        pa.array(tx_id, pa.int64()),
+        pa.array([t.get("total_order") for t in txs], pa.int64()),
+        pa.array(snapshot, pa.string()),
         pa.array([m.topic for m in msgs], pa.string()),
         pa.array([m.partition for m in msgs], pa.int32()),
         pa.array([m.offset for m in msgs], pa.int64()),
         pa.array([m.timestamp_ms for m in msgs], pa.int64()).cast(pa.timestamp("ms", "UTC")),
-        pa.array([ingested_at] * n, UTC_US) if n else pa.array([], UTC_US),
-        pa.array(unavailable, pa.list_(pa.string())),
+        _repeat(_epoch_us(ingested_at), n, UTC_US),
+        _unavailable_array(unavailable),
     ]
     source_arrays = _null_truncates(source_arrays, ops)
     names = [c.name for c in plan.columns] + METADATA.names + ["_before"]
     return pa.Table.from_arrays(source_arrays + meta + [before], names=names)
+
+
+def _epoch_us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise ValueError("ingested_at must be timezone-aware")
+    return (dt - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _ms_to_us(v: object) -> int | None:
@@ -137,8 +180,16 @@ def _snapshot(v: object) -> str | None:
 
 
 def _commit_lsn(sequence: object) -> int | None:
-    """``source.sequence`` is a JSON text ``["<lastCommitLsn>", "<lsn>"]``; take the first."""
+    """``source.sequence`` is a JSON text ``["<lastCommitLsn>", "<lsn>"]``; take the first.
+
+    Fast path for the exact form Debezium writes (``["123","456"]`` / ``[null,"456"]``)."""
     if sequence is None:
+        return None
+    if sequence.__class__ is str and sequence.startswith('["'):
+        end = sequence.find('"', 2)
+        if end > 2 and sequence[2:end].isdigit():
+            return int(sequence[2:end])
+    elif sequence.__class__ is str and sequence.startswith("[null,"):
         return None
     try:
         seq = orjson.loads(sequence) if isinstance(sequence, str) else sequence

@@ -249,15 +249,19 @@ def test_infinity_dates_and_timestamps_become_duckdb_sentinels() -> None:
         assert f"'{col}': +/-infinity" in warned
 
 
-def test_infinity_sentinels_read_back_as_infinity_in_duckdb() -> None:
+def test_infinity_sentinels_read_back_as_infinity_in_duckdb(tmp_path: Path) -> None:
     import duckdb
+    import pyarrow.parquet as pq
 
     t = batch().tables[TYPEZOO].select(["id", "c_date", "c_timestamp", "c_timestamptz"])
+    pq.write_table(t, tmp_path / "t.parquet")
     con = duckdb.connect()
     got = con.execute(
         "SELECT id, isinf(c_date), c_date > DATE '9999-01-01', isinf(c_timestamp), "
-        "isinf(c_timestamptz) FROM t WHERE id IN (11, 12) ORDER BY id"
+        "isinf(c_timestamptz) FROM read_parquet(?) WHERE id IN (11, 12) ORDER BY id",
+        [str(tmp_path / "t.parquet")],
     ).fetchall()
+    con.close()
     assert got == [(11, True, True, True, True), (12, True, False, True, True)]
 
 
