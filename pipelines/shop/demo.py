@@ -8,10 +8,12 @@ the Black-Friday instant computed from the mart AND from silver time travel (the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -103,15 +105,7 @@ def materialize_all(
     if engine == "auto":
         engine = "dagster" if _has_definitions() else "plain"
     if engine == "dagster":
-        env = {**dbt_env(settings), **_changelake_env(settings)}
-        exe = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
-        cmd = [exe, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
-        proc = subprocess.run(
-            cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"dagster materialize failed:\n{proc.stderr[-4000:]}")
-        say("dagster: all assets materialised")
+        _dagster_materialize(settings, say)
         return engine
     from pipelines.bronze.lander import land
     from pipelines.silver import compact, compact_all
@@ -127,6 +121,28 @@ def materialize_all(
     dbt_build(settings, say=say)
     say(f"marts built ({time.monotonic() - t0:.1f}s)")
     return engine
+
+
+def _dagster_materialize(settings: Settings, say: Say) -> None:
+    """``dagster asset materialize --select '*'`` on the code location, relaying step progress."""
+    env = {**dbt_env(settings), **_changelake_env(settings)}
+    exe = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    cmd = [exe, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
+    tail: deque[str] = deque(maxlen=60)
+    with subprocess.Popen(
+        cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            step = re.search(r'(STEP_SUCCESS|STEP_FAILURE) - .*?step "([^"]+)"', line)
+            if step:
+                say(
+                    f"dagster: {step.group(2)} {'ok' if step.group(1) == 'STEP_SUCCESS' else 'FAILED'}"
+                )
+    if proc.returncode != 0:
+        raise RuntimeError("dagster materialize failed:\n" + "\n".join(tail))
+    say("dagster: all assets materialised")
 
 
 def _changelake_env(settings: Settings) -> dict[str, str]:
