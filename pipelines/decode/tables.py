@@ -2,7 +2,7 @@
 
 Source columns come from ``after`` (``before`` for deletes; NULL for truncates), each built as
 one Arrow array per column. The metadata columns follow docs/design.md. ``_commit_lsn`` is the
-first element of ``source.sequence`` (``[lastCommitLsn, lsn]``) -- see docs/decode.md for why
+first element of ``source.sequence`` (``[lastCommitLsn, lsn]``) -- see pipelines/decode/README.md for why
 that is the right ordering key across transactions.
 """
 

@@ -4,7 +4,7 @@ The semantic ``name`` of a field decides first, then its plain Connect ``type``.
 takes the column's raw JSON values for a whole batch (``None`` for NULL) and returns one
 ``pa.Array``, so per-row work stays in tight comprehensions and the heavy lifting in Arrow.
 
-Documented choices (see docs/decode.md for the full table):
+Documented choices (see pipelines/decode/README.md for the full table):
 
 * ``Decimal`` -> decimal128(p, s), decimal256 for 39..76 digits, exact ``string`` beyond 76.
   Without ``connect.decimal.precision`` (PostgreSQL MONEY) -> decimal128(38, s), which holds
