@@ -104,11 +104,11 @@ def up(settings: Settings, *, timeout: float = 180, progress: Progress = None) -
 
 
 def _up_locked(settings: Settings, layout: Layout, timeout: float, progress: Progress) -> None:
-    dl = _Deadline(timeout)
     layout.home.chmod(layout.home.stat().st_mode | 0o055)  # the postgres user must traverse it
     jvm.require_tool("java", "openjdk-17-jre-headless")
-    jvm.resolve_jars(layout, progress)
+    jvm.resolve_jars(layout, progress)  # a one-off download: not part of the health timeout
     jvm.write_log4j2(layout)
+    dl = _Deadline(timeout)
     _up_postgres(settings, layout, dl, progress)
     _say(progress, "postgres: healthy")
     _up_kafka(settings, layout, dl, progress)
