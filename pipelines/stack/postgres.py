@@ -298,13 +298,14 @@ def publication_tables(settings: Settings) -> set[tuple[str, str]]:
 
 
 def existing_tables(settings: Settings, tables: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of ``tables`` exist now (Debezium only puts existing tables in the publication)."""
+    """Which of ``tables`` exist now as plain tables (Debezium only puts existing tables in the
+    publication; a partitioned parent is listed there through its partitions, so not checked)."""
     if not tables:
         return set()
     with app_connect(settings) as conn:
         rows = conn.execute(
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND (n.nspname, c.relname) IN "
+            "WHERE c.relkind = 'r' AND (n.nspname, c.relname) IN "
             "(SELECT * FROM unnest(%s::text[], %s::text[]))",
             ([s for s, _ in tables], [t for _, t in tables]),
         ).fetchall()
