@@ -42,4 +42,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         sensors=[build_kafka_sensor(tables, landing_job), build_automation_sensor()],
         schedules=[maintenance_schedule],
         resources=build_resources(settings),
+        # One process per run: each step would otherwise re-import dagster, dbt and the code
+        # location (~10 s each on a small machine) for work that takes DuckDB well under that.
+        executor=dg.in_process_executor,
     )

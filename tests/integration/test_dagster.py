@@ -190,7 +190,7 @@ def test_a_source_change_reaches_the_marts_by_sensor_and_automation(
             break
         automated |= wanted
         run = dg.materialize(
-            _everything(defs), resources=defs.resources, instance=instance, selection=wanted
+            _everything(defs), resources=defs.resources, instance=instance, selection=list(wanted)
         )
         assert run.success
         failed = [e for e in run.get_asset_check_evaluations() if not e.passed]
@@ -200,7 +200,7 @@ def test_a_source_change_reaches_the_marts_by_sensor_and_automation(
 
     with duckdb.connect(str(shop.warehouse_path), read_only=True) as con:
         rows = con.execute(
-            "SELECT email FROM dim_customers WHERE customer_id = ? AND is_current", [customer_id]
+            "SELECT email FROM marts.dim_customers WHERE customer_id = ? AND is_current", [customer_id]
         ).fetchall()
     assert rows == [(new_email,)]
 
