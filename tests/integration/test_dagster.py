@@ -200,7 +200,8 @@ def test_a_source_change_reaches_the_marts_by_sensor_and_automation(
 
     with duckdb.connect(str(shop.warehouse_path), read_only=True) as con:
         rows = con.execute(
-            "SELECT email FROM marts.dim_customers WHERE customer_id = ? AND is_current", [customer_id]
+            "SELECT email FROM marts.dim_customers WHERE customer_id = ? AND is_current",
+            [customer_id],
         ).fetchall()
     assert rows == [(new_email,)]
 
