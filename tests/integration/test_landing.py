@@ -303,3 +303,19 @@ def test_follow_mode_lands_live_events_and_topics_created_later(stack, table, tm
     )
     assert assert_exactly_once(settings, lake, table) == 60
     assert assert_exactly_once(settings, lake, later) == 7
+
+
+def test_cli_land_prints_summary(stack, table, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    lake = tmp_path / "lake"
+    monkeypatch.setenv("CHANGELAKE_LAKE", str(lake))
+    monkeypatch.setenv("CHANGELAKE_TABLES", str(table))
+    insert_rows(stack, table, 0, 3)
+    wait_for_records(stack.settings, topic_for(stack.settings, table), 3)
+    out = CliRunner().invoke(app, ["land"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "landed 3 events" in out.output and str(table) in out.output
+    assert len(bronze_offsets(lake, table)) == 3
