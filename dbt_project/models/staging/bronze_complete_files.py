@@ -20,4 +20,6 @@ def model(dbt, session):
         for path in files(lake, QualifiedName("shop", table)):
             rows["table_name"].append(table)
             rows["file_name"].append(path.name)
-    return pa.table(rows, schema=pa.schema([("table_name", pa.string()), ("file_name", pa.string())]))
+    return pa.table(
+        rows, schema=pa.schema([("table_name", pa.string()), ("file_name", pa.string())])
+    )
