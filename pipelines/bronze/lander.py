@@ -164,22 +164,30 @@ def _add_new_topics(
     return new_tps
 
 
-def _land_partition(
-    lake: Path, settings: Settings, records: list, result: LandingResult, watch: _SchemaWatch
+def land_batch(
+    lake: Path,
+    messages: Sequence[RawMessage],
+    *,
+    topic_prefix: str,
+    result: LandingResult | None = None,
+    watch: _SchemaWatch | None = None,
 ) -> WrittenBatch:
-    """Decode and write one topic-partition's share of a poll as one batch."""
-    msgs = [
-        RawMessage(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in records
-    ]
+    """Decode and write one topic-partition's consecutive messages as one all-or-nothing batch.
+
+    Public so recorded real messages can be replayed through the same path without Kafka.
+    """
+    result = result if result is not None else LandingResult()
+    watch = watch or _SchemaWatch(lake)
     now = datetime.now(UTC)
     t0 = time.monotonic()
-    decoded = decode_batch(msgs, ingested_at=now, topic_prefix=settings.topic_prefix)
+    decoded = decode_batch(messages, ingested_at=now, topic_prefix=topic_prefix)
     t0 = result.add_time("decode", t0)
     for table, t in decoded.tables.items():
         if t.num_rows:
             result.warnings += watch.check(table, t.schema)
     result.warnings += decoded.warnings
-    batch = BatchId(msgs[0].topic, msgs[0].partition, msgs[0].offset, msgs[-1].offset)
+    first, last = messages[0], messages[-1]
+    batch = BatchId(first.topic, first.partition, first.offset, last.offset)
     written = write_batch(
         lake, batch, decoded.tables, decoded.transactions, decoded.quarantine, now
     )
@@ -260,7 +268,13 @@ def _run(
         for tp, records in sorted(polled.items()):
             if not records:
                 continue
-            written = _land_partition(lake, settings, records, result, watch)
+            msgs = [
+                RawMessage(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
+                for r in records
+            ]
+            written = land_batch(
+                lake, msgs, topic_prefix=settings.topic_prefix, result=result, watch=watch
+            )
             result.messages += len(records)
             result.files += len(written.paths)
             result.quarantined += written.quarantined
