@@ -26,7 +26,8 @@ PACKAGES = ("pyarrow", "duckdb", "kafka-python", "orjson", "psycopg", "dagster")
 
 @dataclass
 class Target:
-    """One checked target: ``measured <op> threshold`` with op ``>=`` or ``<=``."""
+    """One checked target: ``measured <op> threshold`` with op ``>=`` or ``<=``; op ``info`` is a
+    reported figure without a target (the Debezium reference)."""
 
     name: str
     measured: float | None
@@ -36,7 +37,7 @@ class Target:
 
     @property
     def met(self) -> bool | None:
-        if self.measured is None:
+        if self.measured is None or self.op == "info":
             return None
         return (
             self.measured >= self.threshold if self.op == ">=" else self.measured <= self.threshold
@@ -45,6 +46,8 @@ class Target:
     @property
     def gap(self) -> str:
         """How far off a missed target is, as a factor of the target ('' when met)."""
+        if self.op == "info":
+            return ""
         if self.met is None:
             return "not measured"
         if self.met:
@@ -162,7 +165,11 @@ def load_all(results_dir: Path = RESULTS_DIR, *, smoke: bool = False) -> list[di
     """Every saved result (full or smoke), in figure order."""
     pattern = "*.smoke.json" if smoke else "*.json"
     out = []
-    for p in sorted(results_dir.glob(pattern)):
+    order = {"P1": 1, "P2": 2, "P3": 3, "P4": 4, "P5": 5, "P6": 6, "REF": 7, "REF-B": 8}
+    paths = sorted(
+        results_dir.glob(pattern), key=lambda p: (order.get(p.name.split(".")[0], 99), p.name)
+    )
+    for p in paths:
         if not smoke and p.name.endswith(".smoke.json"):
             continue
         doc = json.loads(p.read_text())

@@ -23,6 +23,7 @@ from bench.lakegen import data_dir
 from bench.stack import ensure_stack
 from bench.synth import Generator
 from pipelines.bronze.lander import land
+from pipelines.config import Settings
 
 
 class RssSampler(threading.Thread):
@@ -73,7 +74,7 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
     base = ensure_stack(progress=None)
     prefix = f"p1r{int(time.time())}"
     lake = data_dir() / f"lake-{prefix}"
-    s = base.model_copy(update={"topic_prefix": prefix, "lake": lake})
+    s = _with(base, topic_prefix=prefix, lake=lake)
     gen = Generator(keys=max(events // 10, 10), tx_size=5, delete_every=100)
     t0 = time.perf_counter()
     counts = produce(s, gen, events)
@@ -151,6 +152,11 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
     return [p1, p6]
 
 
+def _with(settings: Settings, **changes: object) -> Settings:
+    """A changed copy; not ``model_copy``, which would keep the cached ``lake_root``."""
+    return Settings(**{**settings.model_dump(), **changes})
+
+
 def _profiles(s, base, prefix: str) -> list[str]:  # noqa: ANN001
     """cProfile ~15 s of raw fetch and of landing on the same topics (fresh lake)."""
     notes = []
@@ -160,7 +166,7 @@ def _profiles(s, base, prefix: str) -> list[str]:  # noqa: ANN001
     prof.disable()
     notes.append("profile raw fetch (tottime top): " + "; ".join(top_functions(prof, 6)))
     lake2 = Path(str(s.lake) + "-prof")
-    s2 = s.model_copy(update={"lake": lake2})
+    s2 = _with(s, lake=lake2)
     prof = cProfile.Profile()
     prof.enable()
     land(s2, max_seconds=15)

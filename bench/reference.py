@@ -83,12 +83,19 @@ def _phase(fig: str, rows: int, seconds: int, smoke: bool, command: str) -> Resu
     }
     r.targets = [
         Target(
+            "Debezium events/s into Kafka (load + drain)",
+            round(total / t_drained),
+            "info",
+            0,
+            "events/s",
+        ),
+        Target(
             "inserts that reached the topic",
             round(total / max(pg["transactions"] * rows, 1), 4),
             ">=",
             1.0,
             "share",
-        )
+        ),
     ]
     r.notes.append(
         "no rate target in the brief: this is the source the pipeline reads; the check "

@@ -31,11 +31,13 @@ def rows(results: list[dict[str, Any]]) -> list[list[str]]:
         size = ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items())
         for t in r["targets"]:
             met = {True: "met", False: f"MISSED ({t['gap']})", None: "not measured"}[t["met"]]
+            if t["op"] == "info":
+                met = "reference (no target)"
             out.append(
                 [
                     f"{r['figure']} {r['title']}",
                     t["name"],
-                    f"{t['op']} {_fmt(t['threshold'])} {t['unit']}",
+                    "—" if t["op"] == "info" else f"{t['op']} {_fmt(t['threshold'])} {t['unit']}",
                     f"{_fmt(t['measured'])} {t['unit']}",
                     met,
                     size,
