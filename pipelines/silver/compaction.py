@@ -119,7 +119,7 @@ def _compact_files(
     full: bool,
 ) -> CompactionResult:
     key = bronze_io.key_columns(lake, qn)
-    cols = bronze_io.source_columns(con, todo)
+    cols = new_cols = bronze_io.source_columns(con, todo)
     base_rel = None
     if base:
         base_cols = [c["name"] for c in base.schema if c["name"] not in rules.KEEP_META]
@@ -134,6 +134,7 @@ def _compact_files(
         tx_source=bronze_io.parquet_source(tx) if tx else None,
         data_collection=f"{qn.schema}.{qn.table}",
         after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,
+        absent=[c for c in cols if c not in new_cols],  # dropped before these files
     )
     con.execute(f"CREATE TEMP TABLE new_events AS SELECT * FROM {ev_sql}")  # noqa: S608
     n, wlsn, wts = con.execute(

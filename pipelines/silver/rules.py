@@ -52,8 +52,12 @@ def events_sql(
     after_lsn: str | None = None,
     until_ts: str | None = None,
     where: str | None = None,
+    absent: Sequence[str] = (),
 ) -> str:
     """Events of one table usable now: after ``after_lsn``, committed by ``until_ts``, before the cut.
+
+    ``absent``: columns of ``columns`` that no file of ``source`` has (a column dropped before
+    these files were written, known from the base snapshot); they read as NULL.
 
     ``source``/``tx_source`` are table functions (``read_parquet(...)``); ``after_lsn`` and
     ``until_ts`` are SQL expressions; ``where`` an extra row filter (applied after the cut is
@@ -89,12 +93,15 @@ def events_sql(
     )
     unit_sql = " UNION ALL ".join(units)
     extra = f" AND ({where})" if where else ""
+    select = ", ".join(
+        f"NULL AS {quote_ident(c)}" if c in absent else quote_ident(c) for c in columns
+    )
     return f"""(
         WITH win AS (
             SELECT _op, {eff} AS _commit_lsn, _tx_id, _tx_order, _snapshot
             FROM {source} WHERE {window}){ends},
         cut AS (SELECT coalesce(min(c), {_MAX_LSN}) AS c FROM ({unit_sql}))
-        SELECT {_q(columns)}, _op, _source_ts, _lsn, {eff} AS _commit_lsn, _tx_id,
+        SELECT {select}, _op, _source_ts, _lsn, {eff} AS _commit_lsn, _tx_id,
                _partition, _offset, coalesce(_unavailable, []::VARCHAR[]) AS _unavailable
         FROM {source}
         WHERE {window} AND {eff} < (SELECT c FROM cut){extra}
@@ -153,7 +160,7 @@ def _rekey_fix(columns: Sequence[str], key: Sequence[str], versions: str) -> str
     )
     d_key = ", ".join(f"d.{quote_ident(c)}" for c in key)
     return f"""(
-        WITH src AS (SELECT * FROM {versions}),
+        WITH src AS MATERIALIZED (SELECT * FROM {versions}),
         pairs AS (SELECT DISTINCT d._commit_lsn, d._lsn, {d_key} FROM src d JOIN src c
                   ON c._commit_lsn = d._commit_lsn AND c._lsn = d._lsn
                   WHERE d._op = 'd' AND c._op = 'c' AND len(c._unavailable) > 0),

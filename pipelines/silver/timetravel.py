@@ -73,6 +73,7 @@ def as_of_query(
         data_collection=f"{table.schema}.{table.table}",
         after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,
         until_ts=ts_literal(ts),
+        absent=[c for c in cols if c not in new_cols],  # dropped before these files
     )
     return rules.compact_sql(ev, cols, key, base_rel)
 
