@@ -352,3 +352,27 @@ def record_figures(section: str, data: dict) -> None:
     tmp = FIGURES.with_name(f".{FIGURES.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
     tmp.replace(FIGURES)
+
+
+def as_of_vs_current(lake: Path, table: QualifiedName) -> tuple[int, int]:
+    """(rows only in ``as_of(now)``, rows only in silver ``current``): both must be 0."""
+    from datetime import UTC, datetime
+
+    from pipelines.silver import as_of
+
+    now = as_of(lake, table, datetime.now(UTC))
+    with duckdb.connect() as con:
+        con.execute("SET threads = 1; SET TimeZone = 'UTC'")
+        con.register("asof_rows", now)
+        src = f"read_parquet({quote_literal(silver_glob(lake, table))})"
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]  # noqa: S608
+        sel = ", ".join(quote_ident(c) for c in cols if c in now.column_names)
+        a = con.execute(
+            f"SELECT count(*) FROM (SELECT {sel} FROM asof_rows "  # noqa: S608
+            f"EXCEPT ALL SELECT {sel} FROM {src})"
+        ).fetchone()[0]
+        b = con.execute(
+            f"SELECT count(*) FROM (SELECT {sel} FROM {src} "  # noqa: S608
+            f"EXCEPT ALL SELECT {sel} FROM asof_rows)"
+        ).fetchone()[0]
+    return int(a), int(b)

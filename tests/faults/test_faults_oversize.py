@@ -125,7 +125,9 @@ def test_oversize_row_stops_the_connector_and_lands_after_raising_the_limit(
             "row_bytes": row_chars,
             "observed": "Connect producer refused the record; connector task FAILED "
             "(no skip, slot held the row)",
-            "trace_head": (trace or "").strip().splitlines()[0][:300],
+            "trace_cause": next(
+                (ln.strip()[:300] for ln in (trace or "").splitlines() if "TooLarge" in ln), None
+            ),
             "recovery": f"topic max.message.bytes and producer max.request.size -> {raised}, "
             "task restart: row landed",
             "events_landed": result.events,
