@@ -7,7 +7,16 @@ so an operator can decide what silver and dbt should do about it.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.bronze.reader import files
+from pipelines.naming import QualifiedName
+
+log = logging.getLogger(__name__)
 
 _INT_ORDER = [pa.int8(), pa.int16(), pa.int32(), pa.int64()]
 _UINT_ORDER = [pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()]
@@ -54,3 +63,23 @@ def schema_changes(old: pa.Schema, new: pa.Schema) -> list[str]:
 def added_columns(old: pa.Schema, new: pa.Schema) -> list[str]:
     """Columns in ``new`` that ``old`` lacked (for the landing log)."""
     return [f.name for f in new if old.get_field_index(f.name) < 0]
+
+
+class SchemaWatch:
+    """Remembers each table's last landed schema to report changes between files."""
+
+    def __init__(self, lake: Path) -> None:
+        self.lake = lake
+        self.last: dict[QualifiedName, pa.Schema] = {}
+
+    def check(self, table: QualifiedName, schema: pa.Schema) -> list[str]:
+        old = self.last.get(table)
+        if old is None:
+            existing = files(self.lake, table)
+            old = pq.read_schema(existing[-1]) if existing else None
+        self.last[table] = schema
+        if old is None:
+            return []
+        if added := added_columns(old, schema):
+            log.info("%s: new column(s) %s", table, added)
+        return [f"{table}: {w}" for w in schema_changes(old, schema)]

@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from pipelines.bronze.evolution import added_columns, schema_changes
+from pipelines.bronze.evolution import SchemaWatch
 from pipelines.bronze.layout import BatchId, list_lake
-from pipelines.bronze.reader import files, landed_offsets
+from pipelines.bronze.reader import landed_offsets
 from pipelines.bronze.topics import lander_topics
 from pipelines.bronze.writer import WrittenBatch, crash_point, recover, write_batch
 from pipelines.config import Settings
@@ -95,26 +93,6 @@ def _tp_name(tp: TopicPartition) -> str:
     return f"{tp.topic}[{tp.partition}]"
 
 
-class _SchemaWatch:
-    """Remembers each table's last landed schema to report changes between files."""
-
-    def __init__(self, lake: Path) -> None:
-        self.lake = lake
-        self.last: dict[QualifiedName, pa.Schema] = {}
-
-    def check(self, table: QualifiedName, schema: pa.Schema) -> list[str]:
-        old = self.last.get(table)
-        if old is None:
-            existing = files(self.lake, table)
-            old = pq.read_schema(existing[-1]) if existing else None
-        self.last[table] = schema
-        if old is None:
-            return []
-        if added := added_columns(old, schema):
-            log.info("%s: new column(s) %s", table, added)
-        return [f"{table}: {w}" for w in schema_changes(old, schema)]
-
-
 def _assign(consumer: KafkaConsumer, topics: list[str], lake: Path) -> list[TopicPartition]:
     """Assign every partition of ``topics`` and seek past what the lake already holds."""
     existing = consumer.topics()
@@ -170,14 +148,14 @@ def land_batch(
     *,
     topic_prefix: str,
     result: LandingResult | None = None,
-    watch: _SchemaWatch | None = None,
+    watch: SchemaWatch | None = None,
 ) -> WrittenBatch:
     """Decode and write one topic-partition's consecutive messages as one all-or-nothing batch.
 
     Public so recorded real messages can be replayed through the same path without Kafka.
     """
     result = result if result is not None else LandingResult()
-    watch = watch or _SchemaWatch(lake)
+    watch = watch or SchemaWatch(lake)
     now = datetime.now(UTC)
     t0 = time.monotonic()
     decoded = decode_batch(messages, ingested_at=now, topic_prefix=topic_prefix)
@@ -250,7 +228,7 @@ def _run(
         say("no topics to land yet")
         return
     end = consumer.end_offsets(tps)
-    watch = _SchemaWatch(lake)
+    watch = SchemaWatch(lake)
     last_report = last_refresh = time.monotonic()
     while True:
         elapsed = time.monotonic() - started
