@@ -101,7 +101,7 @@ def test_silver_equals_postgres_and_as_of_is_transaction_consistent(stack, tmp_p
     fields.update(lake=tmp_path / "lake", tables=tuple(str(n) for n in names))
     settings = Settings(**fields)
     lake = settings.lake_root
-    with stack.pg() as conn:
+    with stack.pg() as conn, conn.transaction():  # one seed transaction: the invariant holds
         for t in names:
             conn.execute(
                 f"INSERT INTO {t.sql} (id, bal, doc) SELECT g, {START}, {BIG_DOC} "  # noqa: S608
