@@ -77,6 +77,14 @@ class Result:
     load_before: tuple[float, float, float] = field(default_factory=os.getloadavg)
 
     def as_dict(self) -> dict[str, Any]:
+        cpus = os.cpu_count() or 1
+        load = max(self.load_before[0], os.getloadavg()[0])
+        notes = list(self.notes)
+        if load > cpus:
+            notes.append(
+                f"machine oversubscribed: 1-min load up to {load:.1f} on {cpus} cores, so this "
+                f"run had roughly {cpus / load:.0%} of the CPU it would have alone"
+            )
         return {
             "figure": self.figure,
             "title": self.title,
@@ -90,7 +98,7 @@ class Result:
             "params": self.params,
             "metrics": self.metrics,
             "targets": [t.as_dict() for t in self.targets],
-            "notes": self.notes,
+            "notes": notes,
         }
 
 
