@@ -28,6 +28,7 @@ def _pick(
     key: str,
     where: str = "TRUE",
     lock: bool = False,
+    key_share: bool = False,
 ) -> int | None:
     """A pseudo-random existing key: the first key at or after a random point (wrapping)."""
     t, k = sql.Identifier("shop", table), sql.Identifier(key)
@@ -35,7 +36,9 @@ def _pick(
     if hi is None:
         return None
     start = rng.randint(1, hi)
-    suffix = sql.SQL(" FOR UPDATE SKIP LOCKED" if lock else "")
+    # FOR KEY SHARE: the row is about to be referenced by a new foreign key, so a concurrent
+    # delete must wait (or have happened already, and then another row is picked).
+    suffix = sql.SQL(" FOR UPDATE SKIP LOCKED" if lock else " FOR KEY SHARE" if key_share else "")
     for op in (">=", "<"):
         row = conn.execute(
             sql.SQL(
@@ -139,7 +142,7 @@ def _move_stock(
 
 
 def place_order(conn: psycopg.Connection, rng: random.Random, tag: str) -> bool:
-    cid = _pick(conn, rng, "customers", "customer_id")
+    cid = _pick(conn, rng, "customers", "customer_id", key_share=True)
     wid = _pick(conn, rng, "warehouses", "warehouse_id")
     if cid is None or wid is None:
         return False
@@ -150,7 +153,7 @@ def place_order(conn: psycopg.Connection, rng: random.Random, tag: str) -> bool:
     ).fetchone()
     addr = conn.execute(
         "SELECT address_id FROM shop.addresses WHERE customer_id = %s "
-        "ORDER BY is_default DESC, address_id LIMIT 1",
+        "ORDER BY is_default DESC, address_id LIMIT 1 FOR KEY SHARE",
         (cid,),
     ).fetchone()
     # Lock and check the stock first (key order), so the order row is written once with its
@@ -284,7 +287,7 @@ def delete_something(conn: psycopg.Connection, rng: random.Random, tag: str) -> 
 
 
 def add_address(conn: psycopg.Connection, rng: random.Random, tag: str) -> bool:
-    cid = _pick(conn, rng, "customers", "customer_id")
+    cid = _pick(conn, rng, "customers", "customer_id", key_share=True)
     if cid is None:
         return False
     conn.execute(

@@ -23,11 +23,14 @@ from pipelines.config import Settings
 from pipelines.shop.actions import MIX
 from pipelines.shop.seed import seed_shop
 
+# Concurrency races between workers, retried with fresh random values. A foreign-key clash
+# can only come from a race (a row picked, then deleted by another worker before use).
 RETRYABLE = (
     psycopg.errors.DeadlockDetected,
     psycopg.errors.SerializationFailure,
     psycopg.errors.UniqueViolation,
     psycopg.errors.LockNotAvailable,
+    psycopg.errors.ForeignKeyViolation,
 )
 BURST_FACTOR = 4.0  # rate multiplier during the Black-Friday window
 
