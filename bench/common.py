@@ -173,7 +173,17 @@ def load_all(results_dir: Path = RESULTS_DIR, *, smoke: bool = False) -> list[di
     """Every saved result (full or smoke), in figure order."""
     pattern = "*.smoke.json" if smoke else "*.json"
     out = []
-    order = {"P1": 1, "P2": 2, "P3": 3, "P4": 4, "P5": 5, "P6": 6, "REF": 7, "REF-B": 8}
+    order = {
+        "P1": 1,
+        "P2": 2,
+        "P2@100": 2.5,
+        "P3": 3,
+        "P4": 4,
+        "P5": 5,
+        "P6": 6,
+        "REF": 7,
+        "REF-B": 8,
+    }
     paths = sorted(
         results_dir.glob(pattern), key=lambda p: (order.get(p.name.split(".")[0], 99), p.name)
     )
