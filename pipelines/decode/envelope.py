@@ -58,7 +58,7 @@ class Splitter:
         for prefix, schema_bytes in known:  # a topic has one schema, a few around an ALTER
             if raw.startswith(prefix) and raw.endswith(b"}"):
                 try:
-                    return schema_bytes, orjson.loads(raw[len(prefix) : -1])
+                    return schema_bytes, orjson.loads(memoryview(raw)[len(prefix) : -1])
                 except orjson.JSONDecodeError:
                     break  # fall through for the exact error
         schema_bytes, payload = split(raw)

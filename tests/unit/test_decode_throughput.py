@@ -2,7 +2,8 @@
 
     DECODE_BENCH_EVENTS=200000 pytest -q -s tests/unit/test_decode_throughput.py
 
-prints events/s for the wide type-zoo rows (50 columns, multi-KB text/jsonb) and for narrow rows.
+prints events/s for narrow rows (EVENTS of them) and for the wide type-zoo rows (EVENTS/10: 50
+columns, multi-KB text/jsonb, ~15 KB of JSON each).
 The floor asserted here is deliberately far below the target (>= 50k events/s for the whole
 landing path) so a busy shared machine does not make it flaky; the printed numbers are the
 measurement.
@@ -32,15 +33,17 @@ def replicated(pool: list[RawMessage], n: int) -> list[RawMessage]:
     return [replace(pool[i % len(pool)], offset=i) for i in range(n)]
 
 
-def rate(msgs: list[RawMessage]) -> float:
-    start = time.perf_counter()
+def rate(msgs: list[RawMessage]) -> tuple[float, float]:
+    """(events/s of CPU time, events/s of wall time): CPU time is what a busy shared machine
+    does not distort much; wall time is what a user sees."""
+    cpu, wall = time.process_time(), time.perf_counter()
     rows = 0
     for i in range(0, len(msgs), BATCH):
         b = decode_batch(msgs[i : i + BATCH], ingested_at=datetime.now(UTC), topic_prefix="zoo")
         assert b.quarantine.num_rows == 0
         rows += sum(t.num_rows for t in b.tables.values())
     assert rows == len(msgs)
-    return len(msgs) / (time.perf_counter() - start)
+    return len(msgs) / (time.process_time() - cpu), len(msgs) / (time.perf_counter() - wall)
 
 
 @pytest.mark.parametrize("kind", ["wide", "narrow"])
@@ -51,8 +54,10 @@ def test_decode_throughput(kind: str) -> None:
     else:
         pool = [m for m in changes if m.topic != "zoo.zoo.typezoo"]
         pool = [m for m in pool if b'"op":"t"' not in m.value]
-    msgs = replicated(pool, EVENTS)
+    n = EVENTS if kind == "narrow" else max(1, EVENTS // 10)  # wide rows are ~15 KB each
+    msgs = replicated(pool, n)
     mb = sum(len(m.value) for m in msgs) / 1e6
-    r = rate(msgs)
-    print(f"\ndecode {kind}: {EVENTS} events, {mb:.0f} MB JSON: {r:,.0f} events/s")
-    assert r > (1_000 if kind == "wide" else 5_000)
+    cpu, wall = rate(msgs)
+    print(f"\ndecode {kind}: {n} events, {mb:.0f} MB JSON: {cpu:,.0f} events/s CPU, "
+          f"{wall:,.0f} events/s wall")  # fmt: skip
+    assert cpu > (500 if kind == "wide" else 5_000)
