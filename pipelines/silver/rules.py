@@ -123,12 +123,6 @@ def _ordered(events: str, key: Sequence[str]) -> str:
         trunc AS (SELECT coalesce(max(_seq), 0) AS t FROM ev WHERE _op = 't')"""
 
 
-def _window(key: Sequence[str]) -> str:
-    return (
-        f"(PARTITION BY {_q(key)} ORDER BY _seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-    )
-
-
 def _real(c: str) -> str:
     """The column's value wrapped in a struct when it is real in this version, else NULL (the
     struct keeps a real NULL distinct from "no value here")."""
@@ -138,50 +132,39 @@ def _real(c: str) -> str:
     )
 
 
-def _rekey_fix(columns: Sequence[str], key: Sequence[str], versions: str) -> str:
-    """``versions`` where the create half of a primary-key change (a ``c`` sharing
-    ``_commit_lsn``/``_lsn`` with a ``d``) takes placeholder columns from the old key's last real
-    value: PostgreSQL logs an unchanged TOASTed column of a key-changing UPDATE as unchanged."""
-    nonkey = [c for c in columns if c not in key]
-    if not nonkey:
-        return versions
+def _lineage(key: Sequence[str], versions: str) -> str:
+    """``versions`` plus ``_lineage``: the row's identity across primary-key changes.
+
+    A key's versions split into segments at each delete. The create half of a key change (a
+    ``c`` sharing ``_commit_lsn``/``_lsn`` with a ``d``: PostgreSQL logs a key-changing UPDATE as
+    one change, Debezium emits delete + create) continues the deleted segment, so an unchanged
+    TOASTed column of the new key carries over from the old key -- through chains of any length
+    (recursive CTE)."""
     k = _q(key)
-    carries = ", ".join(
-        f"last_value({_real(c)} IGNORE NULLS) OVER {_window(key)} AS _carry_{i}"
-        for i, c in enumerate(nonkey)
-    )
-    fixed = ", ".join(
-        f"CASE WHEN list_contains(v._unavailable, {quote_literal(c)}) AND m._carry_{i} IS NOT NULL "
-        f"THEN m._carry_{i}.v ELSE v.{quote_ident(c)} END AS {quote_ident(c)}"
-        for i, c in enumerate(nonkey)
-    )
-    still = " OR ".join(
-        f"(x = {quote_literal(c)} AND m._carry_{i} IS NULL)" for i, c in enumerate(nonkey)
-    )
-    d_key = ", ".join(f"d.{quote_ident(c)}" for c in key)
+    sid = f"struct_pack(k := row({k}), n := _segno)"
     return f"""(
-        WITH src AS MATERIALIZED (SELECT * FROM {versions}),
-        pairs AS (SELECT DISTINCT d._commit_lsn, d._lsn, {d_key} FROM src d JOIN src c
+        WITH RECURSIVE seg AS MATERIALIZED (
+            SELECT *, coalesce(sum(CASE WHEN _op = 'd' THEN 1 ELSE 0 END) OVER (
+                PARTITION BY {k} ORDER BY _seq
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS _segno
+            FROM {versions}),
+        node AS MATERIALIZED (SELECT *, {sid} AS _sid FROM seg),
+        links AS (SELECT c._sid AS child, d._sid AS parent FROM node c JOIN node d
                   ON c._commit_lsn = d._commit_lsn AND c._lsn = d._lsn
-                  WHERE d._op = 'd' AND c._op = 'c' AND len(c._unavailable) > 0),
-        chain AS (SELECT *, {carries} FROM src SEMI JOIN pairs USING ({k})),
-        m AS (SELECT _commit_lsn AS _dc, _lsn AS _dl, {", ".join(f"_carry_{i}" for i in range(len(nonkey)))}
-              FROM chain SEMI JOIN pairs USING (_commit_lsn, _lsn, {k}) WHERE _op = 'd')
-        SELECT v.* REPLACE ({fixed},
-               CASE WHEN m._dc IS NULL THEN v._unavailable
-                    ELSE list_filter(v._unavailable, lambda x: {still}) END AS _unavailable)
-        FROM src v LEFT JOIN m ON v._op = 'c' AND v._commit_lsn = m._dc AND v._lsn = m._dl
+                  WHERE c._op = 'c' AND d._op = 'd'),
+        up(child, anc, depth) AS (
+            SELECT child, parent, 1 FROM links
+            UNION ALL
+            SELECT up.child, l.parent, up.depth + 1 FROM up JOIN links l ON l.child = up.anc),
+        roots AS (SELECT child, arg_max(anc, depth) AS root FROM up GROUP BY child)
+        SELECT n.* EXCLUDE (_segno, _sid), coalesce(r.root, n._sid) AS _lineage
+        FROM node n LEFT JOIN roots r ON r.child = n._sid
     )"""
 
 
-REKEY_DEPTH = 3  # chained key changes with unchanged TOAST resolved within one batch
-
-
 def _resolve(columns: Sequence[str], key: Sequence[str], versions: str) -> str:
-    """SELECT list resolving unchanged-TOAST placeholders from earlier versions of the key."""
-    for _ in range(REKEY_DEPTH):
-        versions = _rekey_fix(columns, key, versions)
-    w = _window(key)
+    """SELECT list resolving unchanged-TOAST placeholders from earlier versions of the row."""
+    w = "(PARTITION BY _lineage ORDER BY _seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     out = []
     for c in columns:
         qc, lc = quote_ident(c), quote_literal(c)
@@ -192,7 +175,7 @@ def _resolve(columns: Sequence[str], key: Sequence[str], versions: str) -> str:
             f"CASE WHEN list_contains(_unavailable, {lc}) "
             f"THEN (last_value({_real(c)} IGNORE NULLS) OVER {w}).v ELSE {qc} END AS {qc}"
         )
-    return f"SELECT {', '.join(out)}, {_q(KEEP_META)}, _op, _seq FROM {versions}"
+    return f"SELECT {', '.join(out)}, {_q(KEEP_META)}, _op, _seq FROM {_lineage(key, versions)}"
 
 
 def compact_sql(
