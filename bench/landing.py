@@ -113,6 +113,7 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
             "produce_s": round(t_produce, 1),
         }
         p1.targets = [
+            Target("raw kafka-python fetch (baseline)", round(raw_rate), "info", 0, "msgs/s"),
             Target("landing / raw fetch", round(land_msg_rate / raw_rate, 3), ">=", 0.8, "x"),
             Target("landing rate", round(land_ev_rate), ">=", 50_000, "events/s"),
         ]
