@@ -124,6 +124,12 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
             "rss_max_mib": round(rss_max / 2**20, 1),
             "rss_slope_mib_per_min_2nd_half": round(slope, 2),
             "samples": len(samples),
+            "rss_max_1st_half_mib": round(
+                max((r for _, r in samples[: len(samples) // 2]), default=0) / 2**20, 1
+            ),
+            "rss_max_2nd_half_mib": round(
+                max((r for _, r in samples[len(samples) // 2 :]), default=0) / 2**20, 1
+            ),
             "curve_mib": [
                 [round(t, 1), round(r / 2**20, 1)]
                 for t, r in samples[:: max(1, len(samples) // 40)]
