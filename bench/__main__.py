@@ -20,7 +20,7 @@ from bench.report import RESULTS_MD, print_table, write_markdown
 
 # figure id -> (module, default events, smoke events); one module may produce several figures
 FIGURES: dict[str, tuple[str, int, int]] = {
-    "P1": ("bench.landing", 300_000, 2_000),  # also P6 (same landing run)
+    "P1": ("bench.landing", 200_000, 2_000),  # also P6 (same landing run)
     "P2": ("bench.freshness", 60, 8),  # seconds of workload
     "P3": ("bench.compaction", 1_000_000, 2_000),  # also P4
     "P5": ("bench.timetravel", 1_000_000, 2_000),
@@ -52,7 +52,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="skip figures that need the private Kafka/PostgreSQL/Debezium stack",
     )
     ap.add_argument(
-        "--down", action="store_true", help="stop and purge the private stack at the end"
+        "--keep-stack",
+        action="store_true",
+        help="leave the private stack running (default: stop and purge it after the run)",
     )
     return ap.parse_args(argv)
 
@@ -106,10 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     write_markdown(args.results_dir, out, smoke=args.smoke)
     print_table([r.as_dict() for r in results])
     print(f"results: {args.results_dir}  table: {out}")
-    if args.down:
-        from bench.stack import stop_stack
+    if not args.keep_stack and any(f in NEEDS_STACK for f in figures):
+        from bench.stack import stop_stack, use_env_stack
 
-        stop_stack(purge=True)
+        if not use_env_stack():  # never stop a stack the benchmarks did not start
+            stop_stack(purge=True)
     if failed:
         print(f"FAILED figures: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -64,7 +64,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "The machine was SHARED with other engineers' builds and tests while these ran; the "
         "'Load 1-min' column is `os.getloadavg()` before→after each figure (2 cores: load 2 = busy).",
         "Regenerate with `make bench` (or the per-figure command below); raw numbers are in "
-        "`bench/results/<figure>.json`.",
+        "`bench/results/<figure>.json`. Stack figures (P1, P2, P6, REF) run on a private stack "
+        "(`/tmp/bench-home`, own ports; stopped and purged afterwards unless `--keep-stack`). "
+        "Synthetic events are generated from messages recorded from the real connector "
+        "(`python -m bench.record` -> `bench/templates/bench_events.jsonl`).",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
