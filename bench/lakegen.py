@@ -47,6 +47,16 @@ def land_chunk(lake: Path, chunk: Chunk, topic_prefix: str = "bench") -> int:
     return landed
 
 
+def _generator_version() -> str:
+    """Changes when the generator or its templates change, so a cached lake is never stale."""
+    import hashlib
+
+    from bench import synth
+
+    h = hashlib.sha256(Path(synth.__file__).read_bytes() + synth.TEMPLATES.read_bytes())
+    return h.hexdigest()[:8]
+
+
 def generator(events: int) -> Generator:
     """The stream for a lake of ``events``: 10 versions per key on average, 1 % deletes,
     one transaction per ms of commit time (so the history spans events/5 ms)."""
@@ -65,7 +75,7 @@ def base_lake(events: int, segments: int = 10, *, progress=print) -> Path:  # no
     (so silver has a snapshot history for time travel). Cached by size."""
     from pipelines.silver import compact
 
-    lake = data_dir() / f"lake-{events}-{segments}"
+    lake = data_dir() / f"lake-{events}-{segments}-{_generator_version()}"
     if (lake / ".complete").exists():
         return lake
     shutil.rmtree(lake, ignore_errors=True)
