@@ -36,7 +36,7 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
     # an instant in the last tenth of the history, between two commits
     k = last_tx - max(last_tx // 20, 1)
     instant = datetime.fromtimestamp((gen.commit_us(k) + 500) / 1e6, UTC)
-    replay_lake = data_dir() / f"replay-{n}"
+    replay_lake = data_dir() / f"replay-{base.name}"
     replay_lake.mkdir(parents=True, exist_ok=True)
     link = replay_lake / "bronze"
     if not link.exists():
