@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,14 +65,44 @@ class LanderRun:
         return self.returncode == -signal.SIGKILL
 
 
+class Lander:
+    """``python -m pipelines.bronze --follow`` as a subprocess; stderr collected by a thread so
+    the suite can wait until it is really landing (past imports and Kafka bootstrap)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.err: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.err.append(line)
+
+    def wait_landing(self, timeout: float = 60) -> bool:
+        """Until the landing loop reports progress (True) or the process ended (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(" events, " in line for line in list(self.err)):
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.2)
+        raise AssertionError(f"lander not landing after {timeout}s: {''.join(self.err)[-2000:]}")
+
+
 def start_lander(
     settings: Settings, *, crash_at: str | None = None, skip: int = 0, max_seconds: float = 60
-) -> subprocess.Popen:
-    """``python -m pipelines.bronze --follow`` as a subprocess (optionally with a crash point)."""
+) -> Lander:
+    """Start the lander subprocess (optionally with a crash point)."""
     env = settings_env(settings)
     if crash_at:
         env.update(CHANGELAKE_CRASH_AT=crash_at, CHANGELAKE_CRASH_SKIP=str(skip))
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.bronze", "--follow", "--max-seconds", str(max_seconds)],
         env=env,
         cwd=REPO_ROOT,
@@ -79,26 +110,30 @@ def start_lander(
         stderr=subprocess.PIPE,
         text=True,
     )
+    return Lander(proc)
 
 
-def finish_lander(proc: subprocess.Popen, how: str, *, timeout: float = 120) -> LanderRun:
+def finish_lander(lander: Lander, how: str, *, timeout: float = 120) -> LanderRun:
     """Wait for the subprocess; parse its JSON result when it ended normally."""
+    proc = lander.proc
     try:
-        out, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"lander hung: {err[-2000:]}") from None
+        proc.wait()
+        raise AssertionError(f"lander hung: {''.join(lander.err)[-2000:]}") from None
+    lander._reader.join(timeout=10)
+    out = proc.stdout.read()
     result = None
     if proc.returncode == 0 and out.strip():
         result = json.loads(out.strip().splitlines()[-1])
-    return LanderRun(how, proc.returncode, result, err[-3000:])
+    return LanderRun(how, proc.returncode, result, "".join(lander.err)[-3000:])
 
 
-def sigkill(proc: subprocess.Popen) -> None:
+def sigkill(lander: Lander) -> None:
     """SIGKILL the lander we started (by its own pid), if it still runs."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
+    if lander.proc.poll() is None:
+        os.kill(lander.pid, signal.SIGKILL)
 
 
 # --- Kafka: what the topics hold --------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 One compact scenario on the session stack: three psycopg writers run multi-statement
 transactions on ``faults.accounts`` and ``faults.ledger`` while the suite
-* SIGKILLs the lander (``python -m pipelines.bronze --follow``) at random points -- a random
-  ``CHANGELAKE_CRASH_AT`` with a random skip, or an external SIGKILL after a random delay --
-  at least ``MIN_KILLS`` times;
+* SIGKILLs the lander (``python -m pipelines.bronze --follow``) at least ``MIN_KILLS`` times:
+  at every ``CHANGELAKE_CRASH_AT`` point in turn (random skip, so mid-stream), and from outside
+  (``os.kill(pid, SIGKILL)``) a random delay after each stack fault or schema change below;
 * SIGKILLs Kafka Connect and restarts it (Debezium replays from its last flushed offset),
   restarts the Kafka broker and restarts PostgreSQL, each with a lander running;
 * adds a column, drops a column, widens int -> bigint and starts capturing a new table.
@@ -81,27 +81,28 @@ class Chaos:
         elif run.returncode != 0:
             self.lander_errors.append(f"{run.how} rc={run.returncode}: {run.stderr_tail}")
 
-    def kill_episode(self) -> None:
-        """One lander run ended by SIGKILL: at a crash point (each point in turn, random skip),
-        or from outside after a random delay."""
+    def crash_episode(self) -> None:
+        """One lander run SIGKILLed by itself at a crash point (each point in turn, random skip)."""
         self.episodes += 1
-        if self.episodes % 2:
-            if not self.points:
-                self.points = list(CRASH_POINTS)
-                self.rnd.shuffle(self.points)
-            point, skip = self.points.pop(), self.rnd.randint(0, 3)
-            proc = start_lander(self.settings(), crash_at=point, skip=skip, max_seconds=8)
-            self._note(finish_lander(proc, f"crash_at:{point}"))
-        else:
-            proc = start_lander(self.settings(), max_seconds=60)
-            time.sleep(self.rnd.uniform(1.5, 5.0))
-            sigkill(proc)
-            self._note(finish_lander(proc, "external_sigkill"))
+        if not self.points:
+            self.points = list(CRASH_POINTS)
+            self.rnd.shuffle(self.points)
+        point, skip = self.points.pop(), self.rnd.randint(0, 3)
+        proc = start_lander(self.settings(), crash_at=point, skip=skip, max_seconds=8)
+        self._note(finish_lander(proc, f"crash_at:{point}"))
+
+    def kill_episode(self) -> None:
+        """One lander run SIGKILLed from outside after a random delay."""
+        self.episodes += 1
+        proc = start_lander(self.settings(), max_seconds=60)
+        time.sleep(self.rnd.uniform(1.5, 5.0))
+        sigkill(proc)
+        self._note(finish_lander(proc, "external_sigkill"))
 
     def fault(self, action: str) -> None:
         """Inject one stack fault or schema change while a lander runs, then SIGKILL it."""
         proc = start_lander(self.settings(), max_seconds=300)
-        time.sleep(1.5)
+        proc.wait_landing()  # the fault hits a lander in its loop, not one still bootstrapping
         t0 = time.monotonic()
         settings = self.stack.settings
         with self.stack.pg() as conn:
@@ -134,7 +135,7 @@ class Chaos:
                 raise ValueError(action)
         self.faults[action] += 1
         self.faults[f"{action}_seconds"] = round(time.monotonic() - t0, 1)
-        time.sleep(1.0)
+        time.sleep(self.rnd.uniform(0.2, 3.0))
         sigkill(proc)
         self._note(finish_lander(proc, f"sigkill_after_{action}"))
 
@@ -153,8 +154,8 @@ def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path) -> No
         actions = list(ACTIONS)
         rnd.shuffle(actions)
         for i, action in enumerate(actions):
-            if i % 2 == 0:
-                chaos.kill_episode()
+            if i < len(CRASH_POINTS):
+                chaos.crash_episode()
             chaos.fault(action)
             if chaos.faults["lander_sigkill"] % 3 == 0:  # incremental silver while faults go on
                 for t in chaos.tables:
