@@ -13,6 +13,7 @@ renamed into place, so a reader holding the old file open is never disturbed.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -33,7 +34,7 @@ def write_catalog(settings_or_lake: LakeLike) -> Path:
     """(Re)build the catalog for every table that has a silver snapshot."""
     lake = lake_of(settings_or_lake)
     path = catalog_path(lake)
-    tmp = path.with_name(f".catalog-{os.getpid()}.duckdb")
+    tmp = path.with_name(f".catalog-{os.getpid()}-{uuid.uuid4().hex}.duckdb")
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
