@@ -162,3 +162,19 @@ def test_summary_of_parquet_has_count_schema_and_newest_rows_first(tmp_path) -> 
     preview = meta["preview"].value.splitlines()
     assert len(preview) == 2 + 5 and preview[2].startswith("| 19 |")
     assert summarize_parquet([]) == {"dagster/row_count": 0}
+
+
+def test_lake_fingerprint_ignores_row_order_and_sees_one_changed_value(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.defs.reconcile import duck_fingerprint
+
+    rows = {"id": [1, 2, 3], "name": ["a", None, "c"]}
+    pq.write_table(pa.table(rows), tmp_path / "a.parquet")
+    pq.write_table(pa.table({k: v[::-1] for k, v in rows.items()}), tmp_path / "b.parquet")
+    pq.write_table(pa.table({"id": [1, 2, 3], "name": ["a", None, "C"]}), tmp_path / "c.parquet")
+    a, b, c = (duck_fingerprint([tmp_path / f"{n}.parquet"], ["id", "name"]) for n in "abc")
+    assert a == b and a.rows == 3
+    assert a.checksum != c.checksum
+    assert duck_fingerprint([], ["id"]).rows == 0
