@@ -91,6 +91,24 @@ def _missed(r: dict[str, Any] | None) -> bool:
     return bool(r) and any(t["met"] is False for t in r["targets"])
 
 
+def _short(entry: str) -> str:
+    """'2.87 /x/site-packages/kafka/a.py:5(f)' -> 'kafka/a.py:5 f' (drop the time and prefix)."""
+    where = entry.split(" ", 1)[-1]
+    for cut in ("site-packages/", "/work/main/"):
+        if cut in where:
+            where = where.split(cut, 1)[1]
+    return where.replace("(", " ").rstrip(")")
+
+
+def _landing_profile(p1: dict[str, Any]) -> str:
+    """The top functions of the landing profile, if one was taken (see bench.landing)."""
+    for n in p1["notes"]:
+        if n.startswith("profile landing"):
+            names = [_short(e) for e in n.split(": ", 1)[1].split("; ")]
+            return " (landing profile, top by own time: " + ", ".join(names[:4]) + ")"
+    return ""
+
+
 def _vs_source(landing: float, ref: dict[str, Any]) -> str:
     src = ref["metrics"]["debezium_events_per_s_overall"]
     return (
@@ -110,7 +128,9 @@ def why_missed(by: dict[str, dict[str, Any]]) -> list[str]:
             f"{m['raw_fetch_msgs_per_s']:,} msgs/s ({m['raw_fetch_mb_per_s']} MB/s) here; its "
             "profile is record parsing (`default_records._read_msg`, `fetcher._unpack_records`, "
             "`decode_varint`). Landing adds JSON parse, Arrow build, Parquet write and fsync on "
-            "the same thread. What would lift it: a C client (confluent-kafka/librdkafka) for "
+            "the same thread"
+            + _landing_profile(p1)
+            + ". What would lift it: a C client (confluent-kafka/librdkafka) for "
             "the fetch, decoding in a worker process per partition, and a machine that is not "
             "oversubscribed." + (_vs_source(m["landing_events_per_s"], ref) if ref else "")
         )
