@@ -147,7 +147,7 @@ def why_missed(by: dict[str, dict[str, Any]]) -> list[str]:
         if p2b:
             b = p2b["metrics"]
             line += (
-                f" Below saturation ({p2b['params']['target_rate_tx_s']} tx/s, P2@100) p95 is "
+                f" At a lower rate ({p2b['params']['target_rate_tx_s']} tx/s, P2@100) p95 is "
                 f"{b['commit_to_silver_p95_s']} s, within the 5 s target."
             )
         out.append(line)
