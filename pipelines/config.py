@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     tables: Annotated[tuple[str, ...], NoDecode] = DEMO_TABLES
     heartbeat_interval_ms: int = 5000
     min_compaction_lag_ms: int = 7 * 24 * 3600 * 1000
+    # "compact": topics of tables with a primary key are log-compacted (Kafka keeps the latest
+    # version per key once the lake has landed it); TRUNCATE is not streamed, because Debezium
+    # sends truncate events without a key and Kafka rejects key-less records on compacted topics.
+    # Key-less tables always get delete-policy topics. "delete": every CDC topic keeps all
+    # events (retention.ms=-1) and TRUNCATE is streamed and applied by silver.
+    topic_cleanup_policy: Literal["compact", "delete"] = "compact"
 
     # --- landing ----------------------------------------------------------------------------
     batch_max_records: int = 50_000

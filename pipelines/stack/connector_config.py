@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pipelines.config import Settings
@@ -44,7 +45,22 @@ def template_env(settings: Settings) -> dict[str, str]:
         "CHANGELAKE_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
         "CHANGELAKE_MIN_COMPACTION_LAG_MS": str(settings.min_compaction_lag_ms),
         "CHANGELAKE_MAX_MESSAGE_BYTES": str(settings.max_message_bytes),
+        "CHANGELAKE_TOPIC_CLEANUP_POLICY": settings.topic_cleanup_policy,
+        # truncate events carry no key: a compacted topic would reject them and fail the task
+        "CHANGELAKE_SKIPPED_OPERATIONS": "t"
+        if settings.topic_cleanup_policy == "compact"
+        else "none",
     }
+
+
+def publish_option(settings: Settings) -> str:
+    """The publication's ``publish`` option. Truncate events carry no Kafka key and a compacted
+    topic rejects key-less records (failing the task), so under the ``compact`` policy the
+    publication itself leaves truncates out. (Debezium's ``skipped.operations=t`` would do the
+    same, but Debezium 3.6 then emits ``ALTER PUBLICATION ... SET TABLE ... WITH (...)``, which
+    PostgreSQL rejects, whenever it updates a filtered publication.)"""
+    ops = "insert, update, delete"
+    return ops if settings.topic_cleanup_policy == "compact" else f"{ops}, truncate"
 
 
 def load_template() -> dict[str, str]:
@@ -52,9 +68,18 @@ def load_template() -> dict[str, str]:
         return json.load(fh)
 
 
-def render(settings: Settings, overrides: dict[str, str] | None = None) -> dict[str, str]:
+def render(
+    settings: Settings,
+    overrides: dict[str, str] | None = None,
+    keyless: Sequence[QualifiedName] = (),
+) -> dict[str, str]:
     """The connector config for ``settings``; placeholders substituted inside parsed JSON strings
-    (so a value with quotes or backslashes, like the include-list regex, cannot break the JSON)."""
+    (so a value with quotes or backslashes, like the include-list regex, cannot break the JSON).
+
+    ``keyless`` are captured tables without a primary key: Debezium sends their events without
+    a Kafka key, which a compacted topic rejects, so under the ``compact`` policy their topics
+    are created in a ``keyless`` group with ``cleanup.policy=delete`` and unlimited retention.
+    """
     env = template_env(settings) | (overrides or {})
 
     def sub(value: Any) -> str:
@@ -65,7 +90,24 @@ def render(settings: Settings, overrides: dict[str, str] | None = None) -> dict[
 
         return _PLACEHOLDER.sub(one, str(value))
 
-    return {key: sub(value) for key, value in load_template().items()}
+    config = {key: sub(value) for key, value in load_template().items()}
+    if keyless and settings.topic_cleanup_policy == "compact":
+        config |= {
+            "topic.creation.groups": "keyless",
+            "topic.creation.keyless.include": ",".join(
+                re.escape(topic_for(settings, t)) for t in keyless
+            ),
+            "topic.creation.keyless.cleanup.policy": "delete",
+            "topic.creation.keyless.retention.ms": "-1",
+            "topic.creation.keyless.replication.factor": config[
+                "topic.creation.default.replication.factor"
+            ],
+            "topic.creation.keyless.partitions": config["topic.creation.default.partitions"],
+            "topic.creation.keyless.max.message.bytes": config[
+                "topic.creation.default.max.message.bytes"
+            ],
+        }
+    return config
 
 
 def _valid_topic_char(unit: int) -> bool:

@@ -16,9 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
+import psycopg
+from psycopg import sql
+
 from pipelines.config import Settings
 from pipelines.stack import connect, jvm, kafka, postgres
-from pipelines.stack.connector_config import include_tables, render
+from pipelines.stack.connector_config import include_tables, publish_option, render
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, wait_until
 
@@ -146,6 +149,39 @@ def _wanted_publication(settings: Settings) -> set[tuple[str, str]]:
     return postgres.existing_tables(settings, tables)
 
 
+def _keyless(settings: Settings) -> set[tuple[str, str]]:
+    """Captured tables that exist and have no primary key (Debezium sends them key-less)."""
+    wanted = [(t.schema, t.table) for t in include_tables(settings)]
+    with postgres.app_connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND (n.nspname, c.relname) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[])) AND NOT EXISTS "
+            "(SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)",
+            ([s for s, _ in wanted], [t for _, t in wanted]),
+        ).fetchall()
+    return {(r[0], r[1]) for r in rows}
+
+
+def _ensure_publication(settings: Settings) -> None:
+    """Create the publication (as the CDC role, so Debezium can alter its table list) or set its
+    ``publish`` option; Debezium's filtered mode then manages which tables it holds."""
+    name = sql.Identifier(settings.publication_name)
+    publish = sql.Literal(publish_option(settings))
+    dsn = settings.pg_dsn(user=settings.cdc_user, password=settings.cdc_password)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_publication WHERE pubname = %s", (settings.publication_name,)
+        ).fetchone()
+        stmt = (
+            "ALTER PUBLICATION {} SET (publish = {})"
+            if exists
+            else ("CREATE PUBLICATION {} WITH (publish = {})")
+        )
+        conn.execute(sql.SQL(stmt).format(name, publish))
+
+
 def register_connector(settings: Settings) -> None:
     """PUT the config derived from ``settings.captured`` (create or update; idempotent).
 
@@ -153,7 +189,9 @@ def register_connector(settings: Settings) -> None:
     task starts, so if the config is unchanged but a captured table has appeared since, the
     connector is restarted to add it.
     """
-    changed = connect.put_config(settings, render(settings))
+    _ensure_publication(settings)
+    keyless = [t for t in include_tables(settings) if (t.schema, t.table) in _keyless(settings)]
+    changed = connect.put_config(settings, render(settings, keyless=keyless))
     if not changed and not _wanted_publication(settings) <= postgres.publication_tables(settings):
         connect.restart(settings)
 

@@ -99,6 +99,28 @@ def test_insert_update_delete_arrive_with_schema_and_tombstone(stack) -> None:
     assert json.loads(recs[3].key)["payload"] == {"id": 1}
 
 
+def test_keyless_table_streams_on_a_delete_policy_topic_and_the_task_survives(stack) -> None:
+    """Debezium sends a key-less table's events without a Kafka key; on a compacted topic Kafka
+    would reject them and fail the task, so such topics are created with cleanup.policy=delete."""
+    table = unique("stack_keyless")
+    stack.capture(f"CREATE TABLE public.{table} (note text)", f"public.{table}")
+    with stack.pg() as conn:
+        conn.execute(sql.SQL("INSERT INTO {} VALUES ('x'), ('x')").format(ident(table)))
+    topic = stack.topic(f"public.{table}")
+    recs = consume(stack.settings, topic, lambda rs: ops(rs).count("c") == 2, timeout=60)
+    assert all(r.key is None for r in recs)
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=stack.settings.bootstrap_servers)
+    try:
+        res = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        admin.close()
+    assert res["topic"][topic]["cleanup.policy"]["value"] == "delete", res
+    st = stack_api.status(stack.settings)
+    assert st.connector_state == "RUNNING" and st.task_states == ("RUNNING",)
+
+
 def test_numeric_and_timestamptz_schema_types(stack) -> None:
     table = unique("stack_types")
     stack.capture(

@@ -14,6 +14,7 @@ from pipelines.stack import connect, kafka, postgres
 from pipelines.stack.connector_config import (
     heartbeat_topic,
     include_tables,
+    publish_option,
     render,
     sanitize_topic,
     topic_for,
@@ -121,3 +122,27 @@ def test_worker_properties() -> None:
     assert all(
         props[f"{t}.storage.replication.factor"] == "1" for t in ("config", "offset", "status")
     )
+
+
+def test_keyless_tables_get_delete_policy_topics_under_compaction() -> None:
+    s = settings(tables=("shop.orders", "shop.log"))
+    cfg = render(s, keyless=[QualifiedName("shop", "log")])
+    assert cfg["topic.creation.default.cleanup.policy"] == "compact"
+    assert cfg["topic.creation.groups"] == "keyless"
+    assert re.fullmatch(
+        cfg["topic.creation.keyless.include"], topic_for(s, QualifiedName("shop", "log"))
+    )
+    assert not re.fullmatch(
+        cfg["topic.creation.keyless.include"], topic_for(s, QualifiedName("shop", "orders"))
+    )
+    assert cfg["topic.creation.keyless.cleanup.policy"] == "delete"
+    assert cfg["topic.creation.keyless.retention.ms"] == "-1"
+
+
+def test_delete_policy_streams_truncates_and_keeps_everything() -> None:
+    cfg = render(settings(topic_cleanup_policy="delete"), keyless=[QualifiedName("shop", "log")])
+    assert cfg["topic.creation.default.cleanup.policy"] == "delete"
+    assert cfg["topic.creation.default.retention.ms"] == "-1"
+    assert "topic.creation.groups" not in cfg
+    assert publish_option(settings(topic_cleanup_policy="delete")).endswith("truncate")
+    assert "truncate" not in publish_option(settings())
