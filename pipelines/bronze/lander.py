@@ -23,6 +23,7 @@ from kafka.structs import OffsetAndMetadata
 
 from pipelines.bronze.evolution import SchemaWatch
 from pipelines.bronze.layout import BatchId, list_lake
+from pipelines.bronze.prefetch import Prefetcher, commit
 from pipelines.bronze.reader import landed_offsets
 from pipelines.bronze.topics import lander_topics
 from pipelines.bronze.writer import WrittenBatch, crash_point, recover, write_batch
@@ -190,7 +191,12 @@ def land(
     lake = settings.lake_root
     started = time.monotonic()
     result = LandingResult()
-    say = progress or (lambda _msg: None)
+
+    def say(msg: str) -> None:
+        log.info("%s", msg)
+        if progress is not None:
+            progress(msg)
+
     with lake_lock(lake):
         rec = recover(lake)
         if rec.incomplete_batches or rec.deleted_temps:
@@ -228,59 +234,85 @@ def _run(
         say("no topics to land yet")
         return
     end = consumer.end_offsets(tps)
+    behind = sum(max(end[tp] - consumer.position(tp), 0) for tp in tps)
+    say(f"landing {len(tps)} partition(s) of {len(topics)} topic(s); {behind:,} record(s) behind")
     watch = SchemaWatch(lake)
+    landed = {tp: consumer.position(tp) for tp in tps}  # next offset not yet landed
+    fetcher = None
+    if until_caught_up:  # backlog runs read ahead; follow mode re-plans topics, so stays simple
+        fetcher = Prefetcher(consumer, tps, settings.batch_max_records)
+        fetcher.start()
     last_report = last_refresh = time.monotonic()
-    while True:
-        elapsed = time.monotonic() - started
-        if until_caught_up and all(consumer.position(tp) >= end[tp] for tp in tps):
-            break
-        if max_seconds is not None and elapsed >= max_seconds:
-            break
-        if not until_caught_up and time.monotonic() - last_refresh > TOPIC_REFRESH_S:
-            last_refresh = time.monotonic()
-            tps = _add_new_topics(consumer, topics, tps, lake, end)
-        t0 = time.monotonic()
-        polled = consumer.poll(timeout_ms=500, max_records=settings.batch_max_records)
-        result.add_time("fetch", t0)
-        commits = {}
-        for tp, records in sorted(polled.items()):
-            if not records:
-                continue
-            msgs = [
-                RawMessage(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
-                for r in records
-            ]
-            written = land_batch(
-                lake, msgs, topic_prefix=settings.topic_prefix, result=result, watch=watch
-            )
-            result.messages += len(records)
-            result.files += len(written.paths)
-            result.quarantined += written.quarantined
-            for name, n in written.rows.items():
-                result.per_table[name] = result.per_table.get(name, 0) + n
-                result.events += n
-            if written.transactions:
-                result.per_table["_transactions"] = (
-                    result.per_table.get("_transactions", 0) + written.transactions
+    try:
+        while True:
+            if until_caught_up and all(landed[tp] >= end[tp] for tp in tps):
+                break
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                break
+            if fetcher is None and time.monotonic() - last_refresh > TOPIC_REFRESH_S:
+                last_refresh = time.monotonic()
+                tps = _add_new_topics(consumer, topics, tps, lake, end)
+                landed.update({tp: consumer.position(tp) for tp in tps if tp not in landed})
+            t0 = time.monotonic()
+            if fetcher is not None:
+                item = fetcher.get(timeout=0.5)
+                result.add_time("fetch", t0)
+                if item is None:
+                    continue
+                polled, positions = item
+            else:
+                polled = consumer.poll(timeout_ms=500, max_records=settings.batch_max_records)
+                positions = {tp: consumer.position(tp) for tp in tps}
+                result.add_time("fetch", t0)
+            commits = _land_polled(polled, lake, settings, result, watch)
+            landed.update(positions)
+            if commits:
+                crash_point("before_commit")
+                if fetcher is not None:
+                    fetcher.commit(commits)
+                else:
+                    commit(consumer, commits)
+            if time.monotonic() - last_report > 2:
+                last_report = time.monotonic()
+                rate = result.messages / max(time.monotonic() - started, 1e-6)
+                say(
+                    f"{result.events} events, {result.files} files, {result.quarantined} "
+                    f"quarantined, {rate:,.0f} msg/s"
                 )
-            first = result.offsets.get(_tp_name(tp), (records[0].offset, 0))[0]
-            result.offsets[_tp_name(tp)] = (first, records[-1].offset)
-            commits[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
-        if commits:
-            crash_point("before_commit")
-            try:
-                consumer.commit(commits)  # monitoring only; the lake is the truth
-            except Exception as exc:  # noqa: BLE001 - lag display must not stop landing
-                log.warning("group offset commit failed (landing unaffected): %s", exc)
-        if time.monotonic() - last_report > 2:
-            last_report = time.monotonic()
-            rate = result.messages / max(time.monotonic() - started, 1e-6)
-            say(
-                f"{result.events} events, {result.files} files, {result.quarantined} "
-                f"quarantined, {rate:,.0f} msg/s"
-            )
+    finally:
+        if fetcher is not None and (pending := fetcher.stop()):
+            commit(consumer, pending)
     end_now = consumer.end_offsets(tps)
-    result.lag = {_tp_name(tp): max(end_now[tp] - consumer.position(tp), 0) for tp in tps}
+    result.lag = {_tp_name(tp): max(end_now[tp] - landed[tp], 0) for tp in tps}
+
+
+def _land_polled(
+    polled: dict, lake: Path, settings: Settings, result: LandingResult, watch: SchemaWatch
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """Land each partition's records of one poll as its own batch; the offsets to commit."""
+    commits = {}
+    for tp, records in sorted(polled.items()):
+        if not records:
+            continue
+        msgs = [
+            RawMessage(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in records
+        ]
+        written = land_batch(
+            lake, msgs, topic_prefix=settings.topic_prefix, result=result, watch=watch
+        )
+        result.messages += len(records)
+        result.files += len(written.paths)
+        result.quarantined += written.quarantined
+        for name, n in written.rows.items():
+            result.per_table[name] = result.per_table.get(name, 0) + n
+            result.events += n
+        if written.transactions:
+            n_tx = result.per_table.get("_transactions", 0) + written.transactions
+            result.per_table["_transactions"] = n_tx
+        first = result.offsets.get(_tp_name(tp), (records[0].offset, 0))[0]
+        result.offsets[_tp_name(tp)] = (first, records[-1].offset)
+        commits[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+    return commits
 
 
 def verify_landed(lake: Path) -> dict[tuple[str, int], int]:
