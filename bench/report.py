@@ -137,8 +137,14 @@ def why_missed(by: dict[str, dict[str, Any]]) -> list[str]:
     if _missed(p2):
         m = p2["metrics"]
         line = (
-            f"- **P2**: pgbench reached {m['achieved_tx_s']} of 1,000 tx/s (one-row commits, "
-            "bounded by PostgreSQL's commit rate on this machine). The p95 splits into "
+            f"- **P2**: pgbench reached {m['achieved_tx_s']} of 1,000 tx/s with Debezium, the "
+            "lander and the compaction loop sharing the same 2 cores"
+            + (
+                f" (in REF, without lander and compaction, one-row pgbench reached {by['REF']['metrics']['pgbench_tps']:,} tx/s)"
+                if by.get("REF")
+                else ""
+            )
+            + ". The p95 splits into "
             f"commit->bronze {m['commit_to_bronze_p95_s']} s (Debezium + lander) and "
             f"bronze->silver {m['bronze_to_silver_p95_s']} s: compaction runs back to back and "
             "an event waits for the run in progress plus its own, each of which re-reads the "
