@@ -21,6 +21,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from pipelines.bronze.assignment import add_new_topics, assign_partitions, tp_name
 from pipelines.bronze.evolution import SchemaWatch
 from pipelines.bronze.layout import BatchId, list_lake
 from pipelines.bronze.prefetch import Prefetcher, commit
@@ -88,59 +89,6 @@ def _consumer(settings: Settings) -> KafkaConsumer:
         fetch_max_bytes=max(fetch, 64 * 1024 * 1024),
         request_timeout_ms=60_000,
     )
-
-
-def _tp_name(tp: TopicPartition) -> str:
-    return f"{tp.topic}[{tp.partition}]"
-
-
-def _assign(consumer: KafkaConsumer, topics: list[str], lake: Path) -> list[TopicPartition]:
-    """Assign every partition of ``topics`` and seek past what the lake already holds."""
-    existing = consumer.topics()
-    tps = []
-    for topic in topics:
-        if topic not in existing:
-            log.info("topic %s does not exist (yet): skipped", topic)
-            continue
-        tps += [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-    consumer.assign(tps)
-    landed = landed_offsets(lake)
-    begin = consumer.beginning_offsets(tps) if tps else {}
-    for tp in tps:
-        last = landed.get((tp.topic, tp.partition))
-        if last is None:
-            consumer.seek(tp, begin[tp])
-            continue
-        if last + 1 < begin[tp]:
-            log.warning(
-                "%s: offsets %d..%d were deleted from Kafka before landing",
-                _tp_name(tp),
-                last + 1,
-                begin[tp] - 1,
-            )
-        consumer.seek(tp, max(last + 1, begin[tp]))
-    return tps
-
-
-def _add_new_topics(
-    consumer: KafkaConsumer,
-    topics: list[str],
-    tps: list[TopicPartition],
-    lake: Path,
-    end: dict[TopicPartition, int],
-) -> list[TopicPartition]:
-    """Continuous mode: start landing topics created since start (a table's first event)."""
-    existing = consumer.topics()  # always a fresh metadata request
-    fresh = [t for t in topics if t in existing and all(tp.topic != t for tp in tps)]
-    if not fresh:
-        return tps
-    positions = {tp: consumer.position(tp) for tp in tps}
-    new_tps = _assign(consumer, sorted({tp.topic for tp in tps} | set(fresh)), lake)
-    for tp, pos in positions.items():
-        consumer.seek(tp, pos)  # reassignment must not move the partitions we already read
-    end.update(consumer.end_offsets([tp for tp in new_tps if tp not in positions]))
-    log.info("now landing new topic(s) %s", fresh)
-    return new_tps
 
 
 def land_batch(
@@ -229,7 +177,7 @@ def _run(
     started: float,
 ) -> None:
     topics = lander_topics(settings, tables)
-    tps = _assign(consumer, topics, lake)
+    tps = assign_partitions(consumer, topics, lake)
     if not tps:
         say("no topics to land yet")
         return
@@ -251,7 +199,7 @@ def _run(
                 break
             if fetcher is None and time.monotonic() - last_refresh > TOPIC_REFRESH_S:
                 last_refresh = time.monotonic()
-                tps = _add_new_topics(consumer, topics, tps, lake, end)
+                tps = add_new_topics(consumer, topics, tps, lake, end)
                 landed.update({tp: consumer.position(tp) for tp in tps if tp not in landed})
             t0 = time.monotonic()
             if fetcher is not None:
@@ -283,7 +231,7 @@ def _run(
         if fetcher is not None and (pending := fetcher.stop()):
             commit(consumer, pending)
     end_now = consumer.end_offsets(tps)
-    result.lag = {_tp_name(tp): max(end_now[tp] - landed[tp], 0) for tp in tps}
+    result.lag = {tp_name(tp): max(end_now[tp] - landed[tp], 0) for tp in tps}
 
 
 def _land_polled(
@@ -309,8 +257,8 @@ def _land_polled(
         if written.transactions:
             n_tx = result.per_table.get("_transactions", 0) + written.transactions
             result.per_table["_transactions"] = n_tx
-        first = result.offsets.get(_tp_name(tp), (records[0].offset, 0))[0]
-        result.offsets[_tp_name(tp)] = (first, records[-1].offset)
+        first = result.offsets.get(tp_name(tp), (records[0].offset, 0))[0]
+        result.offsets[tp_name(tp)] = (first, records[-1].offset)
         commits[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
     return commits
 
