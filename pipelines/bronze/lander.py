@@ -26,6 +26,7 @@ from pipelines.bronze.evolution import SchemaWatch
 from pipelines.bronze.layout import BatchId, list_lake
 from pipelines.bronze.prefetch import Prefetcher, commit
 from pipelines.bronze.reader import landed_offsets
+from pipelines.bronze.source import check_source, kafka_cluster_id
 from pipelines.bronze.topics import lander_topics
 from pipelines.bronze.writer import WrittenBatch, crash_point, recover, write_batch
 from pipelines.config import Settings
@@ -152,6 +153,7 @@ def land(
                 f"recovered: removed {rec.deleted_files} file(s) of {rec.incomplete_batches} "
                 f"incomplete batch(es), {rec.deleted_temps} temp file(s)"
             )
+        check_source(lake, kafka_cluster_id(settings.bootstrap_servers))
         consumer = _consumer(settings)
         try:
             _run(
