@@ -108,19 +108,41 @@ def events_sql(
     )"""
 
 
-def _ordered(events: str, key: Sequence[str]) -> str:
-    """CTEs ``dd`` (duplicates collapsed) and ``ev`` (with a global order number ``_seq``)."""
+def dedup_groups(key: Sequence[str]) -> str:
+    """The grouping under which events are re-delivered duplicates of each other."""
     if key:
-        part = f"{_q(key)}, _commit_lsn, _lsn, _op"
-    else:
-        part = "_commit_lsn, _lsn, _op, CASE WHEN _op = 'r' THEN _offset END"
+        return f"{_q(key)}, _commit_lsn, _lsn, _op"
+    return "_commit_lsn, _lsn, _op, CASE WHEN _op = 'r' THEN _offset END"
+
+
+def _ordered(events: str, key: Sequence[str], dedup: bool = True) -> str:
+    """CTEs ``dd`` (duplicates collapsed) and ``ev`` (with a global order number ``_seq``).
+
+    ``dedup=False`` is only for callers that checked ``events`` holds no duplicate group: it
+    skips a window sort over every event (a no-op there)."""
+    dd = f"SELECT * FROM {events} e"
+    if dedup:
+        dd += (
+            f" QUALIFY row_number() OVER (PARTITION BY {dedup_groups(key)} "
+            "ORDER BY _partition, _offset) = 1"
+        )
     return f"""
-        dd AS (SELECT * FROM {events} e
-               QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _partition, _offset) = 1),
+        dd AS ({dd}),
         ev AS (SELECT * EXCLUDE (_partition, _offset),
                       row_number() OVER (ORDER BY _commit_lsn, _lsn, _partition, _offset) AS _seq
                FROM dd),
         trunc AS (SELECT coalesce(max(_seq), 0) AS t FROM ev WHERE _op = 't')"""
+
+
+def facts_sql(events: str, key: Sequence[str]) -> str:
+    """One row (toasted, duplicated) about ``events``: the columns any event lists as an
+    unchanged-TOAST placeholder, and whether any duplicate group exists. Hash aggregates, far
+    cheaper than the window passes they let ``compact_sql`` skip."""
+    return f"""SELECT
+        (SELECT coalesce(list(DISTINCT u), []::VARCHAR[])
+         FROM (SELECT unnest(_unavailable) AS u FROM {events})) AS toasted,
+        EXISTS (SELECT 1 FROM {events} GROUP BY {dedup_groups(key)} HAVING count(*) > 1)
+            AS duplicated"""
 
 
 def _real(c: str) -> str:
@@ -162,13 +184,20 @@ def _lineage(key: Sequence[str], versions: str) -> str:
     )"""
 
 
-def _resolve(columns: Sequence[str], key: Sequence[str], versions: str) -> str:
-    """SELECT list resolving unchanged-TOAST placeholders from earlier versions of the row."""
+def _resolve(
+    columns: Sequence[str], key: Sequence[str], versions: str, toasted: Sequence[str] | None = None
+) -> str:
+    """SELECT list resolving unchanged-TOAST placeholders from earlier versions of the row.
+
+    ``toasted``: the only columns that can be placeholders in ``versions`` (None: any). Other
+    columns are taken as they are; with none at all, the lineage walk is skipped too."""
+    if toasted is not None and not [c for c in toasted if c in columns and c not in key]:
+        return f"SELECT {_q(columns)}, {_q(KEEP_META)}, _op, _seq FROM {versions}"
     w = "(PARTITION BY _lineage ORDER BY _seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     out = []
     for c in columns:
         qc, lc = quote_ident(c), quote_literal(c)
-        if c in key:
+        if c in key or (toasted is not None and c not in toasted):
             out.append(qc)
             continue
         out.append(
@@ -179,16 +208,24 @@ def _resolve(columns: Sequence[str], key: Sequence[str], versions: str) -> str:
 
 
 def compact_sql(
-    events: str, columns: Sequence[str], key: Sequence[str], base: str | None = None
+    events: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    base: str | None = None,
+    *,
+    toasted: Sequence[str] | None = None,
+    dedup: bool = True,
 ) -> str:
     """Latest row per key after applying ``events`` (from ``events_sql``) on top of ``base``.
 
     ``base`` is a previous silver snapshot (a relation with source columns + KEEP_META) or None.
     Untouched base rows pass through; touched keys are re-resolved together with their base row.
+    ``toasted``/``dedup``: facts a caller measured on ``events`` (see ``event_facts``) that let
+    the plan skip work that would change nothing; the defaults assume nothing.
     """
     cols = list(columns)
     out_cols = f"{_q(cols)}, {_q(KEEP_META)}"
-    head = f"WITH {_ordered(events, key)}"
+    head = f"WITH {_ordered(events, key, dedup)}"
     if not key:
         base_part = (
             f" UNION ALL BY NAME SELECT * FROM {base} WHERE (SELECT t FROM trunc) = 0"
@@ -212,7 +249,7 @@ def compact_sql(
     else:
         versions, untouched = f"({ev_versions})", ""
     return f"""{head}, {touched},
-        resolved AS ({_resolve(cols, key, versions)}),
+        resolved AS ({_resolve(cols, key, versions, toasted)}),
         latest AS (SELECT * FROM resolved
                    QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY _seq DESC) = 1)
         SELECT {out_cols} FROM (
