@@ -164,6 +164,21 @@ def test_a_source_change_reaches_the_marts_by_sensor_and_automation(
         ).fetchone()
     wait_until_streamed(shop)
 
+    # Before landing, silver lags PostgreSQL by that one row: the reconciliation must say so.
+    stale = dg.materialize(
+        _everything(defs),
+        resources=defs.resources,
+        instance=instance,
+        raise_on_error=False,
+        selection=dg.AssetSelection.checks(
+            dg.AssetCheckKey(silver_key(customers), "matches_postgres")
+        ),
+    )
+    (verdict,) = stale.get_asset_check_evaluations()
+    assert not verdict.passed
+    assert verdict.metadata["postgres_rows"] == verdict.metadata["silver_rows"]  # same count,
+    assert verdict.metadata["postgres_checksum"] != verdict.metadata["silver_checksum"]  # new value
+
     # The sensor sees the new event in Kafka and asks to land exactly that table.
     tick = sensor.evaluate_tick(
         dg.build_sensor_context(instance=instance, resources=defs.resources)
