@@ -51,8 +51,10 @@ down: install
 status: install
 	$(BIN)/changelake status
 
+# The Dagster instance lives in $CHANGELAKE_HOME/dagster, shared with `make demo`, so the UI
+# shows the demo's runs; its dagster.yaml limits the warehouse and landing pools to one writer.
 ui: install
-	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
+	$(BIN)/changelake ui
 
 bench: install
 	$(BIN)/python -m bench

@@ -21,6 +21,7 @@ from typing import Literal
 import psycopg
 
 from pipelines.config import REPO_ROOT, Settings
+from pipelines.instance import prepare_dagster_home
 from pipelines.naming import QualifiedName
 
 DBT_PROJECT = REPO_ROOT / "dbt_project"
@@ -125,7 +126,11 @@ def materialize_all(
 
 def _dagster_materialize(settings: Settings, say: Say) -> None:
     """``dagster asset materialize --select '*'`` on the code location, relaying step progress."""
-    env = {**dbt_env(settings), **_changelake_env(settings)}
+    env = {
+        **dbt_env(settings),
+        **_changelake_env(settings),
+        "DAGSTER_HOME": str(prepare_dagster_home(settings)),
+    }
     exe = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     cmd = [exe, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
     tail: deque[str] = deque(maxlen=60)
