@@ -16,7 +16,7 @@ import pyarrow as pa
 from pipelines.decode import DecodedBatch, RawMessage
 from pipelines.decode.envelope import BadMessage, EnvelopePlan, Splitter, key_names, plan_for
 from pipelines.decode.special import Quarantine, transactions_table
-from pipelines.decode.tables import Event, build_group, merge_groups
+from pipelines.decode.tables import build_group, merge_groups
 from pipelines.decode.types import INFINITY_HITS, SchemaMismatch
 from pipelines.naming import InvalidName, QualifiedName
 
@@ -33,40 +33,46 @@ def decode_messages(
     warnings: list[str] = []
     tombstones = heartbeats = 0
     tx_msgs: list[tuple[RawMessage, dict]] = []
-    groups: dict[tuple[bytes, QualifiedName], list[Event]] = {}
+    groups: dict[tuple[bytes, QualifiedName], tuple[list[RawMessage], list[dict]]] = {}
     last_key: dict[QualifiedName, bytes | None] = {}
     names: dict[tuple[str, str], QualifiedName] = {}
     splitter = Splitter()
 
-    for msg in messages:
-        if msg.topic == heartbeat_topic:
-            heartbeats += 1
-            continue
-        if msg.value is None:
-            tombstones += 1
-            continue
-        try:
-            schema_bytes, payload = splitter(msg.topic, msg.value)
-            if msg.topic == tx_topic:
-                tx_msgs.append((msg, _check_tx(payload)))
+    fast = _fast_run(messages, splitter, heartbeat_topic, tx_topic)
+    if fast is not None:
+        tombstones, heartbeats, tx_msgs, groups, last_key = fast
+    else:
+        for msg in messages:
+            if msg.topic == heartbeat_topic:
+                heartbeats += 1
                 continue
-            plan_for(schema_bytes)  # validates the schema once (cached)
-            table = _check_change(payload, names)
-        except (BadMessage, InvalidName) as exc:
-            quarantine.add(msg, str(exc))
-            continue
-        groups.setdefault((schema_bytes, table), []).append(Event(msg, payload))
-        last_key[table] = msg.key
+            if msg.value is None:
+                tombstones += 1
+                continue
+            try:
+                schema_bytes, payload = splitter(msg.topic, msg.value)
+                if msg.topic == tx_topic:
+                    tx_msgs.append((msg, _check_tx(payload)))
+                    continue
+                plan_for(schema_bytes)  # validates the schema once (cached)
+                table = _check_change(payload, names)
+            except (BadMessage, InvalidName) as exc:
+                quarantine.add(msg, str(exc))
+                continue
+            group = groups.setdefault((schema_bytes, table), ([], []))
+            group[0].append(msg)
+            group[1].append(payload)
+            last_key[table] = msg.key
     keys = {table: key_names(raw) or () for table, raw in last_key.items()}
 
     per_table: dict[QualifiedName, list[pa.Table]] = {}
-    for (schema_bytes, table), events in groups.items():
+    for (schema_bytes, table), (msgs, payloads) in groups.items():
         plan = plan_for(schema_bytes)
         warnings.extend(f"{table}: {w}" for w in plan.warnings)
         hits: list[str] = []
         token = INFINITY_HITS.set(hits)
         try:
-            built = _build_or_split(plan, events, ingested_at, quarantine)
+            built = _build_or_split(plan, msgs, payloads, ingested_at, quarantine)
         finally:
             INFINITY_HITS.reset(token)
         warnings.extend(
@@ -132,18 +138,111 @@ def _check_tx(payload: object) -> dict:
 
 
 def _build_or_split(
-    plan: EnvelopePlan, events: list[Event], ingested_at: datetime, quarantine: Quarantine
+    plan: EnvelopePlan,
+    msgs: list[RawMessage],
+    payloads: list[dict],
+    ingested_at: datetime,
+    quarantine: Quarantine,
 ) -> pa.Table | None:
     """Columnar build of a group; on a bad value, find the culprits one by one and rebuild."""
     try:
-        return build_group(plan, events, ingested_at)
+        return build_group(plan, msgs, payloads, ingested_at)
     except (SchemaMismatch, pa.ArrowException, ValueError, TypeError, OverflowError):
         pass
-    good = []
-    for ev in events:
+    good_m, good_p = [], []
+    for msg, payload in zip(msgs, payloads, strict=True):
         try:
-            build_group(plan, [ev], ingested_at)
-            good.append(ev)
+            build_group(plan, [msg], [payload], ingested_at)
+            good_m.append(msg)
+            good_p.append(payload)
         except (SchemaMismatch, pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
-            quarantine.add(ev.msg, f"value contradicts its schema: {exc}")
-    return build_group(plan, good, ingested_at) if good else None
+            quarantine.add(msg, f"value contradicts its schema: {exc}")
+    return build_group(plan, good_m, good_p, ingested_at) if good_m else None
+
+
+_Fast = tuple[
+    int,
+    int,
+    list[tuple[RawMessage, dict]],
+    dict[tuple[bytes, QualifiedName], tuple[list[RawMessage], list[dict]]],
+    dict[QualifiedName, bytes | None],
+]
+
+
+def _fast_run(
+    messages: Sequence[RawMessage], splitter: Splitter, heartbeat_topic: str, tx_topic: str
+) -> _Fast | None:
+    """The common batch (one topic, one schema, every message well-formed) without a Python
+    call per message: payloads are sliced and parsed in one comprehension and the envelope
+    checks run column-wise. Anything unusual returns None and the batch takes the general
+    per-message path, so results (quarantine reasons included) are exactly the same."""
+    if not messages:
+        return None
+    topic = messages[0].topic
+    if any(m.topic != topic for m in messages):
+        return None
+    if topic == heartbeat_topic:
+        return 0, len(messages), [], {}, {}
+    live = [m for m in messages if m.value is not None]
+    tombstones = len(messages) - len(live)
+    if not live:
+        return tombstones, 0, [], {}, {}
+    payloads = _parse_all(live, splitter)
+    if payloads is None:
+        return None
+    schema_bytes, payloads = payloads
+    if not all(p.__class__ is dict for p in payloads):
+        return None
+    if topic == tx_topic:
+        if not all(p.get("status") in ("BEGIN", "END") for p in payloads):
+            return None
+        if not all(p.get("id").__class__ is str for p in payloads):
+            return None
+        return tombstones, 0, list(zip(live, payloads, strict=True)), {}, {}
+    table = _check_changes(schema_bytes, payloads)
+    if table is None:
+        return None
+    return tombstones, 0, [], {(schema_bytes, table): (live, payloads)}, {table: live[-1].key}
+
+
+def _parse_all(live: list[RawMessage], splitter: Splitter) -> tuple[bytes, list] | None:
+    """(schema bytes, payloads) when every message carries the first one's schema verbatim."""
+    try:
+        schema_bytes, _ = splitter(live[0].topic, live[0].value)
+    except BadMessage:
+        return None
+    prefix = splitter.prefix(live[0].topic, schema_bytes)
+    if prefix is None:
+        return None
+    values = [m.value for m in live]
+    if not all(v.startswith(prefix) for v in values) or not all(v.endswith(b"}") for v in values):
+        return None
+    cut = len(prefix)
+    try:
+        return schema_bytes, [orjson.loads(v[cut:-1]) for v in values]
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _check_changes(schema_bytes: bytes, payloads: list[dict]) -> QualifiedName | None:
+    """``_check_change`` for a whole group at once; None when any message would fail it or the
+    group spans several source tables."""
+    try:
+        plan_for(schema_bytes)
+        ops = [p.get("op") for p in payloads]
+        if not _OPS.issuperset(ops):
+            return None
+        sources = [p.get("source") for p in payloads]
+        if not all(s.__class__ is dict and "schema" in s and "table" in s for s in sources):
+            return None
+        if not all(
+            o == "t" or (p.get("before") if o == "d" else p.get("after")).__class__ is dict
+            for p, o in zip(payloads, ops, strict=True)
+        ):
+            return None
+        pairs = {(s["schema"], s["table"]) for s in sources}
+        if len(pairs) != 1:
+            return None
+        return QualifiedName(*pairs.pop())
+    except (BadMessage, InvalidName, TypeError):
+        return None

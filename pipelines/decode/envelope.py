@@ -68,6 +68,13 @@ class Splitter:
             del known[4:]
         return schema_bytes, payload
 
+    def prefix(self, topic: str, schema_bytes: bytes) -> bytes | None:
+        """The remembered message prefix (head + schema + cut) of ``schema_bytes`` on ``topic``."""
+        for prefix, known in self._last.get(topic, ()):
+            if known is schema_bytes or known == schema_bytes:
+                return prefix
+        return None
+
 
 @dataclass(frozen=True)
 class EnvelopePlan:

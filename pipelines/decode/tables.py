@@ -9,7 +9,6 @@ that is the right ordering key across transactions.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from typing import NamedTuple
 
 import orjson
@@ -58,18 +57,26 @@ def _is_placeholder(v: object) -> bool:
     return False
 
 
+_PLACEHOLDER_FORMS = (*_UNAVAILABLE, *([p] for p in _UNAVAILABLE))
+
+
+def _may_hold_placeholder(values: list) -> bool:
+    """C-level ``in`` scans (equality, as ``_is_placeholder``) before any per-value Python."""
+    return any(form in values for form in _PLACEHOLDER_FORMS)
+
+
 def _extract(rows: list[dict], names: list[str]) -> list[list]:
-    """Column-major values of ``names`` from row dicts (one C-level pass when all keys exist)."""
-    if not names:
-        return []
-    if len(names) == 1:
-        return [[r.get(names[0]) for r in rows]]
+    """Column-major values of ``names`` from row dicts (a missing field reads as None).
+
+    One comprehension per column: on CPython 3.11 that beats transposing with itemgetter/zip."""
+    return [_column(rows, n) for n in names]
+
+
+def _column(rows: list[dict], name: str) -> list:
     try:
-        return [list(col) for col in zip(*map(itemgetter(*names), rows), strict=True)] or [
-            [] for _ in names
-        ]
-    except KeyError:  # a row without some field: slower, tolerant path
-        return [[r.get(n) for r in rows] for n in names]
+        return [r[name] for r in rows]
+    except KeyError:  # a row without the field: slower, tolerant path
+        return [r.get(name) for r in rows]
 
 
 def _row_columns(plan: EnvelopePlan, rows: list[dict], unavailable: list[list[str]] | None):
@@ -77,7 +84,7 @@ def _row_columns(plan: EnvelopePlan, rows: list[dict], unavailable: list[list[st
     arrays = []
     columns = _extract(rows, [c.name for c in plan.columns])
     for col, values in zip(plan.columns, columns, strict=True):
-        if col.toastable:
+        if col.toastable and _may_hold_placeholder(values):
             hits = [i for i, v in enumerate(values) if _is_placeholder(v)]
             for i in hits:
                 values[i] = None
@@ -118,28 +125,36 @@ def _source_columns(sources: list[dict]) -> list[list]:
             [_snapshot(v) for v in cols[4]]]  # fmt: skip
 
 
-def build_group(plan: EnvelopePlan, events: list[Event], ingested_at: datetime) -> pa.Table:
-    """The bronze rows of ``events`` (one Debezium schema, one source table)."""
-    n = len(events)
-    payloads = [e.payload for e in events]
+def build_group(
+    plan: EnvelopePlan, msgs: list[RawMessage], payloads: list[dict], ingested_at: datetime
+) -> pa.Table:
+    """The bronze rows of ``msgs`` and their parsed ``payloads`` (one schema, one table)."""
+    n = len(msgs)
     ops = [p["op"] for p in payloads]
     rows = [(p.get("before") if p["op"] == "d" else p.get("after")) or _EMPTY for p in payloads]
     unavailable: list[list[str]] = [[] for _ in range(n)]
     source_arrays = _row_columns(plan, rows, unavailable)
 
     befores = [p.get("before") for p in payloads]
-    if plan.columns and any(b is not None for b in befores):
+    present = [i for i, b in enumerate(befores) if b is not None]
+    if plan.columns and present:
+        # only the rows that have a before-image are extracted; the rest are NULL structs
+        sub = befores if len(present) == n else [befores[i] for i in present]
         before = pa.StructArray.from_arrays(
-            _row_columns(plan, [b or _EMPTY for b in befores], None),
+            _row_columns(plan, [b or _EMPTY for b in sub], None),
             fields=list(plan.row_type),
-            mask=pa.array([b is None for b in befores]),
+            mask=pa.array([b is None for b in sub]),
         )
+        if len(present) != n:
+            where = [None] * n
+            for k, i in enumerate(present):
+                where[i] = k
+            before = before.take(pa.array(where, pa.int64()))
     else:  # inserts and snapshot reads: no before-image at all
         before = pa.nulls(n, plan.row_type)
 
     ts_us, lsn, commit_lsn, tx_id, snapshot = _source_columns([p["source"] for p in payloads])
     txs = [p.get("transaction") or _EMPTY for p in payloads]
-    msgs = [e.msg for e in events]
     meta = [
         pa.array(ops, pa.string()),
         pa.array(ts_us, pa.int64()).cast(UTC_US),
