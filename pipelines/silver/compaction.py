@@ -152,8 +152,10 @@ def _compact_files(
     staging = snapshots.staging_dir(lake, qn, sid)
     out = staging / "part-0.parquet"
     meta = quote_literal(json.dumps(key))
-    toasted, dup = con.execute(rules.facts_sql("new_events", key)).fetchone()
-    body = rules.compact_sql("new_events", cols, key, base_rel, toasted=toasted, dedup=dup)
+    toasted, dup, tseq = con.execute(rules.facts_sql("new_events", key)).fetchall()[0]
+    body = rules.compact_sql(
+        "new_events", cols, key, base_rel, toasted=toasted, dedup=dup, tuple_seq=tseq
+    )
     con.execute(
         f"COPY ({body}) TO {quote_literal(str(out))} (FORMAT parquet, COMPRESSION zstd, "
         f"KV_METADATA {{'changelake.key': {meta}, 'changelake.table': {quote_literal(str(qn))}}})"

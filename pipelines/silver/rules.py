@@ -115,34 +115,55 @@ def dedup_groups(key: Sequence[str]) -> str:
     return "_commit_lsn, _lsn, _op, CASE WHEN _op = 'r' THEN _offset END"
 
 
-def _ordered(events: str, key: Sequence[str], dedup: bool = True) -> str:
+_SEQ_ZERO = (
+    "struct_pack(c := CAST(-9223372036854775808 AS BIGINT), l := CAST(-9223372036854775808 AS "
+    "BIGINT), p := CAST(-9223372036854775808 AS BIGINT), o := CAST(-9223372036854775808 AS BIGINT))"
+)
+
+
+def _seq_zero(tuple_seq: bool) -> str:
+    """The ``_seq`` that sorts before every event (base rows, "no truncate")."""
+    return _SEQ_ZERO if tuple_seq else "0::BIGINT"
+
+
+def _ordered(events: str, key: Sequence[str], dedup: bool = True, tuple_seq: bool = False) -> str:
     """CTEs ``dd`` (duplicates collapsed) and ``ev`` (with a global order number ``_seq``).
 
     ``dedup=False`` is only for callers that checked ``events`` holds no duplicate group: it
-    skips a window sort over every event (a no-op there)."""
+    skips a window sort over every event (a no-op there). ``tuple_seq=True`` (only when no
+    ``_lsn``/``_partition``/``_offset`` is NULL) makes ``_seq`` the order tuple itself instead
+    of its rank: same order, same comparisons, but no global sort of the wide rows."""
     dd = f"SELECT * FROM {events} e"
     if dedup:
         dd += (
             f" QUALIFY row_number() OVER (PARTITION BY {dedup_groups(key)} "
             "ORDER BY _partition, _offset) = 1"
         )
+    if tuple_seq:
+        seq = (
+            "struct_pack(c := CAST(_commit_lsn AS BIGINT), l := CAST(_lsn AS BIGINT), "
+            "p := CAST(_partition AS BIGINT), o := CAST(_offset AS BIGINT))"
+        )
+    else:
+        seq = "row_number() OVER (ORDER BY _commit_lsn, _lsn, _partition, _offset)"
     return f"""
         dd AS ({dd}),
-        ev AS (SELECT * EXCLUDE (_partition, _offset),
-                      row_number() OVER (ORDER BY _commit_lsn, _lsn, _partition, _offset) AS _seq
-               FROM dd),
-        trunc AS (SELECT coalesce(max(_seq), 0) AS t FROM ev WHERE _op = 't')"""
+        ev AS (SELECT * EXCLUDE (_partition, _offset), {seq} AS _seq FROM dd),
+        trunc AS (SELECT coalesce(max(_seq), {_seq_zero(tuple_seq)}) AS t
+                  FROM ev WHERE _op = 't')"""
 
 
 def facts_sql(events: str, key: Sequence[str]) -> str:
-    """One row (toasted, duplicated) about ``events``: the columns any event lists as an
+    """One row (toasted, duplicated, tuple_seq) about ``events``: the columns any event lists as an
     unchanged-TOAST placeholder, and whether any duplicate group exists. Hash aggregates, far
     cheaper than the window passes they let ``compact_sql`` skip."""
     return f"""SELECT
         (SELECT coalesce(list(DISTINCT u), []::VARCHAR[])
          FROM (SELECT unnest(_unavailable) AS u FROM {events})) AS toasted,
         EXISTS (SELECT 1 FROM {events} GROUP BY {dedup_groups(key)} HAVING count(*) > 1)
-            AS duplicated"""
+            AS duplicated,
+        NOT EXISTS (SELECT 1 FROM {events}
+                    WHERE _lsn IS NULL OR _partition IS NULL OR _offset IS NULL) AS tuple_seq"""
 
 
 def _real(c: str) -> str:
@@ -215,6 +236,7 @@ def compact_sql(
     *,
     toasted: Sequence[str] | None = None,
     dedup: bool = True,
+    tuple_seq: bool = False,
 ) -> str:
     """Latest row per key after applying ``events`` (from ``events_sql``) on top of ``base``.
 
@@ -225,10 +247,11 @@ def compact_sql(
     """
     cols = list(columns)
     out_cols = f"{_q(cols)}, {_q(KEEP_META)}"
-    head = f"WITH {_ordered(events, key, dedup)}"
+    head = f"WITH {_ordered(events, key, dedup, tuple_seq)}"
+    zero = _seq_zero(tuple_seq)
     if not key:
         base_part = (
-            f" UNION ALL BY NAME SELECT * FROM {base} WHERE (SELECT t FROM trunc) = 0"
+            f" UNION ALL BY NAME SELECT * FROM {base} WHERE (SELECT t FROM trunc) = {zero}"
             if base
             else ""
         )
@@ -242,10 +265,10 @@ def compact_sql(
     if base:
         versions = f"""({ev_versions}
             UNION ALL BY NAME
-            SELECT b.*, 'b' AS _op, []::VARCHAR[] AS _unavailable, 0::BIGINT AS _seq
-            FROM {base} b SEMI JOIN touched USING ({k}) WHERE (SELECT t FROM trunc) = 0)"""
+            SELECT b.*, 'b' AS _op, []::VARCHAR[] AS _unavailable, {zero} AS _seq
+            FROM {base} b SEMI JOIN touched USING ({k}) WHERE (SELECT t FROM trunc) = {zero})"""
         untouched = f"""UNION ALL BY NAME
-            SELECT * FROM {base} b ANTI JOIN touched USING ({k}) WHERE (SELECT t FROM trunc) = 0"""
+            SELECT * FROM {base} b ANTI JOIN touched USING ({k}) WHERE (SELECT t FROM trunc) = {zero}"""
     else:
         versions, untouched = f"({ev_versions})", ""
     return f"""{head}, {touched},

@@ -44,10 +44,10 @@ def base_for(lake: Path, table: QualifiedName, ts: datetime) -> snapshots.Manife
     return best
 
 
-def as_of_query(
+def _as_of_parts(
     con: duckdb.DuckDBPyConnection, lake: Path, table: QualifiedName, ts: datetime
-) -> str:
-    """The SQL for ``as_of`` (also what the catalog macros expand to for a fixed snapshot)."""
+) -> tuple[str | None, list[str], list[str], str | None]:
+    """(events SQL or None when no bronze is left to apply, columns, key, base relation)."""
     base = base_for(lake, table, ts)
     files = bronze_io.table_files(lake, table)
     done = set(base.consumed) if base else set()
@@ -61,7 +61,7 @@ def as_of_query(
     if not todo:
         if base_rel is None:
             raise NoSilverData(f"no silver snapshot or bronze events for {table}")
-        return f"SELECT * FROM {base_rel}"  # noqa: S608
+        return None, cols, base.key if base else [], base_rel
     new_cols = bronze_io.source_columns(con, todo)
     cols += [c for c in new_cols if c not in cols]
     key = base.key if base else bronze_io.key_columns(lake, table)
@@ -75,6 +75,16 @@ def as_of_query(
         until_ts=ts_literal(ts),
         absent=[c for c in cols if c not in new_cols],  # dropped before these files
     )
+    return ev, cols, key, base_rel
+
+
+def as_of_query(
+    con: duckdb.DuckDBPyConnection, lake: Path, table: QualifiedName, ts: datetime
+) -> str:
+    """The SQL for ``as_of`` (also what the catalog macros expand to for a fixed snapshot)."""
+    ev, cols, key, base_rel = _as_of_parts(con, lake, table, ts)
+    if ev is None:
+        return f"SELECT * FROM {base_rel}"  # noqa: S608
     return rules.compact_sql(ev, cols, key, base_rel)
 
 
@@ -86,11 +96,24 @@ def as_of(
     where: str | None = None,
 ) -> pa.Table:
     """The table as committed at ``instant``; ``where`` is the caller's own filter (run on a
-    connection that can read only: external access limited to the lake, no writes)."""
+    connection that can read only: external access limited to the lake, no writes).
+
+    The events to apply are materialised first so the plan can skip the steps they do not
+    need (``rules.facts_sql``), exactly as compaction does; the rows are those of
+    ``as_of_query``."""
     lake, qn = lake_of(settings_or_lake), as_table(table)
     con = connect()
     try:
-        rel = con.sql(as_of_query(con, lake, qn, to_instant(instant)))
+        ev, cols, key, base_rel = _as_of_parts(con, lake, qn, to_instant(instant))
+        if ev is None:
+            sql = f"SELECT * FROM {base_rel}"  # noqa: S608
+        else:
+            con.execute(f"CREATE TEMP TABLE as_of_events AS SELECT * FROM {ev}")  # noqa: S608
+            toasted, dup, tseq = con.execute(rules.facts_sql("as_of_events", key)).fetchall()[0]
+            sql = rules.compact_sql(
+                "as_of_events", cols, key, base_rel, toasted=toasted, dedup=dup, tuple_seq=tseq
+            )
+        rel = con.sql(sql)
         if where:
             con.execute(f"SET allowed_directories = [{quote_literal(str(lake))}]")
             con.execute("SET enable_external_access = false")
