@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from pipelines.bronze.assignment import add_new_topics, assign_partitions, tp_name
@@ -34,6 +35,7 @@ from pipelines.decode import RawMessage, decode_batch
 from pipelines.naming import QualifiedName
 
 log = logging.getLogger(__name__)
+_TRANSIENT = (KafkaConnectionError, KafkaTimeoutError)  # broker restarting / unreachable
 TOPIC_REFRESH_S = 15.0
 
 
@@ -201,8 +203,12 @@ def _run(
                 break
             if fetcher is None and time.monotonic() - last_refresh > TOPIC_REFRESH_S:
                 last_refresh = time.monotonic()
-                tps = add_new_topics(consumer, topics, tps, lake, end)
-                landed.update({tp: consumer.position(tp) for tp in tps if tp not in landed})
+                try:
+                    tps = add_new_topics(consumer, topics, tps, lake, end)
+                    landed.update({tp: consumer.position(tp) for tp in tps if tp not in landed})
+                except _TRANSIENT as exc:
+                    _rewind(consumer, landed, exc)
+                    continue
             t0 = time.monotonic()
             if fetcher is not None:
                 item = fetcher.get(timeout=0.5)
@@ -211,8 +217,12 @@ def _run(
                     continue
                 polled, positions = item
             else:
-                polled = consumer.poll(timeout_ms=500, max_records=settings.batch_max_records)
-                positions = {tp: consumer.position(tp) for tp in tps}
+                try:
+                    polled = consumer.poll(timeout_ms=500, max_records=settings.batch_max_records)
+                    positions = {tp: consumer.position(tp) for tp in tps}
+                except _TRANSIENT as exc:
+                    _rewind(consumer, landed, exc)
+                    continue
                 result.add_time("fetch", t0)
             commits = _land_polled(polled, lake, settings, result, watch)
             landed.update(positions)
@@ -234,6 +244,17 @@ def _run(
             commit(consumer, pending)
     end_now = consumer.end_offsets(tps)
     result.lag = {tp_name(tp): max(end_now[tp] - landed[tp], 0) for tp in tps}
+
+
+def _rewind(consumer: KafkaConsumer, landed: dict[TopicPartition, int], exc: Exception) -> None:
+    """Follow mode rides through a broker restart: records fetched but not landed when Kafka
+    became unreachable are fetched again (seek back to the next offset not landed), so there is
+    no gap; then wait a little before retrying."""
+    log.warning("Kafka unreachable (%s); retrying from the last landed offsets", exc)
+    for tp in consumer.assignment():
+        if tp in landed:
+            consumer.seek(tp, landed[tp])
+    time.sleep(1.0)
 
 
 def _land_polled(

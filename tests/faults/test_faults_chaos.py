@@ -75,6 +75,8 @@ class Chaos:
 
     def _note(self, run) -> None:  # noqa: ANN001
         self.runs.append({"how": run.how, "rc": run.returncode, "result": run.result})
+        if "Kafka unreachable" in run.stderr_tail:  # the lander rode through a broker outage
+            self.faults["lander_retried_through_kafka_outage"] += 1
         if run.killed:
             self.faults["lander_sigkill"] += 1
             self.faults[f"lander_{run.how.split(' ')[0]}"] += 1
