@@ -118,11 +118,13 @@ _SOURCE_FIELDS = ("ts_us", "lsn", "sequence", "txId", "snapshot")
 def _source_columns(sources: list[dict]) -> list[list]:
     cols = _extract(sources, list(_SOURCE_FIELDS))
     ts_us = cols[0]
-    if any(v is None for v in ts_us):  # an older Debezium without ts_us
+    if None in ts_us:  # an older Debezium without ts_us
         ts_us = [s.get("ts_us") if s.get("ts_us") is not None else _ms_to_us(s.get("ts_ms"))
                  for s in sources]  # fmt: skip
-    return [ts_us, cols[1], [_commit_lsn(q) for q in cols[2]], cols[3],
-            [_snapshot(v) for v in cols[4]]]  # fmt: skip
+    snapshot = cols[4]
+    if not all(v is None or v.__class__ is str for v in snapshot):  # str/None are kept as is
+        snapshot = [_snapshot(v) for v in snapshot]
+    return [ts_us, cols[1], _commit_lsns(cols[2]), cols[3], snapshot]
 
 
 def build_group(
@@ -159,7 +161,7 @@ def build_group(
         pa.array(ops, pa.string()),
         pa.array(ts_us, pa.int64()).cast(UTC_US),
         pa.array(lsn, pa.int64()),
-        pa.array(commit_lsn, pa.int64()),
+        commit_lsn,
         pa.array(tx_id, pa.int64()),
         pa.array([t.get("total_order") for t in txs], pa.int64()),
         pa.array(snapshot, pa.string()),
@@ -192,6 +194,27 @@ def _snapshot(v: object) -> str | None:
     if v is None:
         return None
     return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+#: Debezium's exact ``["<digits>",`` form; at most 18 digits so the int64 cast cannot overflow
+#: (anything else takes ``_commit_lsn``, which decides exactly as before).
+_SEQUENCE_HEAD = r'^\["(?P<lsn>[0-9]{1,18})"'
+
+
+def _commit_lsns(sequences: list) -> pa.Array:
+    """``_commit_lsn`` of every ``source.sequence``, vectorised for Debezium's usual forms."""
+    try:
+        text = pa.array(sequences, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        text = None
+    if text is not None:
+        found = pc.extract_regex(text, _SEQUENCE_HEAD)
+        matched = pc.is_valid(found)
+        no_lsn = pc.or_kleene(pc.is_null(text), pc.starts_with(text, "[null,"))
+        if pc.all(pc.or_kleene(matched, no_lsn)).as_py():
+            digits = pc.if_else(matched, pc.struct_field(found, [0]), pa.scalar(None, pa.string()))
+            return pc.cast(digits, pa.int64())
+    return pa.array([_commit_lsn(q) for q in sequences], pa.int64())
 
 
 def _commit_lsn(sequence: object) -> int | None:
