@@ -273,8 +273,8 @@ def compact_sql(
         versions, untouched = f"({ev_versions})", ""
     return f"""{head}, {touched},
         resolved AS ({_resolve(cols, key, versions, toasted)}),
-        latest AS (SELECT * FROM resolved
-                   QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY _seq DESC) = 1)
+        latest AS (SELECT unnest(r) FROM (  -- newest version per key (a hash aggregate)
+                   SELECT arg_max(resolved, _seq) AS r FROM resolved GROUP BY {k}))
         SELECT {out_cols} FROM (
             SELECT * EXCLUDE (_op, _seq) FROM latest WHERE _op <> 'd'
             {untouched})"""
