@@ -176,10 +176,42 @@ def why_missed(by: dict[str, dict[str, Any]]) -> list[str]:
     return out if len(out) > 3 else []
 
 
+README = BENCH_DIR.parent / "README.md"
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def readme_section(results: list[dict[str, Any]]) -> str:
+    """The summary table and the reasons for missed targets, for the README."""
+    text = markdown(results)
+    body = text.split("\n## ", 1)[0]  # table part, before the per-figure details
+    why = text.split("\n## Why targets were missed\n", 1)
+    body = body.replace("# changelake benchmark results\n", "", 1).strip()
+    if len(why) == 2:
+        body += "\n\nWhy targets were missed:\n" + why[1].split("\n## ", 1)[0].rstrip()
+    return body
+
+
+def update_readme(results: list[dict[str, Any]], readme: Path = README) -> bool:
+    """Replace the README's benchmark section (between the markers) with fresh figures."""
+    if not readme.exists():
+        return False
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    section = readme_section(results) + "\n\nDetails per figure: `bench/RESULTS.md`."
+    readme.write_text(f"{head}{README_START}\n{section}\n{README_END}{tail}")
+    return True
+
+
 def write_markdown(
     results_dir: Path = RESULTS_DIR, out: Path = RESULTS_MD, *, smoke: bool = False
 ) -> Path:
-    out.write_text(markdown(load_all(results_dir, smoke=smoke)))
+    results = load_all(results_dir, smoke=smoke)
+    out.write_text(markdown(results))
+    if not smoke and out == RESULTS_MD:
+        update_readme(results)  # `make bench` regenerates the README's table too
     return out
 
 
