@@ -75,10 +75,19 @@ def events_sql(
             WHERE _op = 'r' AND _snapshot IN {_SNAPSHOT_MARKS}
             GROUP BY _commit_lsn HAVING NOT bool_or(_snapshot IN {_LAST_MARKS})"""
     ]
+    # Only the ENDs of transactions in the window can matter; filtering them first pays off when
+    # the window is a tail of the history (incremental, as_of), not on a full rebuild.
+    in_window = (
+        " AND CAST(split_part(id, ':', 1) AS BIGINT) IN "
+        "(SELECT _tx_id FROM win WHERE _tx_id IS NOT NULL)"
+        if after_lsn is not None
+        else ""
+    )
     if tx_source is not None:
         ends_body = f"""SELECT CAST(split_part(id, ':', 1) AS BIGINT) AS _tx_id,
                    max(dc.event_count) AS expected
-            FROM (SELECT id, unnest(data_collections) AS dc FROM {tx_source} WHERE status = 'END')
+            FROM (SELECT id, unnest(data_collections) AS dc FROM {tx_source}
+                  WHERE status = 'END'{in_window})
             WHERE dc.data_collection = {quote_literal(data_collection)}
             GROUP BY 1"""
     else:  # nothing landed from the transaction topic yet: no transaction is complete
