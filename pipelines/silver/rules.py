@@ -269,6 +269,10 @@ def compact_sql(
             SELECT * EXCLUDE (_op, _unavailable, _seq) FROM ev
             WHERE _op IN ('r', 'c', 'u') AND _seq > (SELECT t FROM trunc){base_part})"""
     k = _q(key)
+    row = "_version"  # the whole-row alias must not be a column name (a column would win)
+    while row in cols:
+        row = "_" + row
+    row = quote_ident(row)
     touched = f"touched AS (SELECT DISTINCT {k} FROM ev WHERE _op <> 't')"
     ev_versions = "SELECT * FROM ev WHERE _op <> 't' AND _seq > (SELECT t FROM trunc)"
     if base:
@@ -283,7 +287,7 @@ def compact_sql(
     return f"""{head}, {touched},
         resolved AS ({_resolve(cols, key, versions, toasted)}),
         latest AS (SELECT unnest(r) FROM (  -- newest version per key (a hash aggregate)
-                   SELECT arg_max(resolved, _seq) AS r FROM resolved GROUP BY {k}))
+                   SELECT arg_max({row}, _seq) AS r FROM resolved AS {row} GROUP BY {k}))
         SELECT {out_cols} FROM (
             SELECT * EXCLUDE (_op, _seq) FROM latest WHERE _op <> 'd'
             {untouched})"""
