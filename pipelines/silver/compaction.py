@@ -23,6 +23,11 @@ from pipelines.silver import bronze_io, rules, snapshots
 
 LakeLike = Settings | Path | str
 
+# Snapshot files: snappy writes a 100k-row snapshot in ~60 % of zstd's CPU (measured 0.065 vs
+# 0.11 s) for ~40 % larger files; every compaction rewrites the snapshot, so this is on the
+# freshness path.
+SNAPSHOT_COMPRESSION = "snappy"
+
 
 def lake_of(where: LakeLike) -> Path:
     """Accept Settings or a lake path, so tests and tools can point at any lake."""
@@ -157,7 +162,8 @@ def _compact_files(
         "new_events", cols, key, base_rel, toasted=toasted, dedup=dup, tuple_seq=tseq
     )
     con.execute(
-        f"COPY ({body}) TO {quote_literal(str(out))} (FORMAT parquet, COMPRESSION zstd, "
+        f"COPY ({body}) TO {quote_literal(str(out))} (FORMAT parquet, "
+        f"COMPRESSION {SNAPSHOT_COMPRESSION}, "
         f"KV_METADATA {{'changelake.key': {meta}, 'changelake.table': {quote_literal(str(qn))}}})"
     )
     pf = pq.ParquetFile(out)
