@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import repeat
 
 import orjson
 import pyarrow as pa
@@ -191,7 +192,7 @@ def _fast_run(
     if payloads is None:
         return None
     schema_bytes, payloads = payloads
-    if not all(p.__class__ is dict for p in payloads):
+    if set(map(type, payloads)) != {dict}:
         return None
     if topic == tx_topic:
         if not all(p.get("status") in ("BEGIN", "END") for p in payloads):
@@ -215,7 +216,12 @@ def _parse_all(live: list[RawMessage], splitter: Splitter) -> tuple[bytes, list]
     if prefix is None:
         return None
     values = [m.value for m in live]
-    if not all(v.startswith(prefix) for v in values) or not all(v.endswith(b"}") for v in values):
+    try:  # map over the unbound methods: no Python frame per message
+        if not all(map(bytes.startswith, values, repeat(prefix))):
+            return None
+        if not all(map(bytes.endswith, values, repeat(b"}"))):
+            return None
+    except TypeError:  # a value that is not bytes
         return None
     cut = len(prefix)
     try:
@@ -233,16 +239,24 @@ def _check_changes(schema_bytes: bytes, payloads: list[dict]) -> QualifiedName |
         if not _OPS.issuperset(ops):
             return None
         sources = [p.get("source") for p in payloads]
-        if not all(s.__class__ is dict and "schema" in s and "table" in s for s in sources):
+        if set(map(type, sources)) != {dict}:
             return None
-        if not all(
-            o == "t" or (p.get("before") if o == "d" else p.get("after")).__class__ is dict
-            for p, o in zip(payloads, ops, strict=True)
-        ):
-            return None
-        pairs = {(s["schema"], s["table"]) for s in sources}
+        pairs = {(s["schema"], s["table"]) for s in sources}  # KeyError: field missing
         if len(pairs) != 1:
             return None
+        if "t" in ops:
+            if not all(
+                o == "t" or (p.get("before") if o == "d" else p.get("after")).__class__ is dict
+                for p, o in zip(payloads, ops, strict=True)
+            ):
+                return None
+        else:
+            rows = [
+                p.get("before") if o == "d" else p.get("after")
+                for p, o in zip(payloads, ops, strict=True)
+            ]
+            if set(map(type, rows)) != {dict}:
+                return None
         return QualifiedName(*pairs.pop())
-    except (BadMessage, InvalidName, TypeError):
+    except (BadMessage, InvalidName, TypeError, KeyError):
         return None

@@ -60,9 +60,16 @@ def _is_placeholder(v: object) -> bool:
 _PLACEHOLDER_FORMS = (*_UNAVAILABLE, *([p] for p in _UNAVAILABLE))
 
 
+_UNAVAILABLE_SET = frozenset(_UNAVAILABLE)
+
+
 def _may_hold_placeholder(values: list) -> bool:
-    """C-level ``in`` scans (equality, as ``_is_placeholder``) before any per-value Python."""
-    return any(form in values for form in _PLACEHOLDER_FORMS)
+    """C-level scans (equality, as ``_is_placeholder``) before any per-value Python: one hashed
+    pass when every value is hashable (then no list, so no one-element-list form either)."""
+    try:
+        return not _UNAVAILABLE_SET.isdisjoint(values)
+    except TypeError:  # lists/dicts among the values
+        return any(form in values for form in _PLACEHOLDER_FORMS)
 
 
 def _extract(rows: list[dict], names: list[str]) -> list[list]:
