@@ -214,6 +214,11 @@ def _lineage(key: Sequence[str], versions: str) -> str:
     )"""
 
 
+def _resolving(columns: Sequence[str], key: Sequence[str], toasted: Sequence[str] | None) -> bool:
+    """Whether any placeholder can need resolving (``toasted`` None: assume so)."""
+    return toasted is None or any(c in columns and c not in key for c in toasted)
+
+
 def _resolve(
     columns: Sequence[str], key: Sequence[str], versions: str, toasted: Sequence[str] | None = None
 ) -> str:
@@ -221,7 +226,7 @@ def _resolve(
 
     ``toasted``: the only columns that can be placeholders in ``versions`` (None: any). Other
     columns are taken as they are; with none at all, the lineage walk is skipped too."""
-    if toasted is not None and not [c for c in toasted if c in columns and c not in key]:
+    if not _resolving(columns, key, toasted):
         return f"SELECT {_q(columns)}, {_q(KEEP_META)}, _op, _seq FROM {versions}"
     w = "(PARTITION BY _lineage ORDER BY _seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     out = []
@@ -275,7 +280,13 @@ def compact_sql(
     row = quote_ident(row)
     touched = f"touched AS (SELECT DISTINCT {k} FROM ev WHERE _op <> 't')"
     ev_versions = "SELECT * FROM ev WHERE _op <> 't' AND _seq > (SELECT t FROM trunc)"
-    if base:
+    if base and not _resolving(cols, key, toasted):
+        # an older base row can only lend placeholder values: every touched key has a newer
+        # version among the events, so without placeholders the base row never matters
+        versions = f"({ev_versions})"
+        untouched = f"""UNION ALL BY NAME
+            SELECT * FROM {base} b ANTI JOIN touched USING ({k}) WHERE (SELECT t FROM trunc) = {zero}"""
+    elif base:
         versions = f"""({ev_versions}
             UNION ALL BY NAME
             SELECT b.*, 'b' AS _op, []::VARCHAR[] AS _unavailable, {zero} AS _seq
