@@ -102,10 +102,16 @@ def demo_command(
     )
     console.print(f"demo finished in {out['seconds']:.0f}s (engine: {out['engine']}).")
     console.print("Open the Dagster UI: [bold]make ui[/]")
+    console.print("Query the warehouse read-only (Python's duckdb; the pipeline may keep running):")
     console.print(
-        f"Query the warehouse (read-only): [bold]duckdb -readonly {settings.warehouse_path}[/]"
+        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{settings.warehouse_path}', "  # noqa: S608 - a printed hint, not a query
+        "read_only=True).sql('select * from marts.fct_inventory_hourly order by hour_ts desc "
+        "limit 10'))\""
     )
-    console.print("  e.g. select * from marts.fct_inventory_hourly order by hour_ts desc limit 10;")
+    console.print(
+        f"Time travel in SQL: the catalog {settings.lake_root / 'catalog.duckdb'} has "
+        "as_of_<table>(ts) and history_<table>(key) macros"
+    )
 
 
 def register(app: typer.Typer) -> None:
