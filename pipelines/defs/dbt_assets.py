@@ -21,8 +21,9 @@ from dagster_dbt import (
 )
 
 from pipelines.config import Settings
+from pipelines.dbtenv import DBT_PROJECT_DIR, dbt_env
 from pipelines.defs.keys import MARTS_GROUP, WAREHOUSE_POOL, bronze_key, silver_key
-from pipelines.defs.resources import DBT_PROJECT_DIR, ChangelakeResource
+from pipelines.defs.resources import ChangelakeResource
 from pipelines.naming import QualifiedName
 
 # A dbt source may say which captured table it reads: meta: {changelake_table: "shop.orders"}.
@@ -31,14 +32,6 @@ SOURCE_TABLE_META = "changelake_table"
 # bronze files) names its tables in meta ``changelake_bronze_tables`` (or, for a model named
 # ``bronze*``, config ``tables``), so Dagster knows it must rerun when those tables land.
 BRONZE_TABLES_META = "changelake_bronze_tables"
-
-
-def dbt_env(settings: Settings) -> dict[str, str]:
-    """What profiles.yml / sources read: the warehouse file and the lake root."""
-    return {
-        "CHANGELAKE_WAREHOUSE": str(settings.warehouse_path),
-        "CHANGELAKE_LAKE": str(settings.lake_root),
-    }
 
 
 class ChangelakeDbtTranslator(DagsterDbtTranslator):

@@ -18,9 +18,8 @@ import psycopg
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
-from pipelines.config import REPO_ROOT, Settings
-
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+from pipelines.config import Settings
+from pipelines.dbtenv import DBT_PROJECT_DIR, dbt_executable
 
 
 class ChangelakeResource(dg.ConfigurableResource):
@@ -88,5 +87,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
         ),
         "postgres": PostgresReadOnlyResource(conninfo=settings.pg_dsn()),
         "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
-        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR)),
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR),
+            profiles_dir=str(DBT_PROJECT_DIR),
+            dbt_executable=dbt_executable(),
+        ),
     }

@@ -21,33 +21,31 @@ from typing import Literal
 import psycopg
 
 from pipelines.config import REPO_ROOT, Settings
+from pipelines.dbtenv import DBT_PROJECT_DIR, dbt_env, dbt_executable
 from pipelines.instance import prepare_dagster_home
 from pipelines.naming import QualifiedName
 
-DBT_PROJECT = REPO_ROOT / "dbt_project"
 Engine = Literal["auto", "dagster", "plain"]
 Say = Callable[[str], None]
 
 
-def dbt_env(settings: Settings) -> dict[str, str]:
-    """The environment dbt's profiles.yml and sources read (the same paths Dagster uses)."""
-    return {
-        **os.environ,
-        "CHANGELAKE_WAREHOUSE": str(settings.warehouse_path),
-        "CHANGELAKE_LAKE": str(settings.lake_root),
-    }
-
-
 def dbt_build(settings: Settings, *, say: Say = print, select: str | None = None) -> None:
     """``dbt build`` of dbt_project/ as a subprocess (dbt is the warehouse's only writer)."""
-    exe = shutil.which("dbt", path=str(Path(sys.executable).parent)) or shutil.which("dbt")
-    if exe is None:
-        raise RuntimeError("dbt is not installed in this environment (pip install -e '.[dev]')")
+    exe = dbt_executable()
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [exe, "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
+    cmd = [
+        exe,
+        "build",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+    ]
     if select:
         cmd += ["--select", select]
-    proc = subprocess.run(cmd, env=dbt_env(settings), capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, env={**os.environ, **dbt_env(settings)}, capture_output=True, text=True, check=False
+    )
     summary = [ln for ln in proc.stdout.splitlines() if "Done. PASS=" in ln]
     say(f"dbt build: {summary[-1].split('  ', 1)[-1].strip() if summary else 'no summary'}")
     if proc.returncode != 0:
@@ -127,6 +125,7 @@ def materialize_all(
 def _dagster_materialize(settings: Settings, say: Say) -> None:
     """``dagster asset materialize --select '*'`` on the code location, relaying step progress."""
     env = {
+        **os.environ,
         **dbt_env(settings),
         **_changelake_env(settings),
         "DAGSTER_HOME": str(prepare_dagster_home(settings)),

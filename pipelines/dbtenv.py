@@ -1,0 +1,39 @@
+"""How changelake runs dbt: one project folder, one executable, one environment.
+
+Dagster (dagster-dbt), the demo and the tests all run ``dbt`` as a child process. They must hand
+it the same warehouse and lake paths that ``dbt_project/profiles.yml`` and the sources read, and
+find the ``dbt`` that is installed beside this Python even when the virtualenv is not activated
+(CI and cron call ``.venv/bin/...`` directly, so ``dbt`` is not on PATH there).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from pipelines.config import REPO_ROOT, Settings
+
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+_BIN = str(Path(sys.executable).parent)
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` beside this interpreter, else the one on PATH; clear error if neither."""
+    exe = shutil.which("dbt", path=_BIN) or shutil.which("dbt")
+    if exe is None:
+        raise RuntimeError("dbt is not installed in this environment (pip install -e '.[dev]')")
+    return exe
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Variables dbt's profiles.yml and sources read, and a PATH on which ``dbt`` is found."""
+    path = os.environ.get("PATH", "")
+    if _BIN not in path.split(os.pathsep):
+        path = _BIN + os.pathsep + path
+    return {
+        "CHANGELAKE_WAREHOUSE": str(settings.warehouse_path),
+        "CHANGELAKE_LAKE": str(settings.lake_root),
+        "PATH": path,
+    }
