@@ -7,3 +7,16 @@
 {% macro surrogate_key(parts) -%}
     md5(concat_ws('|', {% for p in parts %}coalesce(cast({{ p }} as varchar), '<null>'){% if not loop.last %}, {% endif %}{% endfor %}))
 {%- endmacro %}
+
+{# Every change event of one bronze table that belongs to a complete landed batch.
+   A crash mid-batch can leave files of an unfinished batch until the lander's next start;
+   bronze_complete_files (pipelines.bronze.files) lists only batches with all their files. #}
+{% macro complete_bronze_events(table_name) -%}
+    select events.*
+    from {{ source('bronze', table_name) }} as events
+    where parse_filename(events.filename) in (
+        select file_name
+        from {{ ref('bronze_complete_files') }}
+        where table_name = '{{ table_name }}'
+    )
+{%- endmacro %}

@@ -1,21 +1,7 @@
 {# Every change event of shop.orders, from complete bronze batches only. #}
-with events as (
+with landed as (
 
-    select * from {{ source('bronze', 'orders') }}
-
-),
-
-complete_files as (
-
-    select file_name from {{ ref('bronze_complete_files') }} where table_name = 'orders'
-
-),
-
-landed as (
-
-    select events.*
-    from events
-    where parse_filename(events.filename) in (select file_name from complete_files)
+    {{ complete_bronze_events('orders') }}
 
 ),
 
