@@ -97,8 +97,8 @@ def format_storage(layout: Layout) -> bool:
             "storage",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            # one token: a base64url id may start with "-", which argparse would take for a flag
+            f"--cluster-id={cluster_id}",
             "-c",
             properties_path(layout),
             "--ignore-formatted",
