@@ -96,3 +96,22 @@ def test_captured_tables_come_from_one_env_var(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("CHANGELAKE_TABLES", "a.b.c")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_env_example_documents_every_setting_with_its_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from pipelines.config import REPO_ROOT
+
+    for var in [v for v in os.environ if v.startswith("CHANGELAKE_")]:
+        monkeypatch.delenv(var)  # the integration fixture may have set some for the session
+    text = (REPO_ROOT / ".env.example").read_text()
+    defaults = Settings(_env_file=None)
+    for name in Settings.model_fields:
+        var = f"CHANGELAKE_{name.upper()}"
+        assert f"# {var}=" in text, f".env.example does not document {var}"
+        value = getattr(defaults, name)
+        if isinstance(value, int | str) and not isinstance(value, bool):
+            assert f"# {var}={value}\n" in text, f"{var}: default {value!r} not shown"
