@@ -20,3 +20,15 @@
         where table_name = '{{ table_name }}'
     )
 {%- endmacro %}
+
+{# The CDC metadata every *_history staging model carries: what happened, when it committed,
+   and the order keys (commit LSN, LSN, Kafka offset) that SCD2 validity is built from. #}
+{% macro cdc_event_columns() -%}
+        _op,
+        _source_ts,
+        _commit_lsn,
+        _lsn,
+        _tx_id,
+        _offset,
+        coalesce(_unavailable, []::varchar[]) as _unavailable
+{%- endmacro %}

@@ -13,13 +13,7 @@ renamed as (
         cast(status as varchar) as status,
         total_amount,
         placed_at,
-        _op,
-        _source_ts,
-        _commit_lsn,
-        _lsn,
-        _tx_id,
-        _offset,
-        coalesce(_unavailable, []::varchar[]) as _unavailable
+        {{ cdc_event_columns() }}
     from landed
 
 )

@@ -12,13 +12,7 @@ renamed as (
         product_id,
         quantity,
         updated_at,
-        _op,
-        _source_ts,
-        _commit_lsn,
-        _lsn,
-        _tx_id,
-        _offset,
-        coalesce(_unavailable, []::varchar[]) as _unavailable
+        {{ cdc_event_columns() }}
     from landed
 
 )
