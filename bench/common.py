@@ -6,6 +6,7 @@ regenerated from the files alone. Each target is checked here, once, with the ga
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -145,6 +146,29 @@ def rss_bytes(pid: int | None = None) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def child_pids(pid: int | None = None) -> list[int]:
+    """Direct children of ``pid`` (default: this process), from /proc."""
+    me = pid or os.getpid()
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[1]) == me:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def tree_rss_bytes() -> int:
+    """RSS of this process plus its children: the lander and its decode process together."""
+    total = rss_bytes()
+    for pid in child_pids():
+        with contextlib.suppress(OSError):
+            total += rss_bytes(pid)
+    return total
 
 
 def peak_rss_bytes() -> int:

@@ -3,7 +3,7 @@
 One backlog of N synthetic, real-shaped events is produced into a fresh topic pair on the private
 stack. Then, back to back on the same topics: the raw fetch-and-discard baseline, and the real
 lander (``pipelines.bronze.lander.land``) into a fresh lake while a thread samples this process's
-RSS every 0.25 s (P6: max and the slope of the curve). If landing is under 50,000 events/s, a
+RSS every 0.25 s, its decode process's included (P6: max and the slope of the curve). If landing is under 50,000 events/s, a
 short cProfile of each side names where the time goes.
 """
 
@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import Result, Target, rss_bytes
+from bench.common import Result, Target, tree_rss_bytes
 from bench.kafkaload import delete_topics, produce, raw_fetch
 from bench.lakegen import data_dir
 from bench.stack import ensure_stack
@@ -36,7 +36,7 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
-            self.samples.append((time.perf_counter() - self.t0, rss_bytes()))
+            self.samples.append((time.perf_counter() - self.t0, tree_rss_bytes()))
             self._halt.wait(self.interval)
 
     def stop(self) -> list[tuple[float, int]]:
@@ -84,7 +84,7 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
         n_raw, raw_bytes, t_raw = raw_fetch(s, s.batch_max_records)
         progress(f"  raw fetch: {n_raw:,} records in {t_raw:.1f} s")
         sampler = RssSampler()
-        rss0 = rss_bytes()
+        rss0 = tree_rss_bytes()
         sampler.start()
         res = land(s)
         samples = sampler.stop()

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
 
     # --- landing ----------------------------------------------------------------------------
     batch_max_records: int = 50_000
+    # decode + write Parquet in a child process while this one fetches (two cores instead of
+    # one: kafka-python's pure-Python record parsing alone fills a core); false: one process
+    lander_decode_process: bool = True
 
     # --- silver -------------------------------------------------------------------------------
     silver_keep_snapshots: int = 5  # ``retain`` keeps the newest N (and always ``current``)

@@ -20,13 +20,13 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
-from kafka.structs import OffsetAndMetadata
 
 from pipelines.bronze.assignment import add_new_topics, assign_partitions, tp_name
 from pipelines.bronze.evolution import SchemaWatch
 from pipelines.bronze.layout import BatchId, list_lake
 from pipelines.bronze.prefetch import Prefetcher, commit
 from pipelines.bronze.reader import landed_offsets
+from pipelines.bronze.sink import InlineSink, ProcessSink
 from pipelines.bronze.source import check_source, kafka_cluster_id
 from pipelines.bronze.topics import lander_topics
 from pipelines.bronze.writer import WrittenBatch, crash_point, recover, write_batch
@@ -188,21 +188,38 @@ def _run(
     end = consumer.end_offsets(tps)
     behind = sum(max(end[tp] - consumer.position(tp), 0) for tp in tps)
     say(f"landing {len(tps)} partition(s) of {len(topics)} topic(s); {behind:,} record(s) behind")
-    watch = SchemaWatch(lake)
     landed = {tp: consumer.position(tp) for tp in tps}  # next offset not yet landed
     fetcher = None
     if until_caught_up:  # backlog runs read ahead; follow mode re-plans topics, so stays simple
         fetcher = Prefetcher(consumer, tps, settings.batch_max_records)
         fetcher.start()
+    sink = (ProcessSink if settings.lander_decode_process else InlineSink)(
+        lake, settings.topic_prefix, result
+    )
+
+    def apply(done: list) -> None:
+        """Move the landed offsets over polls a sink reports wholly landed, then commit."""
+        for positions, commits in done:
+            landed.update(positions)
+            if commits:
+                crash_point("before_commit")
+                if fetcher is not None:
+                    fetcher.commit(commits)
+                else:
+                    commit(consumer, commits)
+
     last_report = last_refresh = time.monotonic()
+    ok = False
     try:
         while True:
+            apply(sink.collect())
             if until_caught_up and all(landed[tp] >= end[tp] for tp in tps):
                 break
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
                 break
             if fetcher is None and time.monotonic() - last_refresh > TOPIC_REFRESH_S:
                 last_refresh = time.monotonic()
+                apply(sink.drain())
                 try:
                     tps = add_new_topics(consumer, topics, tps, lake, end)
                     landed.update({tp: consumer.position(tp) for tp in tps if tp not in landed})
@@ -221,17 +238,11 @@ def _run(
                     polled = consumer.poll(timeout_ms=500, max_records=settings.batch_max_records)
                     positions = {tp: consumer.position(tp) for tp in tps}
                 except _TRANSIENT as exc:
+                    apply(sink.drain())
                     _rewind(consumer, landed, exc)
                     continue
                 result.add_time("fetch", t0)
-            commits = _land_polled(polled, lake, settings, result, watch)
-            landed.update(positions)
-            if commits:
-                crash_point("before_commit")
-                if fetcher is not None:
-                    fetcher.commit(commits)
-                else:
-                    commit(consumer, commits)
+            apply(sink.put(polled, positions))
             if time.monotonic() - last_report > 2:
                 last_report = time.monotonic()
                 rate = result.messages / max(time.monotonic() - started, 1e-6)
@@ -239,7 +250,10 @@ def _run(
                     f"{result.events} events, {result.files} files, {result.quarantined} "
                     f"quarantined, {rate:,.0f} msg/s"
                 )
+        apply(sink.drain())
+        ok = True
     finally:
+        sink.close(abort=not ok)
         if fetcher is not None and (pending := fetcher.stop()):
             commit(consumer, pending)
     end_now = consumer.end_offsets(tps)
@@ -255,35 +269,6 @@ def _rewind(consumer: KafkaConsumer, landed: dict[TopicPartition, int], exc: Exc
         if tp in landed:
             consumer.seek(tp, landed[tp])
     time.sleep(1.0)
-
-
-def _land_polled(
-    polled: dict, lake: Path, settings: Settings, result: LandingResult, watch: SchemaWatch
-) -> dict[TopicPartition, OffsetAndMetadata]:
-    """Land each partition's records of one poll as its own batch; the offsets to commit."""
-    commits = {}
-    for tp, records in sorted(polled.items()):
-        if not records:
-            continue
-        msgs = [
-            RawMessage(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in records
-        ]
-        written = land_batch(
-            lake, msgs, topic_prefix=settings.topic_prefix, result=result, watch=watch
-        )
-        result.messages += len(records)
-        result.files += len(written.paths)
-        result.quarantined += written.quarantined
-        for name, n in written.rows.items():
-            result.per_table[name] = result.per_table.get(name, 0) + n
-            result.events += n
-        if written.transactions:
-            n_tx = result.per_table.get("_transactions", 0) + written.transactions
-            result.per_table["_transactions"] = n_tx
-        first = result.offsets.get(tp_name(tp), (records[0].offset, 0))[0]
-        result.offsets[tp_name(tp)] = (first, records[-1].offset)
-        commits[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
-    return commits
 
 
 def verify_landed(lake: Path) -> dict[tuple[str, int], int]:

@@ -42,6 +42,12 @@ ROW_GROUP_ROWS = 128 * 1024
 CRASH_POINTS = ("mid_write", "before_rename", "after_rename", "before_commit")
 _DATE_SOURCES = ("_source_ts", "_kafka_ts", "_ingested_at")
 _crash_hits: dict[str, int] = {}
+_crash_also: list[int] = []  # pids killed with this one: the lander, when this is its worker
+
+
+def also_kill_on_crash(pid: int) -> None:
+    """A crash point hit in the decode worker crashes the lander as well (a whole-lander crash)."""
+    _crash_also.append(pid)
 
 
 def crash_point(name: str) -> None:
@@ -52,6 +58,8 @@ def crash_point(name: str) -> None:
     _crash_hits[name] = hits + 1
     if hits >= int(os.environ.get("CHANGELAKE_CRASH_SKIP", "0")):
         log.warning("crash point %s reached: SIGKILL", name)
+        for pid in _crash_also:
+            os.kill(pid, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
