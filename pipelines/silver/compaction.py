@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName, quote_literal
-from pipelines.silver import bronze_io, rules, snapshots
+from pipelines.silver import bronze_io, plan, rules, snapshots
 
 LakeLike = Settings | Path | str
 
@@ -157,10 +157,7 @@ def _compact_files(
     staging = snapshots.staging_dir(lake, qn, sid)
     out = staging / "part-0.parquet"
     meta = quote_literal(json.dumps(key))
-    toasted, dup, tseq = con.execute(rules.facts_sql("new_events", key)).fetchall()[0]
-    body = rules.compact_sql(
-        "new_events", cols, key, base_rel, toasted=toasted, dedup=dup, tuple_seq=tseq
-    )
+    body = plan.compact_table_sql(con, "new_events", cols, key, base_rel)
     con.execute(
         f"COPY ({body}) TO {quote_literal(str(out))} (FORMAT parquet, "
         f"COMPRESSION {SNAPSHOT_COMPRESSION}, "

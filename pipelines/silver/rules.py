@@ -93,12 +93,14 @@ def events_sql(
     else:  # nothing landed from the transaction topic yet: no transaction is complete
         ends_body = "SELECT NULL::BIGINT AS _tx_id, NULL::BIGINT AS expected WHERE false"
     ends = f",\n        ends AS ({ends_body})"
+    # aggregate per transaction first, then join the ENDs: one row per transaction meets them,
+    # not one per event
     units.append(
-        """SELECT min(w._commit_lsn) AS c FROM win w LEFT JOIN ends e USING (_tx_id)
-           WHERE w._tx_order IS NOT NULL AND w._op <> 'r'
-           GROUP BY w._tx_id
-           HAVING any_value(e.expected) IS NULL
-               OR count(DISTINCT w._tx_order) < any_value(e.expected)"""
+        """SELECT g.c FROM (
+               SELECT _tx_id, min(_commit_lsn) AS c, count(DISTINCT _tx_order) AS n FROM win
+               WHERE _tx_order IS NOT NULL AND _op <> 'r' GROUP BY _tx_id) g
+           LEFT JOIN ends e USING (_tx_id)
+           WHERE e.expected IS NULL OR g.n < e.expected"""
     )
     unit_sql = " UNION ALL ".join(units)
     extra = f" AND ({where})" if where else ""
@@ -106,7 +108,7 @@ def events_sql(
         f"NULL AS {quote_ident(c)}" if c in absent else quote_ident(c) for c in columns
     )
     return f"""(
-        WITH win AS (
+        WITH win AS NOT MATERIALIZED (  -- a projection: re-scanning beats storing it
             SELECT _op, {eff} AS _commit_lsn, _tx_id, _tx_order, _snapshot
             FROM {source} WHERE {window}){ends},
         cut AS (SELECT coalesce(min(c), {_MAX_LSN}) AS c FROM ({unit_sql}))
@@ -130,7 +132,7 @@ _SEQ_ZERO = (
 )
 
 
-def _seq_zero(tuple_seq: bool) -> str:
+def seq_zero(tuple_seq: bool) -> str:
     """The ``_seq`` that sorts before every event (base rows, "no truncate")."""
     return _SEQ_ZERO if tuple_seq else "0::BIGINT"
 
@@ -138,8 +140,8 @@ def _seq_zero(tuple_seq: bool) -> str:
 def _ordered(events: str, key: Sequence[str], dedup: bool = True, tuple_seq: bool = False) -> str:
     """CTEs ``dd`` (duplicates collapsed) and ``ev`` (with a global order number ``_seq``).
 
-    ``dedup=False`` is only for callers that checked ``events`` holds no duplicate group: it
-    skips a window sort over every event (a no-op there). ``tuple_seq=True`` (only when no
+    ``dedup=False`` is only for callers that checked ``events`` holds no duplicate group, or
+    that duplicates cannot matter (``plan.facts``): it skips a window sort over every event. ``tuple_seq=True`` (only when no
     ``_lsn``/``_partition``/``_offset`` is NULL) makes ``_seq`` the order tuple itself instead
     of its rank: same order, same comparisons, but no global sort of the wide rows."""
     dd = f"SELECT * FROM {events} e"
@@ -158,21 +160,8 @@ def _ordered(events: str, key: Sequence[str], dedup: bool = True, tuple_seq: boo
     return f"""
         dd AS ({dd}),
         ev AS (SELECT * EXCLUDE (_partition, _offset), {seq} AS _seq FROM dd),
-        trunc AS (SELECT coalesce(max(_seq), {_seq_zero(tuple_seq)}) AS t
+        trunc AS (SELECT coalesce(max(_seq), {seq_zero(tuple_seq)}) AS t
                   FROM ev WHERE _op = 't')"""
-
-
-def facts_sql(events: str, key: Sequence[str]) -> str:
-    """One row (toasted, duplicated, tuple_seq) about ``events``: the columns any event lists as an
-    unchanged-TOAST placeholder, and whether any duplicate group exists. Hash aggregates, far
-    cheaper than the window passes they let ``compact_sql`` skip."""
-    return f"""SELECT
-        (SELECT coalesce(list(DISTINCT u), []::VARCHAR[])
-         FROM (SELECT unnest(_unavailable) AS u FROM {events})) AS toasted,
-        EXISTS (SELECT 1 FROM {events} GROUP BY {dedup_groups(key)} HAVING count(*) > 1)
-            AS duplicated,
-        NOT EXISTS (SELECT 1 FROM {events}
-                    WHERE _lsn IS NULL OR _partition IS NULL OR _offset IS NULL) AS tuple_seq"""
 
 
 def _real(c: str) -> str:
@@ -214,7 +203,9 @@ def _lineage(key: Sequence[str], versions: str) -> str:
     )"""
 
 
-def _resolving(columns: Sequence[str], key: Sequence[str], toasted: Sequence[str] | None) -> bool:
+def needs_resolving(
+    columns: Sequence[str], key: Sequence[str], toasted: Sequence[str] | None
+) -> bool:
     """Whether any placeholder can need resolving (``toasted`` None: assume so)."""
     return toasted is None or any(c in columns and c not in key for c in toasted)
 
@@ -226,7 +217,7 @@ def _resolve(
 
     ``toasted``: the only columns that can be placeholders in ``versions`` (None: any). Other
     columns are taken as they are; with none at all, the lineage walk is skipped too."""
-    if not _resolving(columns, key, toasted):
+    if not needs_resolving(columns, key, toasted):
         return f"SELECT {_q(columns)}, {_q(KEEP_META)}, _op, _seq FROM {versions}"
     w = "(PARTITION BY _lineage ORDER BY _seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     out = []
@@ -256,13 +247,13 @@ def compact_sql(
 
     ``base`` is a previous silver snapshot (a relation with source columns + KEEP_META) or None.
     Untouched base rows pass through; touched keys are re-resolved together with their base row.
-    ``toasted``/``dedup``: facts a caller measured on ``events`` (see ``event_facts``) that let
+    ``toasted``/``dedup``: facts a caller measured on ``events`` (see ``plan.facts``) that let
     the plan skip work that would change nothing; the defaults assume nothing.
     """
     cols = list(columns)
     out_cols = f"{_q(cols)}, {_q(KEEP_META)}"
     head = f"WITH {_ordered(events, key, dedup, tuple_seq)}"
-    zero = _seq_zero(tuple_seq)
+    zero = seq_zero(tuple_seq)
     if not key:
         base_part = (
             f" UNION ALL BY NAME SELECT * FROM {base} WHERE (SELECT t FROM trunc) = {zero}"
@@ -280,7 +271,7 @@ def compact_sql(
     row = quote_ident(row)
     touched = f"touched AS (SELECT DISTINCT {k} FROM ev WHERE _op <> 't')"
     ev_versions = "SELECT * FROM ev WHERE _op <> 't' AND _seq > (SELECT t FROM trunc)"
-    if base and not _resolving(cols, key, toasted):
+    if base and not needs_resolving(cols, key, toasted):
         # an older base row can only lend placeholder values: every touched key has a newer
         # version among the events, so without placeholders the base row never matters
         versions = f"({ev_versions})"

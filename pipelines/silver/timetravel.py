@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.naming import QualifiedName, quote_ident, quote_literal
-from pipelines.silver import bronze_io, rules, snapshots
+from pipelines.silver import bronze_io, plan, rules, snapshots
 from pipelines.silver.compaction import LakeLike, as_table, connect, lake_of
 
 
@@ -99,7 +99,7 @@ def as_of(
     connection that can read only: external access limited to the lake, no writes).
 
     The events to apply are materialised first so the plan can skip the steps they do not
-    need (``rules.facts_sql``), exactly as compaction does; the rows are those of
+    need (``plan.compact_table_sql``), exactly as compaction does; the rows are those of
     ``as_of_query``."""
     lake, qn = lake_of(settings_or_lake), as_table(table)
     con = connect()
@@ -109,10 +109,7 @@ def as_of(
             sql = f"SELECT * FROM {base_rel}"  # noqa: S608
         else:
             con.execute(f"CREATE TEMP TABLE as_of_events AS SELECT * FROM {ev}")  # noqa: S608
-            toasted, dup, tseq = con.execute(rules.facts_sql("as_of_events", key)).fetchall()[0]
-            sql = rules.compact_sql(
-                "as_of_events", cols, key, base_rel, toasted=toasted, dedup=dup, tuple_seq=tseq
-            )
+            sql = plan.compact_table_sql(con, "as_of_events", cols, key, base_rel)
         rel = con.sql(sql)
         if where:
             con.execute(f"SET allowed_directories = [{quote_literal(str(lake))}]")
