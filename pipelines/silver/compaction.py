@@ -133,15 +133,17 @@ def _compact_files(
             [snapshots.snapshot_dir(lake, qn, base.snapshot_id) / "part-0.parquet"]
         )
     tx = bronze_io.transaction_files(lake)
-    ev_sql = rules.events_sql(
+    plan.materialize_events(
+        con,
+        "new_events",
         bronze_io.parquet_source(todo),
         cols,
         tx_source=bronze_io.parquet_source(tx) if tx else None,
         data_collection=f"{qn.schema}.{qn.table}",
         after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,
         absent=[c for c in cols if c not in new_cols],  # dropped before these files
+        since=base.watermark_time if base else None,
     )
-    con.execute(f"CREATE TEMP TABLE new_events AS SELECT * FROM {ev_sql}")  # noqa: S608
     n, wlsn, wts = con.execute(
         "SELECT count(*), max(_commit_lsn), max(_source_ts) FROM new_events"
     ).fetchone()

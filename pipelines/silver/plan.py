@@ -9,6 +9,8 @@ that provably changes nothing:
   duplicate carries the same row, LSNs and op as its original, so whichever copy is newest, the
   newest row of the key is the same (measured: the duplicate check alone was 4 s of a 10 M-event
   rebuild);
+* an incremental window reads only the transaction ENDs committed after (about) the base's
+  watermark, not the whole transaction table -- the rest of what an incremental run read;
 * then the newest version per key is found on a narrow projection (key, order tuple, rowid) and
   only the winning rows are read back by rowid, instead of carrying every column of every event
   through the aggregate (10 M events: 3 s instead of 18 s, same rows).
@@ -19,11 +21,55 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import duckdb
 
-from pipelines.naming import quote_ident
+from pipelines.naming import quote_ident, quote_literal
 from pipelines.silver import rules
+
+# ENDs committed this long before the base's watermark time are not read on the first try:
+# commit times follow LSN order up to the moment between taking the timestamp and writing the
+# commit record. Correctness never rests on it: a cut that stops short is recomputed unpruned.
+TX_PRUNE_MARGIN = timedelta(minutes=1)
+
+
+def materialize_events(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    source: str,
+    columns: Sequence[str],
+    *,
+    tx_source: str | None,
+    data_collection: str,
+    after_lsn: str | None = None,
+    until_ts: str | None = None,
+    absent: Sequence[str] = (),
+    since: datetime | None = None,
+) -> None:
+    """``CREATE TEMP TABLE name`` with ``rules.events_sql``. With ``since`` (the base's watermark
+    time), first read only the ENDs from ``since - TX_PRUNE_MARGIN`` on; a missing END can only
+    move the cut earlier, so if that cut kept every event of the window the answer is exact,
+    and otherwise it is computed again with every END."""
+    kw = dict(
+        tx_source=tx_source,
+        data_collection=data_collection,
+        after_lsn=after_lsn,
+        until_ts=until_ts,
+        absent=absent,
+    )
+    if since is not None and tx_source is not None:
+        tx_since = f"CAST({quote_literal((since - TX_PRUNE_MARGIN).isoformat())} AS TIMESTAMPTZ)"
+        ev = rules.events_sql(source, columns, **kw, tx_since=tx_since)
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {ev}")
+        kept = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+        window = rules.window_sql(after_lsn, until_ts)
+        total = con.execute(f"SELECT count(*) FROM {source} WHERE {window}").fetchall()[0][0]
+        if kept == total:
+            return
+        con.execute(f"DROP TABLE {name}")
+    ev = rules.events_sql(source, columns, **kw)
+    con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {ev}")
 
 
 @dataclass(frozen=True)

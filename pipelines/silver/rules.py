@@ -43,6 +43,19 @@ def _q(cols: Sequence[str]) -> str:
     return ", ".join(quote_ident(c) for c in cols)
 
 
+EFFECTIVE_LSN = "coalesce(_commit_lsn, _lsn)"
+
+
+def window_sql(after_lsn: str | None = None, until_ts: str | None = None) -> str:
+    """The row filter of an events window (see ``events_sql``)."""
+    conds = ["TRUE"]
+    if after_lsn is not None:
+        conds.append(f"{EFFECTIVE_LSN} > {after_lsn}")
+    if until_ts is not None:
+        conds.append(f"_source_ts <= {until_ts}")
+    return " AND ".join(conds)
+
+
 def events_sql(
     source: str,
     columns: Sequence[str],
@@ -53,8 +66,13 @@ def events_sql(
     until_ts: str | None = None,
     where: str | None = None,
     absent: Sequence[str] = (),
+    tx_since: str | None = None,
 ) -> str:
     """Events of one table usable now: after ``after_lsn``, committed by ``until_ts``, before the cut.
+
+    ``tx_since``: read only the ENDs committed at or after this instant (an END's ``ts`` is its
+    transaction's commit time). Missing ENDs can only make the cut earlier, never later, so a
+    caller that prunes checks the cut did not stop short (``plan.materialize_events``).
 
     ``absent``: columns of ``columns`` that no file of ``source`` has (a column dropped before
     these files were written, known from the base snapshot); they read as NULL.
@@ -63,13 +81,8 @@ def events_sql(
     ``until_ts`` are SQL expressions; ``where`` an extra row filter (applied after the cut is
     computed on all rows, so filtering to one key cannot make a transaction look incomplete).
     """
-    eff = "coalesce(_commit_lsn, _lsn)"
-    conds = ["TRUE"]
-    if after_lsn is not None:
-        conds.append(f"{eff} > {after_lsn}")
-    if until_ts is not None:
-        conds.append(f"_source_ts <= {until_ts}")
-    window = " AND ".join(conds)
+    eff = EFFECTIVE_LSN
+    window = window_sql(after_lsn, until_ts)
     units = [
         f"""SELECT min(_commit_lsn) AS c FROM win
             WHERE _op = 'r' AND _snapshot IN {_SNAPSHOT_MARKS}
@@ -83,6 +96,8 @@ def events_sql(
         if after_lsn is not None
         else ""
     )
+    if tx_since is not None:  # row-group statistics on ts let DuckDB skip old files unread
+        in_window = f" AND ts >= {tx_since}" + in_window
     if tx_source is not None:
         ends_body = f"""SELECT CAST(split_part(id, ':', 1) AS BIGINT) AS _tx_id,
                    max(dc.event_count) AS expected

@@ -46,8 +46,10 @@ def base_for(lake: Path, table: QualifiedName, ts: datetime) -> snapshots.Manife
 
 def _as_of_parts(
     con: duckdb.DuckDBPyConnection, lake: Path, table: QualifiedName, ts: datetime
-) -> tuple[str | None, list[str], list[str], str | None]:
-    """(events SQL or None when no bronze is left to apply, columns, key, base relation)."""
+) -> tuple[dict[str, Any] | None, list[str], list[str], str | None]:
+    """(``rules.events_sql`` arguments, or None when no bronze is left to apply; columns; key;
+    base relation). The arguments include ``since``, the base's watermark time, which only
+    ``plan.materialize_events`` takes."""
     base = base_for(lake, table, ts)
     files = bronze_io.table_files(lake, table)
     done = set(base.consumed) if base else set()
@@ -66,26 +68,28 @@ def _as_of_parts(
     cols += [c for c in new_cols if c not in cols]
     key = base.key if base else bronze_io.key_columns(lake, table)
     tx = bronze_io.transaction_files(lake)
-    ev = rules.events_sql(
-        bronze_io.parquet_source(todo),
-        cols,
+    args = dict(
+        source=bronze_io.parquet_source(todo),
+        columns=cols,
         tx_source=bronze_io.parquet_source(tx) if tx else None,
         data_collection=f"{table.schema}.{table.table}",
         after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,
         until_ts=ts_literal(ts),
         absent=[c for c in cols if c not in new_cols],  # dropped before these files
+        since=base.watermark_time if base else None,
     )
-    return ev, cols, key, base_rel
+    return args, cols, key, base_rel
 
 
 def as_of_query(
     con: duckdb.DuckDBPyConnection, lake: Path, table: QualifiedName, ts: datetime
 ) -> str:
     """The SQL for ``as_of`` (also what the catalog macros expand to for a fixed snapshot)."""
-    ev, cols, key, base_rel = _as_of_parts(con, lake, table, ts)
-    if ev is None:
+    args, cols, key, base_rel = _as_of_parts(con, lake, table, ts)
+    if args is None:
         return f"SELECT * FROM {base_rel}"  # noqa: S608
-    return rules.compact_sql(ev, cols, key, base_rel)
+    args.pop("since")
+    return rules.compact_sql(rules.events_sql(**args), cols, key, base_rel)
 
 
 def as_of(
@@ -104,11 +108,11 @@ def as_of(
     lake, qn = lake_of(settings_or_lake), as_table(table)
     con = connect()
     try:
-        ev, cols, key, base_rel = _as_of_parts(con, lake, qn, to_instant(instant))
-        if ev is None:
+        args, cols, key, base_rel = _as_of_parts(con, lake, qn, to_instant(instant))
+        if args is None:
             sql = f"SELECT * FROM {base_rel}"  # noqa: S608
         else:
-            con.execute(f"CREATE TEMP TABLE as_of_events AS SELECT * FROM {ev}")  # noqa: S608
+            plan.materialize_events(con, "as_of_events", **args)
             sql = plan.compact_table_sql(con, "as_of_events", cols, key, base_rel)
         rel = con.sql(sql)
         if where:
