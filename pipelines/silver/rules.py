@@ -188,8 +188,12 @@ def _real(c: str) -> str:
     )
 
 
-def _lineage(key: Sequence[str], versions: str) -> str:
+def _lineage(key: Sequence[str], versions: str, epochs: bool = False) -> str:
     """``versions`` plus ``_lineage``: the row's identity across primary-key changes.
+
+    ``epochs``: ``versions`` spans truncates and has ``_epoch`` (truncates before the version);
+    a truncate ends every row, so a segment never crosses one (history only: compaction
+    applies nothing from before the last truncate).
 
     A key's versions split into segments at each delete. The create half of a key change (a
     ``c`` sharing ``_commit_lsn``/``_lsn`` with a ``d``: PostgreSQL logs a key-changing UPDATE as
@@ -197,11 +201,12 @@ def _lineage(key: Sequence[str], versions: str) -> str:
     TOASTed column of the new key carries over from the old key -- through chains of any length
     (recursive CTE)."""
     k = _q(key)
-    sid = f"struct_pack(k := row({k}), n := _segno)"
+    part = f"{k}, _epoch" if epochs else k
+    sid = f"struct_pack(k := row({k}), n := _segno{', e := _epoch' if epochs else ''})"
     return f"""(
         WITH RECURSIVE seg AS MATERIALIZED (
             SELECT *, coalesce(sum(CASE WHEN _op = 'd' THEN 1 ELSE 0 END) OVER (
-                PARTITION BY {k} ORDER BY _seq
+                PARTITION BY {part} ORDER BY _seq
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS _segno
             FROM {versions}),
         node AS MATERIALIZED (SELECT *, {sid} AS _sid FROM seg),
@@ -226,7 +231,11 @@ def needs_resolving(
 
 
 def _resolve(
-    columns: Sequence[str], key: Sequence[str], versions: str, toasted: Sequence[str] | None = None
+    columns: Sequence[str],
+    key: Sequence[str],
+    versions: str,
+    toasted: Sequence[str] | None = None,
+    epochs: bool = False,
 ) -> str:
     """SELECT list resolving unchanged-TOAST placeholders from earlier versions of the row.
 
@@ -245,7 +254,8 @@ def _resolve(
             f"CASE WHEN list_contains(_unavailable, {lc}) "
             f"THEN (last_value({_real(c)} IGNORE NULLS) OVER {w}).v ELSE {qc} END AS {qc}"
         )
-    return f"SELECT {', '.join(out)}, {_q(KEEP_META)}, _op, _seq FROM {_lineage(key, versions)}"
+    lineage = _lineage(key, versions, epochs)
+    return f"SELECT {', '.join(out)}, {_q(KEEP_META)}, _op, _seq FROM {lineage}"
 
 
 def compact_sql(
@@ -318,8 +328,10 @@ def history_sql(events: str, columns: Sequence[str], key: Sequence[str], match: 
         raise ValueError("history needs a table with a primary key")
     cols = list(columns)
     return f"""WITH {_ordered(events, key)},
-        versions AS (SELECT * FROM ev WHERE _op <> 't'),
-        resolved AS ({_resolve(cols, key, "versions")}),
+        versions AS (SELECT * FROM (
+            SELECT *, sum(CASE WHEN _op = 't' THEN 1 ELSE 0 END) OVER (
+                ORDER BY _seq ROWS UNBOUNDED PRECEDING) AS _epoch FROM ev) WHERE _op <> 't'),
+        resolved AS ({_resolve(cols, key, "versions", epochs=True)}),
         mine AS (SELECT * FROM resolved WHERE {match}),
         first AS (SELECT min(_seq) AS s FROM mine)
         SELECT {_q(cols)}, _op, _source_ts, _tx_id, _commit_lsn, _lsn FROM (

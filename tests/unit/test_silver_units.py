@@ -69,6 +69,29 @@ def test_toast_chain_and_key_change(lake) -> None:
     assert rows_of(after_two) == {0: ("s0", 0), 1: ("a1", 11), 3: ("b1", 2), 4: ("d", 4)}
 
 
+def test_history_does_not_borrow_toast_values_across_a_truncate(tmp_path: Path) -> None:
+    """Found by the property test: after a truncate, a key change into a key that existed before
+    it used to merge both keys' whole histories, so an unchanged-TOAST placeholder of the old
+    key took a (NULL) value of the other key. A truncate ends every row's lineage."""
+    sc = build(
+        [],
+        [
+            [("write", 0, 0, None, None)],
+            [("write", 0, 0, None, None), ("write", 2, 0, "x", None), ("toast", 2, 0, None, None)],
+            [
+                ("truncate", 0, 0, None, None),
+                ("write", 2, 0, None, None),
+                ("rekey", 2, 0, None, None),
+            ],
+        ],
+        [0],
+    )
+    Lake(tmp_path).land(sc.events, list(sc.ends.values()))
+    for k, versions in sc.versions.items():
+        h = silver.history(tmp_path, TABLE, {"k": k}).to_pydict()
+        assert list(zip(h["_op"], h["a"], h["b"], strict=True)) == versions, k
+
+
 def test_retain_keeps_current_and_newest(lake) -> None:
     root, sc = lake
     before = [m.snapshot_id for m in silver.list_snapshots(root, TABLE)]
