@@ -136,8 +136,8 @@ def _compact_files(
     plan.materialize_events(
         con,
         "new_events",
-        bronze_io.parquet_source(todo),
-        cols,
+        source=bronze_io.parquet_source(todo),
+        columns=cols,
         tx_source=bronze_io.parquet_source(tx) if tx else None,
         data_collection=f"{qn.schema}.{qn.table}",
         after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,

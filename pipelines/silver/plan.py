@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import duckdb
 
@@ -35,41 +36,25 @@ TX_PRUNE_MARGIN = timedelta(minutes=1)
 
 
 def materialize_events(
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    source: str,
-    columns: Sequence[str],
-    *,
-    tx_source: str | None,
-    data_collection: str,
-    after_lsn: str | None = None,
-    until_ts: str | None = None,
-    absent: Sequence[str] = (),
-    since: datetime | None = None,
+    con: duckdb.DuckDBPyConnection, name: str, *, since: datetime | None = None, **events: Any
 ) -> None:
-    """``CREATE TEMP TABLE name`` with ``rules.events_sql``. With ``since`` (the base's watermark
-    time), first read only the ENDs from ``since - TX_PRUNE_MARGIN`` on; a missing END can only
-    move the cut earlier, so if that cut kept every event of the window the answer is exact,
-    and otherwise it is computed again with every END."""
-    kw = dict(
-        tx_source=tx_source,
-        data_collection=data_collection,
-        after_lsn=after_lsn,
-        until_ts=until_ts,
-        absent=absent,
-    )
-    if since is not None and tx_source is not None:
+    """``CREATE TEMP TABLE name`` with ``rules.events_sql(**events)``. With ``since`` (the base's
+    watermark time), first read only the ENDs from ``since - TX_PRUNE_MARGIN`` on; a missing END
+    can only move the cut earlier, so if that cut kept every event of the window the answer is
+    exact, and otherwise it is computed again with every END."""
+    if since is not None and events.get("tx_source") is not None:
         tx_since = f"CAST({quote_literal((since - TX_PRUNE_MARGIN).isoformat())} AS TIMESTAMPTZ)"
-        ev = rules.events_sql(source, columns, **kw, tx_since=tx_since)
+        ev = rules.events_sql(**events, tx_since=tx_since)
         con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {ev}")
         kept = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
-        window = rules.window_sql(after_lsn, until_ts)
-        total = con.execute(f"SELECT count(*) FROM {source} WHERE {window}").fetchall()[0][0]
+        window = rules.window_sql(events.get("after_lsn"), events.get("until_ts"))
+        total = con.execute(f"SELECT count(*) FROM {events['source']} WHERE {window}").fetchall()[
+            0
+        ][0]
         if kept == total:
             return
         con.execute(f"DROP TABLE {name}")
-    ev = rules.events_sql(source, columns, **kw)
-    con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {ev}")
+    con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {rules.events_sql(**events)}")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ cannot reach: an END whose ``ts`` lies before the pruning bound (a clock step ba
 first, pruned cut misses and the fallback must recover.
 """
 
+# ruff: noqa: S608  -- test data written with SQL built from constants of this file
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -53,7 +54,14 @@ def test_pruned_ends_never_change_the_events(tmp_path: Path, end_ts: str) -> Non
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         plan.materialize_events(
-            con, "e", ev, ["id"], tx_source=tx, data_collection="s.t", after_lsn="5", since=NOW
+            con,
+            "e",
+            source=ev,
+            columns=["id"],
+            tx_source=tx,
+            data_collection="s.t",
+            after_lsn="5",
+            since=NOW,
         )
         got = [r[0] for r in con.execute("SELECT id FROM e ORDER BY id").fetchall()]
     assert got == [1, 2, 3]
@@ -64,6 +72,6 @@ def test_an_incomplete_transaction_still_cuts(tmp_path: Path) -> None:
     ev, _ = _lake(tmp_path, NOW.isoformat())
     with duckdb.connect() as con:
         plan.materialize_events(
-            con, "e", ev, ["id"], tx_source=None, data_collection="s.t", since=NOW
+            con, "e", source=ev, columns=["id"], tx_source=None, data_collection="s.t", since=NOW
         )
         assert con.execute("SELECT count(*) FROM e").fetchall()[0][0] == 0
