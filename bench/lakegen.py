@@ -47,7 +47,7 @@ def land_chunk(lake: Path, chunk: Chunk, topic_prefix: str = "bench") -> int:
     return landed
 
 
-def _generator_version() -> str:
+def generator_version() -> str:
     """Changes when the generator or its templates change, so a cached lake is never stale."""
     import hashlib
 
@@ -75,7 +75,7 @@ def base_lake(events: int, segments: int = 10, *, progress=print) -> Path:  # no
     (so silver has a snapshot history for time travel). Cached by size."""
     from pipelines.silver import compact
 
-    lake = data_dir() / f"lake-{events}-{segments}-{_generator_version()}"
+    lake = data_dir() / f"lake-{events}-{segments}-{generator_version()}"
     if (lake / ".complete").exists():
         return lake
     shutil.rmtree(lake, ignore_errors=True)
