@@ -91,6 +91,8 @@ class Settings(BaseSettings):
 
     # --- silver -------------------------------------------------------------------------------
     silver_keep_snapshots: int = 5  # ``retain`` keeps the newest N (and always ``current``)
+    # ... and the newest snapshot of each such interval of history, so as_of stays fast (0: off)
+    silver_keep_every_minutes: int = 60
 
     @field_validator("tables", mode="before")
     @classmethod

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -116,15 +116,21 @@ def retain_command(
     newer_than: Annotated[
         str | None, typer.Option("--keep-newer-than", help="also keep those created after")
     ] = None,
+    every: Annotated[
+        int | None,
+        typer.Option("--keep-every-minutes", help="also keep one per N minutes of history"),
+    ] = None,
 ) -> None:
     """Delete old silver snapshots (never current, never the newest --keep)."""
     from pipelines.silver import retain, write_catalog
 
     settings = get_settings()
     since = datetime.fromisoformat(newer_than) if newer_than else None
+    spacing = timedelta(minutes=every) if every is not None else None
     targets = [QualifiedName.parse(t) for t in tables] if tables else [None]
     for t in targets:
-        for name, ids in retain(settings, t, keep_last=keep, keep_newer_than=since).items():
+        kept = retain(settings, t, keep_last=keep, keep_newer_than=since, keep_every=spacing)
+        for name, ids in kept.items():
             console.print(f"{name}: removed {len(ids)} snapshot(s)")
     write_catalog(settings)
 

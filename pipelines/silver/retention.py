@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName
@@ -10,6 +10,7 @@ from pipelines.silver import snapshots
 from pipelines.silver.compaction import LakeLike, as_table, lake_of
 
 DEFAULT_KEEP_LAST = 5
+DEFAULT_KEEP_EVERY_MIN = 60
 
 
 def retain(
@@ -18,21 +19,28 @@ def retain(
     *,
     keep_last: int | None = None,
     keep_newer_than: datetime | None = None,
+    keep_every: timedelta | None = None,
 ) -> dict[str, list[str]]:
     """Remove snapshots beyond the newest ``keep_last`` (default: setting
-    ``CHANGELAKE_SILVER_KEEP_SNAPSHOTS``, else 5) that were created before ``keep_newer_than``.
-    ``current`` is never removed. Returns removed snapshot ids per table. Time travel to
-    instants older than the oldest kept snapshot still works, by replay from bronze."""
+    ``CHANGELAKE_SILVER_KEEP_SNAPSHOTS``, else 5) that were created before ``keep_newer_than``,
+    keeping one per ``keep_every`` of history (default: setting
+    ``CHANGELAKE_SILVER_KEEP_EVERY_MINUTES``, else 60; zero keeps none). ``current`` is never
+    removed. Returns removed snapshot ids per table. Time travel to instants older than the
+    oldest kept snapshot still works, by replay from bronze."""
     lake = lake_of(settings_or_lake)
+    is_settings = isinstance(settings_or_lake, Settings)
     if keep_last is None:
-        keep_last = (
-            settings_or_lake.silver_keep_snapshots
-            if isinstance(settings_or_lake, Settings)
-            else DEFAULT_KEEP_LAST
+        keep_last = settings_or_lake.silver_keep_snapshots if is_settings else DEFAULT_KEEP_LAST
+    if keep_every is None:
+        minutes = (
+            settings_or_lake.silver_keep_every_minutes if is_settings else DEFAULT_KEEP_EVERY_MIN
         )
+        keep_every = timedelta(minutes=minutes)
     tables = [as_table(table)] if table is not None else _silver_tables(lake)
     return {
-        str(t): snapshots.retain(lake, t, keep_last=keep_last, keep_newer_than=keep_newer_than)
+        str(t): snapshots.retain(
+            lake, t, keep_last=keep_last, keep_newer_than=keep_newer_than, keep_every=keep_every
+        )
         for t in tables
     }
 

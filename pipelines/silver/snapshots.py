@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipelines.naming import QualifiedName
@@ -144,10 +144,13 @@ def retain(
     *,
     keep_last: int,
     keep_newer_than: datetime | None = None,
+    keep_every: timedelta | None = None,
 ) -> list[str]:
-    """Delete old snapshots; keep ``current``, the newest ``keep_last``, and any created after
-    ``keep_newer_than``. Returns the removed ids. Removal renames first (readers listing
-    snapshots never see a half-deleted one), then deletes."""
+    """Delete old snapshots; keep ``current``, the newest ``keep_last``, any created after
+    ``keep_newer_than``, and with ``keep_every`` the newest snapshot of each such interval of
+    watermark time -- so ``as_of`` at any past instant starts from a snapshot at most about two
+    intervals older, instead of replaying bronze from the start. Returns the removed ids.
+    Removal renames first (readers listing snapshots never see a half-deleted one), then deletes."""
     if keep_last < 1:
         raise ValueError("keep_last must be >= 1 (current is always kept)")
     removed: list[str] = []
@@ -155,6 +158,13 @@ def retain(
         snaps = list_snapshots(lake, table)
         cur = current(lake, table)
         keep = {m.snapshot_id for m in snaps[-keep_last:]}
+        if keep_every is not None and keep_every.total_seconds() > 0:
+            newest_per_bucket: dict[int, str] = {}
+            for m in snaps:  # oldest first: a later snapshot of the same interval wins
+                if m.watermark_time is not None:
+                    bucket = int(m.watermark_time.timestamp() // keep_every.total_seconds())
+                    newest_per_bucket[bucket] = m.snapshot_id
+            keep |= set(newest_per_bucket.values())
         if cur:
             keep.add(cur.snapshot_id)
         for m in snaps:

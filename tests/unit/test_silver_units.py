@@ -96,7 +96,7 @@ def test_retain_keeps_current_and_newest(lake) -> None:
     root, sc = lake
     before = [m.snapshot_id for m in silver.list_snapshots(root, TABLE)]
     assert len(before) == len(sc.states)
-    removed = silver.retain(root, TABLE, keep_last=2)
+    removed = silver.retain(root, TABLE, keep_last=2, keep_every=timedelta(0))  # no thinning
     assert removed[str(TABLE)] == before[:-2]
     left = [m.snapshot_id for m in silver.list_snapshots(root, TABLE)]
     assert left == before[-2:] and silver.current(root, TABLE).snapshot_id == before[-1]
@@ -107,6 +107,18 @@ def test_retain_keeps_current_and_newest(lake) -> None:
         assert rows_of(silver.as_of(root, TABLE, ts)) == sc.states[i]
     # keep_newer_than protects recent snapshots even beyond keep_last
     assert silver.retain(root, TABLE, keep_last=1, keep_newer_than=T0)[str(TABLE)] == []
+
+
+def test_retain_thins_old_snapshots_to_one_per_interval(lake) -> None:
+    """``keep_every`` keeps the newest snapshot of each interval of watermark time."""
+    root, sc = lake
+    before = silver.list_snapshots(root, TABLE)
+    tiny = silver.retain(root, TABLE, keep_last=1, keep_every=timedelta(microseconds=1))
+    assert tiny[str(TABLE)] == []  # every snapshot is the newest of its own interval
+    wide = silver.retain(root, TABLE, keep_last=1, keep_every=timedelta(days=3650))
+    assert wide[str(TABLE)] == [m.snapshot_id for m in before[:-1]]  # one interval: newest only
+    for i, ts in enumerate(sc.times):
+        assert rows_of(silver.as_of(root, TABLE, ts)) == sc.states[i]
 
 
 def test_partial_snapshot_and_missing_end_are_not_compacted(tmp_path: Path) -> None:
