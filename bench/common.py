@@ -162,12 +162,18 @@ def child_pids(pid: int | None = None) -> list[int]:
     return out
 
 
-def tree_rss_bytes() -> int:
-    """RSS of this process plus its children: the lander and its decode process together."""
-    total = rss_bytes()
-    for pid in child_pids():
-        with contextlib.suppress(OSError):
-            total += rss_bytes(pid)
+def tree_rss_bytes(pid: int | None = None) -> int:
+    """RSS of ``pid`` (default: this process) plus its Python children: a lander and its decode
+    process together (not the stack's JVMs or PostgreSQL, which a bench may have started)."""
+    me = pid or os.getpid()
+    total = 0
+    with contextlib.suppress(OSError):
+        total = rss_bytes(me)
+        exe = os.path.realpath(f"/proc/{me}/exe")
+        for child in child_pids(me):
+            with contextlib.suppress(OSError):
+                if os.path.realpath(f"/proc/{child}/exe") == exe:
+                    total += rss_bytes(child)
     return total
 
 

@@ -1,10 +1,11 @@
 """P1 landing throughput (raw kafka-python fetch vs full bronze landing) and P6 landing memory.
 
 One backlog of N synthetic, real-shaped events is produced into a fresh topic pair on the private
-stack. Then, back to back on the same topics: the raw fetch-and-discard baseline, and the real
-lander (``pipelines.bronze.lander.land``) into a fresh lake while a thread samples this process's
-RSS every 0.25 s, its decode process's included (P6: max and the slope of the curve). If landing is under 50,000 events/s, a
-short cProfile of each side names where the time goes.
+stack (and kept there for the next run of the same size). Then, back to back on the same topics:
+the raw fetch-and-discard baseline, and the real lander as deployed (``python -m
+pipelines.bronze``, its own process) into a fresh lake while a thread samples the RSS of the
+lander and its decode process every 0.25 s (P6: max and the slope of the curve). If landing is
+under 50,000 events/s, a short cProfile of each side names where the time goes.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ import json
 import os
 import pstats
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from kafka import TopicPartition
 
 from bench.common import Result, Target, tree_rss_bytes
 from bench.kafkaload import consumer, delete_topics, produce, raw_fetch
 from bench.lakegen import data_dir, generator_version
-from bench.stack import ensure_stack
+from bench.stack import ensure_stack, stack_env
 from bench.synth import Generator
 from pipelines.bronze.lander import land
 from pipelines.bronze.source import kafka_cluster_id
@@ -32,16 +36,16 @@ from pipelines.config import Settings
 
 
 class RssSampler(threading.Thread):
-    """Samples RSS of this process at a fixed interval until stopped."""
+    """Samples the RSS of a process tree (default: this process) at a fixed interval."""
 
-    def __init__(self, interval: float = 0.25) -> None:
+    def __init__(self, interval: float = 0.25, pid: int | None = None) -> None:
         super().__init__(daemon=True)
         self.interval, self.samples, self._halt = interval, [], threading.Event()
-        self.t0 = time.perf_counter()
+        self.t0, self.pid = time.perf_counter(), pid
 
     def run(self) -> None:
         while not self._halt.is_set():
-            self.samples.append((time.perf_counter() - self.t0, tree_rss_bytes()))
+            self.samples.append((time.perf_counter() - self.t0, tree_rss_bytes(self.pid)))
             self._halt.wait(self.interval)
 
     def stop(self) -> list[tuple[float, int]]:
@@ -97,11 +101,8 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
     try:
         n_raw, raw_bytes, t_raw = raw_fetch(s, s.batch_max_records)
         progress(f"  raw fetch: {n_raw:,} records in {t_raw:.1f} s")
-        sampler = RssSampler()
-        rss0 = tree_rss_bytes()
-        sampler.start()
-        res = land(s)
-        samples = sampler.stop()
+        res, samples = land_as_service(s)
+        rss0 = samples[0][1] if samples else 0
         progress(
             f"  landed {res.events:,} events ({res.messages:,} messages) in {res.seconds:.1f} s"
         )
@@ -137,7 +138,7 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
         rss_max = max((r for _, r in samples), default=rss0)
         slope = slope_mib_per_min(samples)
         p6.metrics = {
-            "rss_before_mib": round(rss0 / 2**20, 1),
+            "rss_at_start_mib": round(rss0 / 2**20, 1),
             "rss_max_mib": round(rss_max / 2**20, 1),
             "rss_slope_mib_per_min_2nd_half": round(slope, 2),
             "samples": len(samples),
@@ -177,6 +178,33 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
         "'landing rate' counts change events landed in bronze"
     )
     return [p1, p6]
+
+
+def land_as_service(s: Settings) -> tuple[SimpleNamespace, list[tuple[float, int]]]:
+    """Run the lander as it is deployed, ``python -m pipelines.bronze`` in a process of its own
+    (so P6 sees the lander's memory, not this harness's), sampling that process tree's RSS."""
+    env = {
+        **os.environ,
+        **stack_env(),
+        "CHANGELAKE_TOPIC_PREFIX": s.topic_prefix,
+        "CHANGELAKE_LAKE": str(s.lake),
+        "CHANGELAKE_TABLES": "bench.events",
+        "CHANGELAKE_LANDER_DECODE_PROCESS": str(s.lander_decode_process).lower(),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.bronze"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    sampler = RssSampler(pid=proc.pid)
+    sampler.start()
+    out, _ = proc.communicate()
+    samples = [x for x in sampler.stop() if x[1] > 0]
+    if proc.returncode != 0:
+        raise RuntimeError(f"lander exited with {proc.returncode}")
+    return SimpleNamespace(**json.loads(out.strip().splitlines()[-1])), samples
 
 
 def backlog_marker(s: Settings) -> Path:
