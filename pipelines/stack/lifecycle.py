@@ -34,7 +34,12 @@ def _port_taken(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def _check_port_free(component: str, host: str, port: int) -> None:
+def _check_port_free(component: str, host: str, port: int, grace: float = 15.0) -> None:
+    """Fail clearly when another program holds the port. ``grace``: a port we freed a moment
+    ago (restart) can still answer briefly, so it is re-checked for that long first."""
+    deadline = time.monotonic() + grace
+    while _port_taken(host, port) and time.monotonic() < deadline:
+        time.sleep(0.5)
     if _port_taken(host, port):
         raise StackError(
             f"{component}: port {host}:{port} is already in use by another program "
