@@ -157,16 +157,7 @@ def _wanted_publication(settings: Settings) -> set[tuple[str, str]]:
 def _keyless(settings: Settings) -> set[tuple[str, str]]:
     """Captured tables that exist and have no primary key (Debezium sends them key-less)."""
     wanted = [(t.schema, t.table) for t in include_tables(settings)]
-    with postgres.app_connect(settings) as conn:
-        rows = conn.execute(
-            "SELECT n.nspname, c.relname FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND (n.nspname, c.relname) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::text[])) AND NOT EXISTS "
-            "(SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)",
-            ([s for s, _ in wanted], [t for _, t in wanted]),
-        ).fetchall()
-    return {(r[0], r[1]) for r in rows}
+    return postgres.existing_tables(settings, wanted, keyless=True)
 
 
 def _ensure_publication(settings: Settings) -> None:

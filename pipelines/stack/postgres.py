@@ -297,16 +297,26 @@ def publication_tables(settings: Settings) -> set[tuple[str, str]]:
     return {(r[0], r[1]) for r in rows}
 
 
-def existing_tables(settings: Settings, tables: list[tuple[str, str]]) -> set[tuple[str, str]]:
+def existing_tables(
+    settings: Settings, tables: list[tuple[str, str]], *, keyless: bool = False
+) -> set[tuple[str, str]]:
     """Which of ``tables`` exist now as plain tables (Debezium only puts existing tables in the
-    publication; a partitioned parent is listed there through its partitions, so not checked)."""
+    publication; a partitioned parent is listed there through its partitions, so not checked).
+    ``keyless``: instead, which exist as plain or partitioned tables without a primary key
+    (Debezium sends their events without a key)."""
     if not tables:
         return set()
+    kinds = "('r', 'p')" if keyless else "('r')"
+    no_key = (
+        " AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)"
+        if keyless
+        else ""
+    )
+    query = sql.SQL(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN {kinds} AND (n.nspname, c.relname) IN "
+        "(SELECT * FROM unnest(%s::text[], %s::text[])){no_key}"
+    ).format(kinds=sql.SQL(kinds), no_key=sql.SQL(no_key))
     with app_connect(settings) as conn:
-        rows = conn.execute(
-            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind = 'r' AND (n.nspname, c.relname) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::text[]))",
-            ([s for s, _ in tables], [t for _, t in tables]),
-        ).fetchall()
+        rows = conn.execute(query, ([s for s, _ in tables], [t for _, t in tables])).fetchall()
     return {(r[0], r[1]) for r in rows}
