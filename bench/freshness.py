@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 
@@ -22,7 +21,7 @@ import duckdb
 from bench import pgload
 from bench.common import Result, Target, percentile
 from bench.lakegen import data_dir
-from bench.stack import ensure_stack, stack_env
+from bench.stack import ensure_stack, lander_process
 from pipelines.bronze import files
 from pipelines.naming import QualifiedName
 from pipelines.silver import compact
@@ -65,19 +64,13 @@ def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print)
     lake = data_dir() / f"lake-p2-{int(time.time())}"
     lake.mkdir(parents=True, exist_ok=True)
     log = data_dir() / f"{lake.name}-lander.log"
-    env = {**os.environ, **stack_env(), "CHANGELAKE_LAKE": str(lake)}
-    lander = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.bronze",
-            "--follow",
-            "--table",
-            str(TABLE),
-            "--max-seconds",
-            str(seconds + 240),
-        ],
-        env=env,
+    lander = lander_process(
+        lake,
+        "--follow",
+        "--table",
+        str(TABLE),
+        "--max-seconds",
+        str(seconds + 240),
         stdout=subprocess.DEVNULL,
         stderr=log.open("w"),
     )

@@ -17,7 +17,6 @@ import os
 import pstats
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from kafka import TopicPartition
 from bench.common import Result, Target, tree_rss_bytes
 from bench.kafkaload import consumer, delete_topics, produce, raw_fetch
 from bench.lakegen import data_dir, generator_version
-from bench.stack import ensure_stack, stack_env
+from bench.stack import ensure_stack, lander_process
 from bench.synth import Generator
 from pipelines.bronze.lander import land
 from pipelines.bronze.source import kafka_cluster_id
@@ -183,17 +182,13 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
 def land_as_service(s: Settings) -> tuple[SimpleNamespace, list[tuple[float, int]]]:
     """Run the lander as it is deployed, ``python -m pipelines.bronze`` in a process of its own
     (so P6 sees the lander's memory, not this harness's), sampling that process tree's RSS."""
-    env = {
-        **os.environ,
-        **stack_env(),
-        "CHANGELAKE_TOPIC_PREFIX": s.topic_prefix,
-        "CHANGELAKE_LAKE": str(s.lake),
-        "CHANGELAKE_TABLES": "bench.events",
-        "CHANGELAKE_LANDER_DECODE_PROCESS": str(s.lander_decode_process).lower(),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.bronze"],
-        env=env,
+    proc = lander_process(
+        s.lake,
+        env={
+            "CHANGELAKE_TOPIC_PREFIX": s.topic_prefix,
+            "CHANGELAKE_TABLES": "bench.events",
+            "CHANGELAKE_LANDER_DECODE_PROCESS": str(s.lander_decode_process).lower(),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from pipelines.config import REPO_ROOT, Settings
 
@@ -66,6 +69,15 @@ def stack_env() -> dict[str, str]:
     if use_env_stack():
         return {k: v for k, v in os.environ.items() if k.startswith("CHANGELAKE_")}
     return dict(PRIVATE_ENV)
+
+
+def lander_process(
+    lake: Path, *args: str, env: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen:
+    """The lander as deployed, ``python -m pipelines.bronze *args``, in a process of its own on
+    this stack, landing into ``lake``; ``env`` adds or overrides CHANGELAKE_* settings."""
+    full = {**os.environ, **stack_env(), "CHANGELAKE_LAKE": str(lake), **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "pipelines.bronze", *args], env=full, **popen)
 
 
 def settings(**overrides: object) -> Settings:
