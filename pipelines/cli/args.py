@@ -11,7 +11,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import typer
 
 from pipelines.bronze import bronze_tables, files, key_columns
 from pipelines.cli.errors import BadInput
@@ -42,8 +41,9 @@ def table_arg(settings: Settings, text: str, *, landed_ok: bool = True) -> Quali
     )
 
 
-def instant_arg(text: str, what: str = "INSTANT") -> datetime:
-    """An ISO-8601 instant; one without a time zone is read as UTC, and a note says so."""
+def instant_arg(text: str, what: str = "INSTANT") -> tuple[datetime, str | None]:
+    """An ISO-8601 instant, and a note to print once the command succeeded: one without a time
+    zone is read as UTC, and the note says so."""
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -53,8 +53,8 @@ def instant_arg(text: str, what: str = "INSTANT") -> datetime:
         ) from None
     ts = to_instant(parsed)  # the Python API's rule for naive instants
     if parsed.tzinfo is None:
-        typer.echo(f"note: {what} has no time zone; read as UTC: {ts.isoformat()}", err=True)
-    return ts
+        return ts, f"note: {what} has no time zone; read as UTC: {ts.isoformat()}"
+    return ts, None
 
 
 def key_values(settings: Settings, table: QualifiedName, values: list[str]) -> list[Any]:

@@ -58,12 +58,34 @@ def _render(table: pa.Table, title: str, caption: str | None, file: Path | None)
     _print(Console(), table, cells, title, caption)
 
 
+def fit_widths(need: list[int], available: int) -> list[int]:
+    """Column widths within ``available``: narrow columns keep their width, the wide ones share
+    what is left equally (and are cut with an ellipsis)."""
+    widths = list(need)
+    wide = sorted(range(len(need)), key=lambda i: need[i])
+    left = max(available, len(need))
+    while wide:
+        share = left // len(wide)
+        if need[wide[0]] > share:  # every remaining column is wider than its share: cut them
+            for i in wide:
+                widths[i] = max(share, 1)
+            break
+        left -= need[wide.pop(0)]
+    return widths
+
+
 def _print(
     console: Console, table: pa.Table, cells: list[list[str]], title: str, caption: str | None
 ) -> None:
-    out = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
-    for name in table.column_names:
-        out.add_column(name, overflow="ellipsis", no_wrap=True)
+    console.print(Text(title, style="bold"), no_wrap=True, overflow="ellipsis")
+    out = Table(caption=caption, caption_justify="left")
+    need = [
+        max([cell_len(n), *(cell_len(_one_line(v)) for v in c)])
+        for n, c in zip(table.column_names, cells, strict=True)
+    ]
+    widths = fit_widths(need, console.width - 3 * len(need) - 1)  # borders and padding
+    for name, width in zip(table.column_names, widths, strict=True):
+        out.add_column(name, overflow="ellipsis", no_wrap=True, width=width)
     for row in zip(*cells, strict=True):
         out.add_row(*(Text(_one_line(v), style="dim" if v == NULL else "") for v in row))
     console.print(out)

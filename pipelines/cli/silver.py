@@ -108,20 +108,22 @@ def as_of_command(
 
     settings = get_settings()
     output.check_format(fmt, out)
-    qn, ts = table_arg(settings, table), instant_arg(instant)
+    qn, (ts, zone_note) = table_arg(settings, table), instant_arg(instant)
     with user_input("--where", 'a DuckDB SQL condition on the columns, e.g. --where "id = 42"'):
         rows = as_of(settings, qn, ts, where=where)
     rows = output.select(rows, columns_arg(columns, rows.column_names))
+    early = None
     if rows.num_rows == 0 and (start := _history_start(settings, qn)) and ts < start:
-        typer.echo(
+        early = (
             f"note: the lake's history of {qn} starts at {start.isoformat()}; "
-            f"{ts.isoformat()} is before it",
-            err=True,
+            f"{ts.isoformat()} is before it"
         )
-        if fmt == "table" and out is None:
-            return
-    title = f"{qn} as of {ts.isoformat()}: {rows.num_rows:,} rows"
-    output.show(rows, fmt, out, title=title, limit=limit)
+    if early is None or fmt != "table" or out is not None:  # on screen: the note, no empty table
+        title = f"{qn} as of {ts.isoformat()}: {rows.num_rows:,} rows"
+        output.show(rows, fmt, out, title=title, limit=limit)
+    for note in (zone_note, early):
+        if note:
+            typer.echo(note, err=True)
 
 
 def history_command(
@@ -166,7 +168,7 @@ def retain_command(
     from pipelines.silver import retain, write_catalog
 
     settings = get_settings()
-    since = instant_arg(newer_than, "--keep-newer-than") if newer_than else None
+    since, zone_note = instant_arg(newer_than, "--keep-newer-than") if newer_than else (None, None)
     spacing = timedelta(minutes=every) if every is not None else None
     targets = [table_arg(settings, t) for t in tables] if tables else [None]
     for t in targets:
@@ -174,6 +176,8 @@ def retain_command(
         for name, ids in kept.items():
             console.print(f"{name}: removed {len(ids)} snapshot(s)")
     write_catalog(settings)
+    if zone_note:
+        typer.echo(zone_note, err=True)
 
 
 def register(app: typer.Typer) -> None:
