@@ -100,8 +100,10 @@ def translate(exc: Exception) -> UserError | None:
             f"invalid setting {fields}: {exc.errors()[0]['msg']}",
             "fix it in the environment or .env",
         )
-    if isinstance(exc, LakeSourceMismatch | LanderBusy):
+    if isinstance(exc, LakeSourceMismatch):
         return UserError(str(exc))
+    if isinstance(exc, LanderBusy):
+        return UserError(str(exc), "one lander per lake: wait for it, or stop it first")
     if isinstance(exc, NoSilverData | NoBronzeData):
         return UserError(
             str(exc), "land and compact first: `changelake land && changelake compact`"
@@ -129,7 +131,9 @@ def _service_error(exc: Exception) -> UserError | None:
         return UserError(f"Kafka at {where} did not answer ({first_line(exc)})", SLOW_HINT)
     if isinstance(exc, psycopg.OperationalError):
         where = f"{s.pg_host}:{s.pg_port}" if s else "CHANGELAKE_PG_PORT"
-        return UserError(f"PostgreSQL at {where}: {first_line(exc)}", SLOW_HINT)
+        auth = "authentication failed" in str(exc)
+        hint = "check CHANGELAKE_PG_USER and CHANGELAKE_PG_PASSWORD" if auth else SLOW_HINT
+        return UserError(f"PostgreSQL at {where}: {first_line(exc)}", hint)
     connect_errors: tuple[type[Exception], ...] = (urllib.error.URLError,)
     try:
         import requests
@@ -140,6 +144,10 @@ def _service_error(exc: Exception) -> UserError | None:
     if isinstance(exc, connect_errors):
         where = s.connect_url if s else "CHANGELAKE_CONNECT_PORT"
         return UserError(f"Kafka Connect at {where} did not answer ({first_line(exc)})", SLOW_HINT)
+    import duckdb
+
+    if isinstance(exc, duckdb.IOException):  # e.g. a DuckDB file another process holds open
+        return UserError(first_line(exc), "close the other program or open the file read-only")
     if isinstance(exc, OSError) and exc.filename is not None:  # e.g. --output into a missing dir
         return UserError(str(exc))
     return None

@@ -118,3 +118,48 @@ def test_debug_flag_and_env_show_the_traceback(down_env) -> None:
     ):
         assert res.returncode != 0
         assert "Traceback" in res.stderr and "BadInput" in res.stderr, res.stderr
+
+
+def test_known_library_exceptions_become_user_errors(monkeypatch) -> None:
+    import psycopg
+    from kafka.errors import KafkaTimeoutError
+
+    from pipelines.bronze.source import LakeSourceMismatch
+    from pipelines.cli.errors import translate
+
+    monkeypatch.setenv("CHANGELAKE_KAFKA_PORT", "1234")
+    monkeypatch.setenv("CHANGELAKE_PG_PORT", "4321")
+    kafka = translate(KafkaTimeoutError("Unable to bootstrap from 127.0.0.1:1234"))
+    assert kafka.exit_code == 1 and kafka.message.startswith("Kafka at 127.0.0.1:1234 ")
+    pg = translate(psycopg.OperationalError("connection failed: port 4321 failed: refused\nmore"))
+    assert (
+        pg.message == "PostgreSQL at 127.0.0.1:4321: connection failed: port 4321 failed: refused"
+    )
+    assert "changelake up" in pg.hint
+    mismatch = translate(LakeSourceMismatch("the lake at /l was landed from Kafka cluster A"))
+    assert mismatch.exit_code == 1 and "cluster A" in mismatch.message
+    assert translate(RuntimeError("a bug")) is None
+
+
+def test_a_bug_is_one_line_that_points_at_debug() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from pipelines.cli.errors import Group
+
+    app = typer.Typer(cls=Group)
+
+    @app.callback()
+    def _root(debug: bool = typer.Option(False, "--debug")) -> None:
+        pass
+
+    @app.command()
+    def boom() -> None:
+        raise RuntimeError("kaput\nsecond line")
+
+    res = CliRunner().invoke(app, ["boom"])
+    lines = res.stderr.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 2, res.output
+    assert lines[0] == "error: internal error: RuntimeError: kaput" and "--debug" in lines[1]
+    res = CliRunner().invoke(app, ["--debug", "boom"])
+    assert isinstance(res.exception, RuntimeError)  # re-raised: typer prints the traceback
