@@ -96,7 +96,9 @@ def compact_command(
 
 def as_of_command(
     table: Annotated[str, typer.Argument(help="schema.table")],
-    instant: Annotated[str, typer.Argument(help="ISO instant, e.g. 2026-01-01T12:00:00+00:00")],
+    instant: Annotated[
+        str, typer.Argument(help="ISO instant, e.g. 2026-01-01T12:00:00+00:00 (no zone: UTC)")
+    ],
     where: Annotated[str | None, typer.Option("--where", help="SQL filter on the rows")] = None,
     columns: ColumnsOpt = None,
     limit: LimitOpt = None,
