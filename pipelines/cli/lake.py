@@ -12,8 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.cli.args import table_arg
+from pipelines.cli.services import require
 from pipelines.config import get_settings
-from pipelines.naming import QualifiedName
 
 console = Console(stderr=True)
 
@@ -31,10 +32,12 @@ def land_command(
     from pipelines.bronze.lander import land
 
     logging.basicConfig(level=logging.WARNING)
-    tables = [QualifiedName.parse(t) for t in table] if table else None
+    settings = get_settings()
+    tables = [table_arg(settings, t, landed_ok=False) for t in table] if table else None
+    require(settings, "kafka")
     with console.status("landing...") as status:
         result = land(
-            get_settings(),
+            settings,
             tables=tables,
             max_seconds=max_seconds,
             until_caught_up=not follow,

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.cli.services import require
 from pipelines.config import get_settings
 
 console = Console()
@@ -19,7 +20,9 @@ def create_command() -> None:
     """Create the shop schema in PostgreSQL (idempotent), as the application role."""
     from pipelines.shop.migrate import create_shop
 
-    tables = create_shop(get_settings())
+    settings = get_settings()
+    require(settings, "postgres")
+    tables = create_shop(settings)
     console.print(f"shop ready: {', '.join(str(t) for t in tables)}")
 
 
@@ -35,9 +38,11 @@ def workload_command(
     """Run the seeded shop workload (real multi-statement transactions) against PostgreSQL."""
     from pipelines.shop.workload import run_workload
 
+    settings = get_settings()
+    require(settings, "postgres")
     with console.status(f"workload: {rate:g} tx/s for {duration:g}s on {connections} connections"):
         res = run_workload(
-            get_settings(),
+            settings,
             rate=rate,
             duration=duration,
             connections=connections,

@@ -5,47 +5,54 @@ Thin: each command calls the ``pipelines.silver`` function the Dagster assets an
 
 from __future__ import annotations
 
-import csv
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.config import get_settings
+from pipelines.cli import output
+from pipelines.cli.args import columns_arg, instant_arg, key_values, table_arg
+from pipelines.cli.errors import UserError, user_input
+from pipelines.config import Settings, get_settings
 from pipelines.naming import QualifiedName
 
 console = Console(stderr=True)
 
+FormatOpt = Annotated[str, typer.Option("--format", help="table|csv|parquet")]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", help="write to FILE (the table format: values whole)")
+]
+ColumnsOpt = Annotated[
+    str | None, typer.Option("--columns", help="only these columns, comma-separated")
+]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--limit", min=0, help=f"at most N rows (0: all; table on screen: {output.SCREEN_ROWS})"
+    ),
+]
 
-def _show(table: pa.Table, fmt: str, output: Path | None) -> None:
-    if fmt == "parquet":
-        if output is None:
-            raise typer.BadParameter("--format parquet needs --output FILE")
-        pq.write_table(table, output)
-        console.print(f"wrote {table.num_rows:,} rows to {output}")
-        return
-    if fmt == "csv":
-        fh = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
-        try:
-            w = csv.writer(fh)
-            w.writerow(table.column_names)
-            w.writerows(zip(*(c.to_pylist() for c in table.columns), strict=True))
-        finally:
-            if output:
-                fh.close()
-        return
-    out = Table(title=f"{table.num_rows:,} rows")
-    for name in table.column_names:
-        out.add_column(name)
-    for row in table.to_pylist():
-        out.add_row(*("" if v is None else str(v) for v in row.values()))
-    Console(file=open(output, "w") if output else None).print(out)  # noqa: SIM115
+
+def _history_start(settings: Settings, table: QualifiedName) -> datetime | None:
+    """Commit time of the first event of ``table`` the lake holds (None: nothing landed)."""
+    from pipelines.silver import bronze_io
+    from pipelines.silver.compaction import connect
+
+    paths = bronze_io.table_files(settings.lake_root, table)
+    if not paths:
+        return None
+    con = connect()
+    try:
+        sql = f"SELECT min(_source_ts) FROM {bronze_io.parquet_source(paths)}"  # noqa: S608
+        return con.sql(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+_LAND_HINT = "land them first: `changelake land` (the stack must be up: `changelake up`)"
 
 
 def compact_command(
@@ -53,16 +60,24 @@ def compact_command(
     full: Annotated[bool, typer.Option("--full", help="rebuild from all of bronze")] = False,
 ) -> None:
     """Compact bronze into new silver snapshots (incremental unless --full)."""
+    from pipelines.bronze import files
     from pipelines.silver import compact, compact_all, write_catalog
 
     settings = get_settings()
     if tables:
-        results = [
-            compact(settings, QualifiedName.parse(t), full=full, catalog=False) for t in tables
-        ]
+        names = [table_arg(settings, t) for t in tables]
+        for qn in names:
+            if not files(settings.lake_root, qn):
+                raise UserError(f"nothing to compact: no event of {qn} has landed", _LAND_HINT)
+        results = [compact(settings, qn, full=full, catalog=False) for qn in names]
         write_catalog(settings)
     else:
         results = compact_all(settings, full=full)
+        if not results:
+            raise UserError(
+                f"nothing to compact: no captured table has landed events in {settings.lake_root}",
+                _LAND_HINT,
+            )
     out = Table(title="silver compaction")
     for col in ("table", "snapshot", "rows", "events", "files", "watermark", "seconds"):
         out.add_column(col)
@@ -81,33 +96,63 @@ def compact_command(
 
 def as_of_command(
     table: Annotated[str, typer.Argument(help="schema.table")],
-    instant: Annotated[str, typer.Argument(help="ISO instant, e.g. 2026-01-01T12:00:00+00:00")],
+    instant: Annotated[
+        str, typer.Argument(help="ISO instant, e.g. 2026-01-01T12:00:00+00:00 (no zone: UTC)")
+    ],
     where: Annotated[str | None, typer.Option("--where", help="SQL filter on the rows")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table|csv|parquet")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", help="write to FILE")] = None,
+    columns: ColumnsOpt = None,
+    limit: LimitOpt = None,
+    fmt: FormatOpt = "table",
+    out: OutputOpt = None,
 ) -> None:
     """The table exactly as committed at INSTANT (whole transactions only)."""
     from pipelines.silver import as_of
 
-    if fmt not in ("table", "csv", "parquet"):
-        raise typer.BadParameter("--format must be table, csv or parquet")
-    try:
-        ts = datetime.fromisoformat(instant)
-    except ValueError as exc:
-        raise typer.BadParameter(f"INSTANT is not an ISO timestamp: {instant!r}") from exc
-    _show(as_of(get_settings(), QualifiedName.parse(table), ts, where=where), fmt, output)
+    settings = get_settings()
+    output.check_format(fmt, out)
+    qn, (ts, zone_note) = table_arg(settings, table), instant_arg(instant)
+    with user_input("--where", 'a DuckDB SQL condition on the columns, e.g. --where "id = 42"'):
+        rows = as_of(settings, qn, ts, where=where)
+    rows = output.select(rows, columns_arg(columns, rows.column_names))
+    early = None
+    if rows.num_rows == 0 and (start := _history_start(settings, qn)) and ts < start:
+        early = (
+            f"note: the lake's history of {qn} starts at {start.isoformat()}; "
+            f"{ts.isoformat()} is before it"
+        )
+    if early is None or fmt != "table" or out is not None:  # on screen: the note, no empty table
+        title = f"{qn} as of {ts.isoformat()}: {rows.num_rows:,} rows"
+        output.show(rows, fmt, out, title=title, limit=limit)
+    for note in (zone_note, early):
+        if note:
+            typer.echo(note, err=True)
 
 
 def history_command(
     table: Annotated[str, typer.Argument(help="schema.table")],
     key: Annotated[list[str], typer.Argument(help="primary-key value(s), in key order")],
-    fmt: Annotated[str, typer.Option("--format", help="table|csv|parquet")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", help="write to FILE")] = None,
+    columns: ColumnsOpt = None,
+    limit: LimitOpt = None,
+    fmt: FormatOpt = "table",
+    out: OutputOpt = None,
 ) -> None:
-    """Every version of one row: op, commit time, transaction id (the audit log)."""
+    """Every version of one row: op, commit time, transaction id (the audit log). The table
+    format shows one line per version with the columns that changed in it."""
     from pipelines.silver import history
 
-    _show(history(get_settings(), QualifiedName.parse(table), key), fmt, output)
+    settings = get_settings()
+    output.check_format(fmt, out)
+    qn = table_arg(settings, table)
+    values = key_values(settings, qn, key)
+    versions = history(settings, qn, values)
+    source = [c for c in versions.column_names if c not in output.HISTORY_META]
+    versions = output.select(versions, columns_arg(columns, source), keep=output.HISTORY_META)
+    label = ", ".join(map(str, values))
+    if versions.num_rows == 0:
+        typer.echo(f"note: no version of a {qn} row with key ({label}) has landed", err=True)
+    title = f"{qn} ({label}): {versions.num_rows:,} versions"
+    shown = output.history_view(versions) if fmt == "table" else versions
+    output.show(shown, fmt, out, title=title, limit=limit)
 
 
 def retain_command(
@@ -125,14 +170,16 @@ def retain_command(
     from pipelines.silver import retain, write_catalog
 
     settings = get_settings()
-    since = datetime.fromisoformat(newer_than) if newer_than else None
+    since, zone_note = instant_arg(newer_than, "--keep-newer-than") if newer_than else (None, None)
     spacing = timedelta(minutes=every) if every is not None else None
-    targets = [QualifiedName.parse(t) for t in tables] if tables else [None]
+    targets = [table_arg(settings, t) for t in tables] if tables else [None]
     for t in targets:
         kept = retain(settings, t, keep_last=keep, keep_newer_than=since, keep_every=spacing)
         for name, ids in kept.items():
             console.print(f"{name}: removed {len(ids)} snapshot(s)")
     write_catalog(settings)
+    if zone_note:
+        typer.echo(zone_note, err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines import stack
+from pipelines.cli.services import SERVICES, require
 from pipelines.config import get_settings
 from pipelines.stack.layout import Layout
 
@@ -76,6 +77,7 @@ def _mib(n: int) -> str:
 def status_cmd() -> None:
     """Each component (pid, port, RSS), the connector and tasks, slot lag, topic end offsets."""
     settings = get_settings()
+    require(settings, *SERVICES, any_up=True)  # all down: one line naming them, not empty tables
     st = stack.status(settings)
     comps = Table(title="components")
     for col in ("component", "state", "pid", "port", "RSS"):
