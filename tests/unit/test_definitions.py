@@ -1,6 +1,7 @@
 """The code location loads with no services and has the promised shape, for any table names."""
 
 import socket
+import uuid
 
 import dagster as dg
 import pytest
@@ -96,10 +97,54 @@ def test_dbt_sources_join_the_lake_assets() -> None:
     if not marts:
         pytest.skip("no dbt project in this checkout")
     lake = {k for k in graph.get_all_asset_keys() if k.path[0] in ("bronze", "silver")}
-    roots = {p for k in marts for p in graph.get(k).parent_keys if p.path[0] != "marts"}
+    roots = _outside_parents(graph, [k for k in graph.get_all_asset_keys() if _is_dbt(graph, k)])
     assert roots and roots <= lake, roots - lake
     assert all(graph.get(k).group_name == "marts" for k in marts)
     assert all("dbt" in graph.get(k).kinds for k in marts)
+
+
+def _is_dbt(graph, key: dg.AssetKey) -> bool:
+    return "dbt" in graph.get(key).kinds
+
+
+def _outside_parents(graph, keys: list[dg.AssetKey]) -> set[dg.AssetKey]:
+    """Parents of ``keys`` that are not dbt models themselves."""
+    return {p for k in keys for p in graph.get(k).parent_keys if not _is_dbt(graph, p)}
+
+
+def test_dbt_layers_are_their_own_groups_and_keys() -> None:
+    """staging, intermediate and marts are three groups; each model's key starts with its group."""
+    graph = build_definitions(Settings()).resolve_asset_graph()
+    dbt = [k for k in graph.get_all_asset_keys() if _is_dbt(graph, k)]
+    groups = {graph.get(k).group_name for k in dbt}
+    assert groups == {"staging", "intermediate", "marts"}
+    assert all(k.path[0] == graph.get(k).group_name for k in dbt)
+    assert dg.AssetKey(["staging", "stg_customers"]) in dbt
+    assert dg.AssetKey(["intermediate", "int_customers_versions"]) in dbt
+    # marts read the lake only through staging/intermediate, which read bronze/silver
+    assert all(p.path[0] in ("bronze", "silver") for p in _outside_parents(graph, dbt))
+
+
+def test_no_secret_in_the_loaded_definitions(
+    odd_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything the code location hands to Dagster (and the UI) omits the passwords."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster_shared.serdes import serialize_value
+
+    secrets = {name: f"s3cret-{uuid.uuid4().hex}" for name in ("PG_PASSWORD", "CDC_PASSWORD")}
+    for name, value in secrets.items():
+        monkeypatch.setenv(f"CHANGELAKE_{name}", value)
+    settings = Settings(**odd_settings.model_dump(exclude={"pg_password", "cdc_password"}))
+    assert settings.pg_password == secrets["PG_PASSWORD"]  # the environment is what we load
+    defs = build_definitions(settings)
+    snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
+    assert str(settings.lake_root) in snapshot  # the snapshot does carry resource config
+    for value in secrets.values():
+        assert value not in snapshot
+    # ... and a run still gets the password, from the environment of the process running it
+    assert defs.resources["changelake"].settings().pg_password == secrets["PG_PASSWORD"]
+    assert secrets["PG_PASSWORD"] in defs.resources["changelake"].settings().pg_dsn()
 
 
 def test_pending_events_counts_only_captured_topics() -> None:
