@@ -63,6 +63,9 @@ def compact_command(
         write_catalog(settings)
     else:
         results = compact_all(settings, full=full)
+    from pipelines.defs.runless import report_compaction  # the UI sees this compact too
+
+    report_compaction(settings, results)
     out = Table(title="silver compaction")
     for col in ("table", "snapshot", "rows", "events", "files", "watermark", "seconds"):
         out.add_column(col)

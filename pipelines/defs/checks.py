@@ -22,7 +22,7 @@ from pipelines.defs.reconcile import (
     plan_columns,
 )
 from pipelines.defs.resources import ChangelakeResource, PostgresReadOnlyResource
-from pipelines.defs.silver_assets import current_files
+from pipelines.defs.stagemeta import current_files
 from pipelines.naming import QualifiedName
 
 FRESHNESS_WARN_SECONDS = 15 * 60

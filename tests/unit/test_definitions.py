@@ -223,3 +223,40 @@ def test_lake_fingerprint_ignores_row_order_and_sees_one_changed_value(tmp_path)
     assert a == b and a.rows == 3
     assert a.checksum != c.checksum
     assert duck_fingerprint([], ["id"]).rows == 0
+
+
+def test_a_land_outside_dagster_is_recorded_as_the_asset_would(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``report_landing`` writes runless materialisations into the instance under the home,
+    with exactly the metadata keys the bronze asset reports; a broken home only warns."""
+    from pipelines.bronze.lander import LandingResult
+    from pipelines.defs.runless import changelake_instance, report_compaction, report_landing
+    from pipelines.defs.stagemeta import bronze_metadata
+    from pipelines.silver.compaction import CompactionResult
+
+    settings = Settings(home=tmp_path / "home", tables=ODD[:2])
+    odd, plain = settings.captured
+    result = LandingResult(events=3, per_table={str(odd): 3}, seconds=0.5)
+    assert report_landing(settings, result, [odd])
+    with changelake_instance(settings) as instance:
+        assert instance.root_directory == str((tmp_path / "home" / "dagster").resolve())
+        (record,) = instance.fetch_materializations(bronze_key(odd), limit=10).records
+        event = record.asset_materialization
+        assert record.run_id == ""  # runless
+        assert set(event.metadata) == set(bronze_metadata(settings, odd, result))
+        assert event.metadata["events_landed"].value == 3
+        assert not instance.fetch_materializations(bronze_key(plain), limit=10).records
+        # the same instance object can be handed in (a long-running caller keeps one)
+        fields = {f: None for f in CompactionResult.__dataclass_fields__}
+        compaction = CompactionResult(**{**fields, "table": str(plain), "rows": 7})
+        assert report_compaction(settings, [compaction], instance=instance)
+        (silver,) = instance.fetch_materializations(silver_key(plain), limit=10).records
+        assert silver.asset_materialization.metadata["compaction_rows"].value == 7
+
+    broken = Settings(home=tmp_path / "a-file", tables=ODD[:1])
+    broken.home.write_text("not a directory")
+    caplog.clear()
+    assert not report_landing(broken, result)
+    (warning,) = caplog.records
+    assert warning.levelname == "WARNING" and "\n" not in warning.getMessage()
