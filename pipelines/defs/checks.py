@@ -42,7 +42,7 @@ def _reconcile_check(table: QualifiedName) -> dg.AssetChecksDefinition:
     ) -> dg.AssetCheckResult:
         settings = changelake.settings()
         files = current_files(settings, table)
-        with postgres.connect() as conn:
+        with postgres.connect(settings) as conn:
             lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
             plan = plan_columns(pg_columns(conn, table), duck_columns(files) if files else {})
             pg = pg_fingerprint(conn, table, plan.compared)

@@ -72,15 +72,13 @@ class KafkaResource(dg.ConfigurableResource):
 class PostgresReadOnlyResource(dg.ConfigurableResource):
     """A read-only PostgreSQL session for checks: one consistent snapshot per ``connect()``.
 
-    Address and role come from ``changelake``'s settings, the password from the environment."""
-
-    changelake: ChangelakeResource
+    No config of its own: address, role and password come from the ``Settings`` passed in
+    (``ChangelakeResource.settings()``, whose password is read from the environment)."""
 
     @contextmanager
-    def connect(self) -> Iterator[psycopg.Connection]:
+    def connect(self, settings: Settings) -> Iterator[psycopg.Connection]:
         """REPEATABLE READ, read-only: every query in the block sees the same snapshot."""
-        dsn = self.changelake.settings().pg_dsn()
-        with psycopg.connect(dsn, autocommit=False, connect_timeout=10) as conn:
+        with psycopg.connect(settings.pg_dsn(), autocommit=False, connect_timeout=10) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             try:
@@ -91,13 +89,12 @@ class PostgresReadOnlyResource(dg.ConfigurableResource):
 
 def build_resources(settings: Settings) -> dict[str, object]:
     """All resources of the code location, from one Settings."""
-    changelake = ChangelakeResource.from_settings(settings)
     return {
-        "changelake": changelake,
+        "changelake": ChangelakeResource.from_settings(settings),
         "kafka": KafkaResource(
             bootstrap_servers=settings.bootstrap_servers, topic_prefix=settings.topic_prefix
         ),
-        "postgres": PostgresReadOnlyResource(changelake=changelake),
+        "postgres": PostgresReadOnlyResource(),
         "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),
