@@ -260,3 +260,17 @@ def test_a_land_outside_dagster_is_recorded_as_the_asset_would(
     assert not report_landing(broken, result)
     (warning,) = caplog.records
     assert warning.levelname == "WARNING" and "\n" not in warning.getMessage()
+
+
+def test_one_code_location_name_for_ui_and_pyproject(tmp_path) -> None:
+    import json
+    import tomllib
+
+    from pipelines.config import REPO_ROOT
+    from pipelines.instance import CODE_LOCATION, CODE_MODULE, write_workspace
+
+    tool = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["dagster"]
+    assert tool == {"module_name": CODE_MODULE, "code_location_name": CODE_LOCATION}
+    (entry,) = json.loads(write_workspace(tmp_path).read_text())["load_from"]
+    assert entry["python_module"]["location_name"] == "changelake"
+    assert entry["python_module"]["module_name"] == "pipelines.definitions"
