@@ -43,6 +43,9 @@ def land_command(
             until_caught_up=not follow,
             progress=lambda msg: status.update(f"landing: {msg}"),
         )
+    from pipelines.defs.runless import report_landing  # the UI sees this land too
+
+    report_landing(get_settings(), result, tables)
     summary = Table(title=f"landed {result.events:,} events in {result.seconds:.1f}s")
     summary.add_column("table")
     summary.add_column("rows", justify="right")

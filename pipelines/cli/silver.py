@@ -78,6 +78,9 @@ def compact_command(
                 f"nothing to compact: no captured table has landed events in {settings.lake_root}",
                 _LAND_HINT,
             )
+    from pipelines.defs.runless import report_compaction  # the UI sees this compact too
+
+    report_compaction(settings, results)
     out = Table(title="silver compaction")
     for col in ("table", "snapshot", "rows", "events", "files", "watermark", "seconds"):
         out.add_column(col)

@@ -1,8 +1,8 @@
 """Bronze: ONE multi-asset lands every captured table in one Kafka consumer pass.
 
 The asset body calls ``pipelines.bronze.land`` (the same function the CLI calls) and turns
-its ``LandingResult`` into per-table metadata. Subsettable: selecting some bronze assets
-lands only those tables.
+its ``LandingResult`` into per-table metadata (``stagemeta``, shared with ``runless``).
+Subsettable: selecting some bronze assets lands only those tables.
 """
 
 from collections.abc import Iterator, Sequence
@@ -10,43 +10,10 @@ from collections.abc import Iterator, Sequence
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from pipelines.bronze.lander import LandingResult
-from pipelines.bronze.topics import topic_for
-from pipelines.config import Settings
 from pipelines.defs.keys import BRONZE_GROUP, KAFKA_POOL, bronze_key
-from pipelines.defs.lakeview import summarize_parquet
 from pipelines.defs.resources import ChangelakeResource
-from pipelines.defs.results import jsonable
+from pipelines.defs.stagemeta import bronze_metadata
 from pipelines.naming import QualifiedName
-
-
-def bronze_metadata(
-    settings: Settings, table: QualifiedName, result: LandingResult
-) -> dict[str, object]:
-    """What a person wants to see for one table after a landing pass."""
-    from pipelines.bronze import files
-
-    paths = list(files(settings.lake_root, table))
-    topic = topic_for(settings, table)
-    mine = {k: v for k, v in result.offsets.items() if k.rsplit("[", 1)[0] == topic}
-    meta: dict[str, object] = {
-        "events_landed": dg.MetadataValue.int(int(result.per_table.get(str(table), 0))),
-        "files_total": dg.MetadataValue.int(len(paths)),
-        "topic": dg.MetadataValue.text(topic),
-        "offsets_landed_this_pass": dg.MetadataValue.json(jsonable(mine)),
-        "lag_after_pass": dg.MetadataValue.json(
-            jsonable({k: v for k, v in result.lag.items() if k.rsplit("[", 1)[0] == topic})
-        ),
-        "pass_events_all_tables": dg.MetadataValue.int(result.events),
-        "pass_files": dg.MetadataValue.int(result.files),
-        "pass_quarantined": dg.MetadataValue.int(result.quarantined),
-        "pass_tombstones": dg.MetadataValue.int(result.tombstones),
-        "pass_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-    }
-    if result.warnings:
-        meta["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result.warnings[:20]))
-    meta.update(summarize_parquet(paths, order_by="_offset DESC NULLS LAST"))
-    return meta
 
 
 def build_bronze_assets(tables: Sequence[QualifiedName]) -> list[dg.AssetsDefinition]:

@@ -22,7 +22,7 @@ from pipelines.defs.reconcile import (
     plan_columns,
 )
 from pipelines.defs.resources import ChangelakeResource, PostgresReadOnlyResource
-from pipelines.defs.silver_assets import current_files
+from pipelines.defs.stagemeta import current_files
 from pipelines.naming import QualifiedName
 
 FRESHNESS_WARN_SECONDS = 15 * 60
@@ -42,7 +42,7 @@ def _reconcile_check(table: QualifiedName) -> dg.AssetChecksDefinition:
     ) -> dg.AssetCheckResult:
         settings = changelake.settings()
         files = current_files(settings, table)
-        with postgres.connect() as conn:
+        with postgres.connect(settings) as conn:
             lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
             plan = plan_columns(pg_columns(conn, table), duck_columns(files) if files else {})
             pg = pg_fingerprint(conn, table, plan.compared)

@@ -35,7 +35,10 @@ BRONZE_TABLES_META = "changelake_bronze_tables"
 
 
 class ChangelakeDbtTranslator(DagsterDbtTranslator):
-    """Sources -> the silver/bronze asset of their table; models -> group ``marts``, eager."""
+    """Sources -> the silver/bronze asset of their table; models -> ``[group, name]``, eager.
+
+    A model's group is its layer, set per folder in ``dbt_project.yml`` (``staging``,
+    ``intermediate``, ``marts``); a model with none joins ``marts``."""
 
     def __init__(self, tables: Sequence[QualifiedName]) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -84,9 +87,10 @@ class ChangelakeDbtTranslator(DagsterDbtTranslator):
                     key=bronze_key(table) if layer == "bronze" else silver_key(table)
                 )
             return spec
+        group = spec.group_name or MARTS_GROUP
         return spec.replace_attributes(
-            key=dg.AssetKey([MARTS_GROUP, *spec.key.path[-1:]]),
-            group_name=MARTS_GROUP,
+            key=dg.AssetKey([group, *spec.key.path[-1:]]),
+            group_name=group,
             automation_condition=dg.AutomationCondition.eager(),
         ).merge_attributes(kinds={"duckdb"}, deps=[bronze_key(t) for t in self.bronze_reads(props)])
 

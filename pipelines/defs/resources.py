@@ -4,6 +4,10 @@ Each resource is a thin handle: the stage functions (``bronze.land``, ``silver.c
 take a ``Settings``, so ``ChangelakeResource.settings()`` rebuilds exactly the settings the
 Definitions were loaded with. Nothing here opens a connection at import time, so the code
 location loads with no services running.
+
+No secret is part of any resource's config: Dagster stores resource config in its snapshots and
+the UI shows it. The ``*_password`` settings are left out and read from the environment
+(``CHANGELAKE_PG_PASSWORD``...) or ``.env`` when a run needs them.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from dagster_duckdb import DuckDBResource
 from pipelines.config import Settings
 from pipelines.dbtenv import DBT_PROJECT_DIR, dbt_executable
 
+# Settings never put into resource config (see module doc).
+SECRET_SETTINGS = frozenset(name for name in Settings.model_fields if name.endswith("password"))
+
 
 class ChangelakeResource(dg.ConfigurableResource):
-    """The settings every stage function takes; shown in the UI as lake and warehouse paths."""
+    """The settings every stage function takes, secrets excepted (read from env at run time)."""
 
     lake_root: str
     warehouse: str
@@ -34,11 +41,12 @@ class ChangelakeResource(dg.ConfigurableResource):
         return cls(
             lake_root=str(settings.lake_root),
             warehouse=str(settings.warehouse_path),
-            settings_json=settings.model_dump_json(),
+            settings_json=settings.model_dump_json(exclude=set(SECRET_SETTINGS)),
         )
 
     def settings(self) -> Settings:
-        """The exact Settings the code location was loaded with (init values beat env)."""
+        """The Settings the code location was loaded with (init values beat env); secrets from
+        the environment of the process running the step."""
         values = json.loads(self.settings_json)
         values["lake"], values["warehouse"] = self.lake_root, self.warehouse
         return Settings(**values)
@@ -62,14 +70,15 @@ class KafkaResource(dg.ConfigurableResource):
 
 
 class PostgresReadOnlyResource(dg.ConfigurableResource):
-    """A read-only PostgreSQL session for checks: one consistent snapshot per ``connect()``."""
+    """A read-only PostgreSQL session for checks: one consistent snapshot per ``connect()``.
 
-    conninfo: str
+    No config of its own: address, role and password come from the ``Settings`` passed in
+    (``ChangelakeResource.settings()``, whose password is read from the environment)."""
 
     @contextmanager
-    def connect(self) -> Iterator[psycopg.Connection]:
+    def connect(self, settings: Settings) -> Iterator[psycopg.Connection]:
         """REPEATABLE READ, read-only: every query in the block sees the same snapshot."""
-        with psycopg.connect(self.conninfo, autocommit=False, connect_timeout=10) as conn:
+        with psycopg.connect(settings.pg_dsn(), autocommit=False, connect_timeout=10) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             try:
@@ -85,7 +94,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "kafka": KafkaResource(
             bootstrap_servers=settings.bootstrap_servers, topic_prefix=settings.topic_prefix
         ),
-        "postgres": PostgresReadOnlyResource(conninfo=settings.pg_dsn()),
+        "postgres": PostgresReadOnlyResource(),
         "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),

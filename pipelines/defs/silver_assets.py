@@ -5,37 +5,14 @@ metadata and the automation: ``eager()`` re-compacts whenever bronze of that tab
 """
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from pipelines.config import Settings
 from pipelines.defs.keys import SILVER_GROUP, bronze_key, silver_key
-from pipelines.defs.lakeview import summarize_parquet
 from pipelines.defs.resources import ChangelakeResource
-from pipelines.defs.results import result_metadata
+from pipelines.defs.stagemeta import silver_metadata
 from pipelines.naming import QualifiedName
-
-
-def silver_current_dir(settings: Settings, table: QualifiedName) -> Path:
-    """``<lake>/silver/<schema>/<table>/current`` (a symlink to the live snapshot)."""
-    return settings.lake_root / "silver" / Path(table.path) / "current"
-
-
-def current_files(settings: Settings, table: QualifiedName) -> list[Path]:
-    """The Parquet files of the live snapshot (resolved once, so a swap mid-read is harmless)."""
-    current = silver_current_dir(settings, table)
-    if not current.exists():
-        return []
-    return sorted(current.resolve().glob("*.parquet"))
-
-
-def silver_metadata(settings: Settings, table: QualifiedName, result: object) -> dict[str, object]:
-    """Compaction numbers plus row count, schema and preview of the new current snapshot."""
-    meta: dict[str, object] = dict(result_metadata(result, prefix="compaction_"))
-    meta.update(summarize_parquet(current_files(settings, table), order_by="_commit_lsn DESC"))
-    return meta
 
 
 def _silver_asset(table: QualifiedName) -> dg.AssetsDefinition:

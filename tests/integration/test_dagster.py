@@ -6,11 +6,18 @@ automation are driven in-process (``build_sensor_context`` / ``evaluate_automati
 the daemon's own evaluation API) so the test decides when each tick happens.
 """
 
+import contextlib
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -219,6 +226,161 @@ def test_a_source_change_reaches_the_marts_by_sensor_and_automation(
             [customer_id],
         ).fetchall()
     assert rows == [(new_email,)]
+
+
+def test_no_password_in_definitions_run_config_or_records(
+    defs: dg.Definitions, shop: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app role gets a random password for this test; the run must use it (the
+    reconciliation check connects with it) and nothing Dagster stores or shows may hold it."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster_shared.serdes import serialize_value
+    from psycopg import sql
+
+    secret, cdc_secret = (f"pw-{uuid.uuid4().hex}" for _ in range(2))
+    monkeypatch.setenv("CHANGELAKE_PG_PASSWORD", secret)
+    monkeypatch.setenv("CHANGELAKE_CDC_PASSWORD", cdc_secret)  # only the connector uses it
+    alter = sql.SQL("ALTER ROLE {} PASSWORD {}")
+    settings = Settings(**shop.model_dump(exclude={"pg_password", "cdc_password"}))
+    assert settings.pg_password == secret
+    customers = _table(settings, CUSTOMERS)
+    with shop_conn(shop) as conn:
+        conn.execute(alter.format(sql.Identifier(shop.pg_user), sql.Literal(secret)))
+    try:
+        loaded = build_definitions(settings)
+        with dg.instance_for_test() as instance:
+            run = dg.materialize(
+                _everything(loaded),
+                resources=loaded.resources,
+                instance=instance,
+                selection=dg.AssetSelection.assets(bronze_key(customers), silver_key(customers)),
+            )
+            assert run.success
+            checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
+            assert checks.get("matches_postgres") is True, checks  # it did log in with `secret`
+            record = instance.get_run_by_id(run.run_id)
+            stored = [
+                RepositorySnap.from_def(loaded.get_repository_def()),
+                record,
+                instance.get_job_snapshot(record.job_snapshot_id),
+                instance.get_execution_plan_snapshot(record.execution_plan_snapshot_id),
+                *instance.all_logs(run.run_id),
+                *instance.fetch_materializations(silver_key(customers), limit=5).records,
+            ]
+            text = "\n".join(serialize_value(item) for item in stored)
+    finally:
+        with shop_conn(settings) as conn:
+            conn.execute(alter.format(sql.Identifier(shop.pg_user), sql.Literal(shop.pg_password)))
+    assert str(settings.lake_root) in text  # resource config and metadata are in there
+    assert secret not in text and cdc_secret not in text
+
+
+def test_cli_land_and_compact_are_recorded_like_the_assets(
+    shop: Settings, instance: dg.DagsterInstance
+) -> None:
+    """`changelake land` / `compact` leave runless materialisations in the instance under
+    the home, with the metadata the assets reported in the first test."""
+    from pipelines.defs.runless import changelake_instance
+
+    customers = _table(shop, CUSTOMERS)
+    for command in (["land"], ["compact"]):
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "changelake"), *command],
+            cwd=REPO_ROOT,
+            env=settings_env(shop),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert "not recorded" not in proc.stderr
+    with changelake_instance(shop) as recorded:
+        for key in (bronze_key(customers), silver_key(customers)):
+            (cli,) = recorded.fetch_materializations(key, limit=1).records
+            (asset,) = instance.fetch_materializations(key, limit=1).records
+            assert cli.run_id == "" and asset.run_id
+            assert set(cli.asset_materialization.metadata) - {"warnings"} == set(
+                asset.asset_materialization.metadata
+            ) - {"warnings"}
+        (silver,) = recorded.fetch_materializations(silver_key(customers), limit=1).records
+        rows = silver.asset_materialization.metadata["dagster/row_count"].value
+        with shop_conn(shop) as conn:
+            assert rows == conn.execute("SELECT count(*) FROM shop.customers").fetchone()[0]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Live processes below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _locations(port: int) -> dict[str, str]:
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
+    return {e["name"]: e["loadStatus"] for e in entries}
+
+
+def test_ui_serves_location_changelake_and_stops_whole_on_sigterm(tmp_path: Path) -> None:
+    """`changelake ui` (no stack needed): the code location is `changelake`; SIGTERM stops
+    the webserver, daemon and code server with it within a bound."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CHANGELAKE_HOME": str(tmp_path / "home")}
+    log = (tmp_path / "ui.log").open("w")
+    ui = subprocess.Popen(
+        [str(Path(sys.executable).parent / "changelake"), "ui", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline, locations = time.monotonic() + 300, {}
+        while time.monotonic() < deadline and locations.get("changelake") != "LOADED":
+            assert ui.poll() is None, (tmp_path / "ui.log").read_text()[-3000:]
+            with contextlib.suppress(OSError):  # not listening yet
+                locations = _locations(port)
+            time.sleep(2)
+        assert locations == {"changelake": "LOADED"}, locations
+        children = _descendants(ui.pid)
+        assert len(children) >= 3, children  # dagster dev, webserver, daemon (+ code server)
+        started = time.monotonic()
+        ui.send_signal(signal.SIGTERM)
+        assert ui.wait(timeout=60) == 0
+        while time.monotonic() - started < 45 and any(_alive(p) for p in children):
+            time.sleep(0.5)
+        assert not [p for p in children if _alive(p)], (tmp_path / "ui.log").read_text()[-3000:]
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+        log.close()
 
 
 def shop_conn(settings: Settings):

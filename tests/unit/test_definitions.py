@@ -1,6 +1,7 @@
 """The code location loads with no services and has the promised shape, for any table names."""
 
 import socket
+import uuid
 
 import dagster as dg
 import pytest
@@ -96,10 +97,54 @@ def test_dbt_sources_join_the_lake_assets() -> None:
     if not marts:
         pytest.skip("no dbt project in this checkout")
     lake = {k for k in graph.get_all_asset_keys() if k.path[0] in ("bronze", "silver")}
-    roots = {p for k in marts for p in graph.get(k).parent_keys if p.path[0] != "marts"}
+    roots = _outside_parents(graph, [k for k in graph.get_all_asset_keys() if _is_dbt(graph, k)])
     assert roots and roots <= lake, roots - lake
     assert all(graph.get(k).group_name == "marts" for k in marts)
     assert all("dbt" in graph.get(k).kinds for k in marts)
+
+
+def _is_dbt(graph, key: dg.AssetKey) -> bool:
+    return "dbt" in graph.get(key).kinds
+
+
+def _outside_parents(graph, keys: list[dg.AssetKey]) -> set[dg.AssetKey]:
+    """Parents of ``keys`` that are not dbt models themselves."""
+    return {p for k in keys for p in graph.get(k).parent_keys if not _is_dbt(graph, p)}
+
+
+def test_dbt_layers_are_their_own_groups_and_keys() -> None:
+    """staging, intermediate and marts are three groups; each model's key starts with its group."""
+    graph = build_definitions(Settings()).resolve_asset_graph()
+    dbt = [k for k in graph.get_all_asset_keys() if _is_dbt(graph, k)]
+    groups = {graph.get(k).group_name for k in dbt}
+    assert groups == {"staging", "intermediate", "marts"}
+    assert all(k.path[0] == graph.get(k).group_name for k in dbt)
+    assert dg.AssetKey(["staging", "stg_customers"]) in dbt
+    assert dg.AssetKey(["intermediate", "int_customers_versions"]) in dbt
+    # marts read the lake only through staging/intermediate, which read bronze/silver
+    assert all(p.path[0] in ("bronze", "silver") for p in _outside_parents(graph, dbt))
+
+
+def test_no_secret_in_the_loaded_definitions(
+    odd_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything the code location hands to Dagster (and the UI) omits the passwords."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster_shared.serdes import serialize_value
+
+    secrets = {name: f"s3cret-{uuid.uuid4().hex}" for name in ("PG_PASSWORD", "CDC_PASSWORD")}
+    for name, value in secrets.items():
+        monkeypatch.setenv(f"CHANGELAKE_{name}", value)
+    settings = Settings(**odd_settings.model_dump(exclude={"pg_password", "cdc_password"}))
+    assert settings.pg_password == secrets["PG_PASSWORD"]  # the environment is what we load
+    defs = build_definitions(settings)
+    snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
+    assert str(settings.lake_root) in snapshot  # the snapshot does carry resource config
+    for value in secrets.values():
+        assert value not in snapshot
+    # ... and a run still gets the password, from the environment of the process running it
+    assert defs.resources["changelake"].settings().pg_password == secrets["PG_PASSWORD"]
+    assert secrets["PG_PASSWORD"] in defs.resources["changelake"].settings().pg_dsn()
 
 
 def test_pending_events_counts_only_captured_topics() -> None:
@@ -178,3 +223,54 @@ def test_lake_fingerprint_ignores_row_order_and_sees_one_changed_value(tmp_path)
     assert a == b and a.rows == 3
     assert a.checksum != c.checksum
     assert duck_fingerprint([], ["id"]).rows == 0
+
+
+def test_a_land_outside_dagster_is_recorded_as_the_asset_would(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``report_landing`` writes runless materialisations into the instance under the home,
+    with exactly the metadata keys the bronze asset reports; a broken home only warns."""
+    from pipelines.bronze.lander import LandingResult
+    from pipelines.defs.runless import changelake_instance, report_compaction, report_landing
+    from pipelines.defs.stagemeta import bronze_metadata
+    from pipelines.silver.compaction import CompactionResult
+
+    settings = Settings(home=tmp_path / "home", tables=ODD[:2])
+    odd, plain = settings.captured
+    result = LandingResult(events=3, per_table={str(odd): 3}, seconds=0.5)
+    assert report_landing(settings, result, [odd])
+    with changelake_instance(settings) as instance:
+        assert instance.root_directory == str((tmp_path / "home" / "dagster").resolve())
+        (record,) = instance.fetch_materializations(bronze_key(odd), limit=10).records
+        event = record.asset_materialization
+        assert record.run_id == ""  # runless
+        assert set(event.metadata) == set(bronze_metadata(settings, odd, result))
+        assert event.metadata["events_landed"].value == 3
+        assert not instance.fetch_materializations(bronze_key(plain), limit=10).records
+        # the same instance object can be handed in (a long-running caller keeps one)
+        fields = {f: None for f in CompactionResult.__dataclass_fields__}
+        compaction = CompactionResult(**{**fields, "table": str(plain), "rows": 7})
+        assert report_compaction(settings, [compaction], instance=instance)
+        (silver,) = instance.fetch_materializations(silver_key(plain), limit=10).records
+        assert silver.asset_materialization.metadata["compaction_rows"].value == 7
+
+    broken = Settings(home=tmp_path / "a-file", tables=ODD[:1])
+    broken.home.write_text("not a directory")
+    caplog.clear()
+    assert not report_landing(broken, result)
+    (warning,) = caplog.records
+    assert warning.levelname == "WARNING" and "\n" not in warning.getMessage()
+
+
+def test_one_code_location_name_for_ui_and_pyproject(tmp_path) -> None:
+    import json
+    import tomllib
+
+    from pipelines.config import REPO_ROOT
+    from pipelines.instance import CODE_LOCATION, CODE_MODULE, write_workspace
+
+    tool = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["dagster"]
+    assert tool == {"module_name": CODE_MODULE, "code_location_name": CODE_LOCATION}
+    (entry,) = json.loads(write_workspace(tmp_path).read_text())["load_from"]
+    assert entry["python_module"]["location_name"] == "changelake"
+    assert entry["python_module"]["module_name"] == "pipelines.definitions"
