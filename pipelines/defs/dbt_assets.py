@@ -102,9 +102,22 @@ def load_project(settings: Settings) -> DbtProject | None:
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     with _env(dbt_env(settings)):  # for the dbt child process only; restored after
         project.prepare_if_dev()
-        if not project.manifest_path.exists():
+        if _manifest_stale(project):
             project.preparer.prepare(project)  # dbt parse: no network, no warehouse needed
     return project
+
+
+def _manifest_stale(project: DbtProject) -> bool:
+    """No manifest yet, or a model, macro or project file changed after it was parsed (a
+    pulled checkout must not show yesterday's graph)."""
+    manifest = project.manifest_path
+    if not manifest.exists():
+        return True
+    parsed = manifest.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml"]
+    for folder in ("models", "macros"):
+        sources.extend((DBT_PROJECT_DIR / folder).rglob("*"))
+    return any(p.is_file() and p.stat().st_mtime > parsed for p in sources)
 
 
 @contextmanager
