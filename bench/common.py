@@ -181,6 +181,25 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def rows_differing(a: Any, b: Any) -> int:
+    """How many rows two tables (pyarrow) do not share, duplicates counted (EXCEPT ALL both
+    ways): 0 means the same content in any order. The figures' honesty checks use it."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("a", a)
+        con.register("b", b)
+        return int(
+            con.execute(
+                "SELECT (SELECT count(*) FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM b)) + "
+                "(SELECT count(*) FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM a))"
+            ).fetchone()[0]
+        )
+    finally:
+        con.close()
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100); None for no values."""
     if not values:

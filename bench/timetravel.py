@@ -11,9 +11,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-import duckdb
-
-from bench.common import Result, Target
+from bench.common import Result, Target, rows_differing
 from bench.lakegen import TABLE, base_lake, data_dir, events_in, generator
 from pipelines.silver import as_of, list_snapshots
 
@@ -44,14 +42,7 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
     repeats = 1 if smoke else 3
     t_snap, snap = _best_of(lambda: as_of(base, TABLE, instant), repeats)
     t_replay, replay = _best_of(lambda: as_of(replay_lake, TABLE, instant), repeats)
-    con = duckdb.connect()
-    con.register("a", snap)
-    con.register("b", replay)
-    diff = con.execute(
-        "SELECT (SELECT count(*) FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM b)) + "
-        "(SELECT count(*) FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM a))"
-    ).fetchone()[0]
-    con.close()
+    diff = rows_differing(snap, replay)
     r.params = {
         "events": n,
         "snapshots": len(list_snapshots(base, TABLE)),

@@ -20,11 +20,22 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from pipelines.config import REPO_ROOT, Settings, get_settings
 from pipelines.naming import QualifiedName
 
 SKIP_INTEGRATION = os.environ.get("CHANGELAKE_SKIP_INTEGRATION") == "1"
+
+# Example counts of properties that do not fix their own (the silver headline property):
+# quick locally, thorough in CI (.ci/run sets CI=true). HYPOTHESIS_PROFILE=ci runs CI's locally.
+hypothesis_settings.register_profile("dev", max_examples=12)
+hypothesis_settings.register_profile(  # hypothesis' own CI profile (derandomized), more examples
+    "ci", hypothesis_settings.get_profile("ci"), max_examples=200
+)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)
 SHARED_JAR_CACHE = REPO_ROOT / ".changelake" / "jars"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import typer
@@ -12,6 +13,8 @@ from pipelines.cli.services import require
 from pipelines.config import get_settings
 
 console = Console()
+# What the demo suggests running in the DuckDB CLI on the warehouse it built.
+_PEEK_SQL = "select * from marts.fct_inventory_hourly order by hour_ts desc limit 10"
 shop_app = typer.Typer(help="The demo shop (source system of the demo).", no_args_is_help=True)
 
 
@@ -107,12 +110,17 @@ def demo_command(
     )
     console.print(f"demo finished in {out['seconds']:.0f}s (engine: {out['engine']}).")
     console.print("Open the Dagster UI: [bold]make ui[/]")
-    console.print("Query the warehouse read-only (Python's duckdb; the pipeline may keep running):")
-    console.print(
-        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{settings.warehouse_path}', "  # noqa: S608 - a printed hint, not a query
-        "read_only=True).sql('select * from marts.fct_inventory_hourly order by hour_ts desc "
-        "limit 10'))\""
-    )
+    bf = out["workload"].black_friday
+    warehouse = shlex.quote(str(settings.warehouse_path))
+    hints = [
+        f"changelake as-of shop.stock_levels {shlex.quote(bf.ask_at.isoformat())} --format csv",
+        "changelake history shop.products 1",
+        "changelake dbt build",
+        f"duckdb -readonly {warehouse} {shlex.quote(_PEEK_SQL)}",
+    ]
+    console.print("Try it on this run (with .venv/bin on PATH, or prefix .venv/bin/):")
+    for hint in hints:
+        console.print(f"  {hint}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"Time travel in SQL: the catalog {settings.lake_root / 'catalog.duckdb'} has "
         "as_of_<table>(ts) and history_<table>(key) macros"

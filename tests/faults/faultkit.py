@@ -372,11 +372,13 @@ def files_outside(root: Path, lake: Path) -> list[Path]:
 
 # --- figures ----------------------------------------------------------------------------------
 
-FIGURES = REPO_ROOT / "bench" / "results" / "faults.json"
+# Figures of the last run: run output, so an untracked file (.changelake/ is git-ignored), never
+# one a test run would dirty in the checkout.
+FIGURES = REPO_ROOT / ".changelake" / "faults.json"
 
 
 def record_figures(section: str, data: dict) -> None:
-    """Merge one test's figures into bench/results/faults.json (each test owns a section)."""
+    """Merge one test's figures into .changelake/faults.json (each test owns a section)."""
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
     try:
         doc = json.loads(FIGURES.read_text())

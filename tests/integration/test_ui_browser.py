@@ -2,7 +2,9 @@
 
 Starts ``dagster-webserver -m pipelines.definitions`` on a free port (its own throwaway
 DAGSTER_HOME, no services needed: the code location loads offline) and drives Chromium with
-Playwright. Needs the Debian ``chromium`` package.
+Playwright. Needs a ``chromium`` on PATH (Debian's package; ``.ci/run`` installs it when
+``command -v chromium`` finds none): skipped with the reason when it is missing, FAILED under
+``CI=true``, where a missing browser must not pass as green.
 """
 
 import os
@@ -21,7 +23,6 @@ from pipelines.config import DEMO_TABLES, REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -32,6 +33,18 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The ``chromium`` on PATH, the same lookup as ``.ci/run``'s ``command -v chromium``."""
+    exe = shutil.which("chromium")
+    if exe is not None:
+        return exe
+    msg = "no chromium on PATH (apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{msg}; CI=true, so the UI test may not be skipped")
+    pytest.skip(msg)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -39,8 +52,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A dagster-webserver on a free loopback port; stopped (by pid) after the module."""
+def webserver(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A dagster-webserver on a free loopback port; stopped (by pid) after the module.
+
+    Needs ``chromium`` first, so a missing browser skips or fails before anything starts."""
     port = _free_port()
     home = tmp_path_factory.mktemp("dagster_home")
     log = (home / "webserver.log").open("w")
@@ -91,8 +106,7 @@ def _dismiss_welcome(page) -> None:
     skip.click()
 
 
-@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="apt-get install -y chromium")
-def test_asset_graph_shows_the_pipeline(webserver: str, tmp_path: Path) -> None:
+def test_asset_graph_shows_the_pipeline(chromium: str, webserver: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     from pipelines.defs.keys import silver_key
@@ -101,7 +115,7 @@ def test_asset_graph_shows_the_pipeline(webserver: str, tmp_path: Path) -> None:
     captured = [QualifiedName.parse(t) for t in DEMO_TABLES]
     first = silver_key(captured[0])
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             # Global lineage: the three groups as one connected graph, with their sizes.

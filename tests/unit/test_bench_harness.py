@@ -11,10 +11,11 @@ import json
 from datetime import UTC, datetime
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from bench import __main__ as runner
-from bench.common import Target, percentile
+from bench.common import Target, percentile, rows_differing
 from bench.report import markdown
 from bench.synth import TEMPLATES, Generator, Templates
 from pipelines.decode import decode_batch
@@ -75,6 +76,13 @@ def test_target_verdicts_and_percentiles() -> None:
     assert percentile([], 50) is None
 
 
+def test_rows_differing_is_content_not_order_or_count() -> None:
+    a = pa.table({"id": [1, 2, 3], "v": ["x", None, "z"]})
+    assert rows_differing(a, a.take([2, 0, 1])) == 0
+    assert rows_differing(a, pa.table({"id": [1, 2, 3], "v": ["x", None, "Z"]})) == 2
+    assert rows_differing(a, a.take([0, 0, 1])) == 2  # same count, a duplicate instead of a row
+
+
 def test_lake_figures_run_on_tiny_sizes(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
     out = tmp_path / "results"
@@ -88,7 +96,8 @@ def test_lake_figures_run_on_tiny_sizes(tmp_path, monkeypatch) -> None:  # noqa:
         checked = [t for t in r["targets"] if t["op"] != "info"]
         assert checked and all(t["met"] in (True, False) for t in checked)
     p4 = results["P4.smoke.json"]["metrics"]
-    assert p4["rows_out"] == p4["rows_full_rebuild"]  # incremental == full rebuild
+    assert p4["rows_out"] == p4["rows_full_rebuild"] > 0
+    assert p4["rows_differing"] == 0  # incremental == full rebuild, value for value
     assert results["P5.smoke.json"]["metrics"]["rows_differing"] == 0  # snapshots == replay
     md = markdown(list(results.values()))
     header = next(line for line in md.splitlines() if line.startswith("| Figure"))

@@ -56,7 +56,8 @@ def _silver_rows(lake: Path) -> dict:
     return rows_of(pq.read_table(lake / "silver/s/t/current/part-0.parquet"))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Example count from the hypothesis profile (tests/conftest.py): 12 locally, 200 under CI=true.
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     sc=SCENARIO,
     cuts=st.lists(st.integers(1, 40), max_size=4),
