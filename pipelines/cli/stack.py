@@ -59,13 +59,25 @@ def up_cmd(
 
 
 def down_cmd(
-    purge: bool = typer.Option(False, "--purge", help="also delete data, logs and config"),
+    purge: bool = typer.Option(
+        False, "--purge", help="then delete all the home holds but the jar cache: a fresh start"
+    ),
+    keep_lake: bool = typer.Option(
+        False, "--keep-lake", help="with --purge: keep the lake and the warehouse"
+    ),
 ) -> None:
-    """Stop the processes `up` started (data is kept unless --purge)."""
+    """Stop the processes `up` started (state is kept unless --purge)."""
+    if keep_lake and not purge:
+        console.print("[bold red]error:[/] --keep-lake only makes sense with --purge")
+        raise typer.Exit(2)
     try:
-        stack.down(get_settings(), purge=purge)
+        report = stack.down(get_settings(), purge=purge, keep_lake=keep_lake)
     except stack.StackError as exc:
         _fail(exc)
+    for path in report.removed:
+        console.print(f"removed {path}")
+    for path, why in report.kept:
+        console.print(f"[yellow]kept[/] {path}: {why}")
     console.print("[green]stack down[/]" + (" (state purged)" if purge else ""))
 
 
