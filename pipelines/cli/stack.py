@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 
@@ -85,10 +86,20 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB" if n else "-"
 
 
-def status_cmd() -> None:
-    """Each component (pid, port, RSS), the connector and tasks, slot lag, topic end offsets."""
+def status_cmd(
+    as_json: bool = typer.Option(False, "--json", help="one JSON document (keys: README)"),
+) -> None:
+    """The stack (components, connector and tasks, slot lag, topic end offsets) and the lake
+    (per table: lag, bronze files and rows, silver watermark and freshness, quarantined)."""
+    from pipelines.cli import lakestatus as view
+    from pipelines.lakestatus import lake_status
+
     settings = get_settings()
     st = stack.status(settings)
+    lake = lake_status(settings, view.kafka_end_offsets(st))
+    if as_json:
+        typer.echo(json.dumps(view.document(st, lake), indent=1, default=str))
+        raise typer.Exit(0 if st.healthy else 1)
     comps = Table(title="components")
     for col in ("component", "state", "pid", "port", "RSS"):
         comps.add_column(col)
@@ -113,6 +124,7 @@ def status_cmd() -> None:
     for (topic, part), off in sorted(st.end_offsets.items()):
         topics.add_row(topic, str(part), str(off))
     console.print(topics)
+    console.print(view.lake_table(lake))
     for err in st.errors:
         console.print(f"[yellow]{err}[/]")
     console.print("[green]healthy[/]" if st.healthy else "[red]not healthy[/]")
