@@ -27,18 +27,21 @@ def land_command(
         list[str] | None, typer.Option("--table", help="schema.table (repeatable)")
     ] = None,
 ) -> None:
-    """Land CDC events from Kafka into bronze Parquet, exactly once."""
+    """Land CDC events from Kafka into bronze Parquet, exactly once (--follow: until Ctrl-C or
+    SIGTERM, with a progress line every few seconds and a summary at the end)."""
     from pipelines.bronze.lander import land
+    from pipelines.bronze.progress import stamped, stop_on_signals, summary_line
 
     logging.basicConfig(level=logging.WARNING)
     tables = [QualifiedName.parse(t) for t in table] if table else None
-    with console.status("landing...") as status:
+    with stop_on_signals() as stop, console.status("landing...") as status:
         result = land(
             get_settings(),
             tables=tables,
             max_seconds=max_seconds,
             until_caught_up=not follow,
-            progress=lambda msg: status.update(f"landing: {msg}"),
+            progress=stamped(console.print) if follow else lambda m: status.update(f"landing: {m}"),
+            stop=stop,
         )
     summary = Table(title=f"landed {result.events:,} events in {result.seconds:.1f}s")
     summary.add_column("table")
@@ -46,11 +49,7 @@ def land_command(
     for name, n in sorted(result.per_table.items()):
         summary.add_row(name, f"{n:,}")
     console.print(summary)
-    rate = result.messages / result.seconds if result.seconds else 0.0
-    console.print(
-        f"files {result.files}, quarantined {result.quarantined}, tombstones "
-        f"{result.tombstones}, {rate:,.0f} msg/s, lag {sum(result.lag.values()):,}"
-    )
+    console.print(summary_line(result, stop.signal_name))
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     if result.quarantined:
