@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -66,9 +68,8 @@ def _private_env(home: Path) -> dict[str, str]:
     }
 
 
-def test_purge_then_up_then_land_works_on_a_home_that_held_a_lake(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
+def test_purge_then_up_then_land_works_on_a_home_that_held_a_lake() -> None:
+    home = Path(tempfile.mkdtemp(prefix="changelake-purge-"))  # not under pytest's 0700 tmp
     home.chmod(0o755)  # the postgres server user must reach its data dir inside
     SHARED_JAR_CACHE.mkdir(parents=True, exist_ok=True)
     (home / "jars").symlink_to(SHARED_JAR_CACHE, target_is_directory=True)
@@ -98,6 +99,7 @@ def test_purge_then_up_then_land_works_on_a_home_that_held_a_lake(tmp_path: Path
     finally:
         res = run(env, "down", "--purge")
         (home / "jars").unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
         assert res.returncode == 0, res.stderr
     assert SHARED_JAR_CACHE.is_dir() and sorted(p.name for p in SHARED_JAR_CACHE.iterdir())
 
