@@ -13,6 +13,7 @@ import logging
 import sys
 
 from pipelines.bronze.lander import land
+from pipelines.bronze.progress import stop_on_signals
 from pipelines.config import get_settings
 from pipelines.naming import QualifiedName
 
@@ -29,13 +30,15 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     tables = [QualifiedName.parse(t) for t in args.table] if args.table else None
-    result = land(
-        get_settings(),
-        tables=tables,
-        max_seconds=args.max_seconds,
-        until_caught_up=not args.follow,
-        progress=lambda m: print(m, file=sys.stderr, flush=True),
-    )
+    with stop_on_signals() as stop:  # SIGTERM/Ctrl-C: land what is in flight, then report
+        result = land(
+            get_settings(),
+            tables=tables,
+            max_seconds=args.max_seconds,
+            until_caught_up=not args.follow,
+            progress=lambda m: print(m, file=sys.stderr, flush=True),
+            stop=stop,
+        )
     print(json.dumps(dataclasses.asdict(result)))
     return 0
 

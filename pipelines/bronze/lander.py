@@ -25,6 +25,7 @@ from pipelines.bronze.assignment import add_new_topics, assign_partitions, tp_na
 from pipelines.bronze.evolution import SchemaWatch
 from pipelines.bronze.layout import BatchId, list_lake
 from pipelines.bronze.prefetch import Prefetcher, commit
+from pipelines.bronze.progress import ProgressMeter
 from pipelines.bronze.reader import landed_offsets
 from pipelines.bronze.sink import InlineSink, ProcessSink
 from pipelines.bronze.source import check_source, kafka_cluster_id
@@ -133,15 +134,22 @@ def land(
     max_seconds: float | None = None,
     until_caught_up: bool = True,
     progress: Callable[[str], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> LandingResult:
     """Land the CDC topics of ``tables`` (default: all captured) plus transactions.
 
     ``until_caught_up``: stop once every partition reached the end offset seen at start
     (batch runs); otherwise run until ``max_seconds`` (continuous mode; forever if None).
+    ``stop``: polled between polls; when true, land what is in flight and return (a graceful
+    stop, see ``progress.stop_on_signals``). ``progress`` gets a line every few seconds.
     """
     lake = settings.lake_root
     started = time.monotonic()
     result = LandingResult()
+
+    def done() -> bool:  # asked to stop: time is up, or ``stop`` says so
+        over = max_seconds is not None and time.monotonic() - started >= max_seconds
+        return over or (stop is not None and stop())
 
     def say(msg: str) -> None:
         log.info("%s", msg)
@@ -158,9 +166,7 @@ def land(
         check_source(lake, kafka_cluster_id(settings.bootstrap_servers))
         consumer = _consumer(settings)
         try:
-            _run(
-                consumer, settings, lake, tables, max_seconds, until_caught_up, say, result, started
-            )
+            _run(consumer, settings, lake, tables, done, until_caught_up, say, result)
         finally:
             consumer.close(autocommit=False)
     result.seconds = time.monotonic() - started
@@ -174,11 +180,10 @@ def _run(
     settings: Settings,
     lake: Path,
     tables: Sequence[QualifiedName] | None,
-    max_seconds: float | None,
+    done: Callable[[], bool],
     until_caught_up: bool,
     say: Callable[[str], None],
     result: LandingResult,
-    started: float,
 ) -> None:
     topics = lander_topics(settings, tables)
     tps = assign_partitions(consumer, topics, lake)
@@ -208,14 +213,15 @@ def _run(
                 else:
                     commit(consumer, commits)
 
-    last_report = last_refresh = time.monotonic()
+    last_refresh = time.monotonic()
+    meter = ProgressMeter()
     ok = False
     try:
         while True:
             apply(sink.collect())
             if until_caught_up and all(landed[tp] >= end[tp] for tp in tps):
                 break
-            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            if done():
                 break
             if fetcher is None and time.monotonic() - last_refresh > TOPIC_REFRESH_S:
                 last_refresh = time.monotonic()
@@ -243,13 +249,9 @@ def _run(
                     continue
                 result.add_time("fetch", t0)
             apply(sink.put(polled, positions))
-            if time.monotonic() - last_report > 2:
-                last_report = time.monotonic()
-                rate = result.messages / max(time.monotonic() - started, 1e-6)
-                say(
-                    f"{result.events} events, {result.files} files, {result.quarantined} "
-                    f"quarantined, {rate:,.0f} msg/s"
-                )
+            if meter.due():
+                lag = _behind(consumer, tps, landed, end, live=fetcher is None)
+                say(meter.line(result.events, result.quarantined, lag))
         apply(sink.drain())
         ok = True
     finally:
@@ -258,6 +260,23 @@ def _run(
             commit(consumer, pending)
     end_now = consumer.end_offsets(tps)
     result.lag = {tp_name(tp): max(end_now[tp] - landed[tp], 0) for tp in tps}
+
+
+def _behind(
+    consumer: KafkaConsumer,
+    tps: list[TopicPartition],
+    landed: dict[TopicPartition, int],
+    end: dict[TopicPartition, int],
+    live: bool,
+) -> int | None:
+    """Records not landed: against fresh end offsets when ``live`` (follow mode owns the
+    consumer), else those seen at start; None while Kafka is unreachable."""
+    if live:
+        try:
+            end = consumer.end_offsets(tps)
+        except _TRANSIENT:
+            return None
+    return sum(max(end[tp] - landed[tp], 0) for tp in tps)
 
 
 def _rewind(consumer: KafkaConsumer, landed: dict[TopicPartition, int], exc: Exception) -> None:

@@ -31,17 +31,18 @@ class NoBronzeData(FileNotFoundError):
     """The table has no landed bronze file yet."""
 
 
-def files(lake: Path, table: BronzeTable) -> list[Path]:
+def files(lake: Path, table: BronzeTable, listing: LakeListing | None = None) -> list[Path]:
     """Parquet files of ``table`` that belong to complete batches, in offset order.
 
     Judged from one walk of the lake: a batch counts only if that walk saw all n of its
-    files, so a batch completing while we list is either fully in or fully out.
+    files, so a batch completing while we list is either fully in or fully out. Pass
+    ``listing`` to judge several tables from the same walk.
     """
     lake = Path(lake)
     root = table_dir(lake, table)
     chosen = [
         f
-        for fs in list_lake(lake).complete.values()
+        for fs in (listing or list_lake(lake)).complete.values()
         for f in fs
         if f.path.suffix == ".parquet" and f.path.parent.parent == root  # root/_commit_date=*/
     ]

@@ -137,6 +137,10 @@ def _serve(lake: str, topic_prefix: str, parent: int, inq: mp.Queue, outq: mp.Qu
     from pipelines.decode import RawMessage
 
     _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the lander decides when this process stops (the
+    # None sentinel after a graceful stop, kill() on an error, SIGKILL when the lander dies)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     writer.also_kill_on_crash(parent)
     root, watch = Path(lake), SchemaWatch(Path(lake))
     while (item := inq.get()) is not None:

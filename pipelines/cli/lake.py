@@ -28,35 +28,34 @@ def land_command(
         list[str] | None, typer.Option("--table", help="schema.table (repeatable)")
     ] = None,
 ) -> None:
-    """Land CDC events from Kafka into bronze Parquet, exactly once."""
+    """Land CDC events from Kafka into bronze Parquet, exactly once (--follow: until Ctrl-C or
+    SIGTERM, with a progress line every few seconds and a summary at the end)."""
     from pipelines.bronze.lander import land
+    from pipelines.bronze.progress import stamped, stop_on_signals, summary_line
 
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     tables = [table_arg(settings, t, landed_ok=False) for t in table] if table else None
     require(settings, "kafka")
-    with console.status("landing...") as status:
+    with stop_on_signals() as stop, console.status("landing...") as status:
         result = land(
             settings,
             tables=tables,
             max_seconds=max_seconds,
             until_caught_up=not follow,
-            progress=lambda msg: status.update(f"landing: {msg}"),
+            progress=stamped(console.print) if follow else lambda m: status.update(f"landing: {m}"),
+            stop=stop,
         )
     from pipelines.defs.runless import report_landing  # the UI sees this land too
 
-    report_landing(get_settings(), result, tables)
+    report_landing(settings, result, tables)
     summary = Table(title=f"landed {result.events:,} events in {result.seconds:.1f}s")
     summary.add_column("table")
     summary.add_column("rows", justify="right")
     for name, n in sorted(result.per_table.items()):
         summary.add_row(name, f"{n:,}")
     console.print(summary)
-    rate = result.messages / result.seconds if result.seconds else 0.0
-    console.print(
-        f"files {result.files}, quarantined {result.quarantined}, tombstones "
-        f"{result.tombstones}, {rate:,.0f} msg/s, lag {sum(result.lag.values()):,}"
-    )
+    console.print(summary_line(result, stop.signal_name))
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     if result.quarantined:

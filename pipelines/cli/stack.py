@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines import stack
+from pipelines.cli.errors import UserError
 from pipelines.cli.services import SERVICES, require
 from pipelines.config import get_settings
 from pipelines.stack.layout import Layout
@@ -60,13 +62,25 @@ def up_cmd(
 
 
 def down_cmd(
-    purge: bool = typer.Option(False, "--purge", help="also delete data, logs and config"),
+    purge: bool = typer.Option(
+        False, "--purge", help="then delete all the home holds but the jar cache: a fresh start"
+    ),
+    keep_lake: bool = typer.Option(
+        False, "--keep-lake", help="with --purge: keep the lake and the warehouse"
+    ),
 ) -> None:
-    """Stop the processes `up` started (data is kept unless --purge)."""
+    """Stop the processes `up` started (state is kept unless --purge)."""
+    if keep_lake and not purge:
+        console.print("[bold red]error:[/] --keep-lake only makes sense with --purge")
+        raise typer.Exit(2)
     try:
-        stack.down(get_settings(), purge=purge)
+        report = stack.down(get_settings(), purge=purge, keep_lake=keep_lake)
     except stack.StackError as exc:
         _fail(exc)
+    for path in report.removed:
+        console.print(f"removed {path}")
+    for path, why in report.kept:
+        console.print(f"[yellow]kept[/] {path}: {why}")
     console.print("[green]stack down[/]" + (" (state purged)" if purge else ""))
 
 
@@ -74,11 +88,31 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB" if n else "-"
 
 
-def status_cmd() -> None:
-    """Each component (pid, port, RSS), the connector and tasks, slot lag, topic end offsets."""
+def status_cmd(
+    as_json: bool = typer.Option(False, "--json", help="one JSON document (keys: README)"),
+) -> None:
+    """The stack (components, connector and tasks, slot lag, topic end offsets) and the lake
+    (per table: lag, bronze files and rows, silver watermark and freshness, quarantined)."""
+    from pipelines.cli import lakestatus as view
+    from pipelines.lakestatus import lake_status
+
     settings = get_settings()
-    require(settings, *SERVICES, any_up=True)  # all down: one line naming them, not empty tables
+    try:  # all down: the lake view still shows (it reads only the lake), then one error line
+        require(settings, *SERVICES, any_up=True)
+    except UserError as down:
+        lake = lake_status(settings, None)
+        if as_json:
+            typer.echo(
+                json.dumps(view.document(stack.status(settings), lake), indent=1, default=str)
+            )
+        else:
+            console.print(view.lake_table(lake))
+        raise down from None
     st = stack.status(settings)
+    lake = lake_status(settings, view.kafka_end_offsets(st))
+    if as_json:
+        typer.echo(json.dumps(view.document(st, lake), indent=1, default=str))
+        raise typer.Exit(0 if st.healthy else 1)
     comps = Table(title="components")
     for col in ("component", "state", "pid", "port", "RSS"):
         comps.add_column(col)
@@ -103,6 +137,7 @@ def status_cmd() -> None:
     for (topic, part), off in sorted(st.end_offsets.items()):
         topics.add_row(topic, str(part), str(off))
     console.print(topics)
+    console.print(view.lake_table(lake))
     for err in st.errors:
         console.print(f"[yellow]{err}[/]")
     console.print("[green]healthy[/]" if st.healthy else "[red]not healthy[/]")

@@ -47,7 +47,12 @@ def build_bronze_assets(tables: Sequence[QualifiedName]) -> list[dg.AssetsDefini
         settings = changelake.settings()
         selected = [by_key[k] for k in by_key if k in context.selected_asset_keys]
         everything = len(selected) == len(by_key)
-        result = land(settings, tables=None if everything else selected, until_caught_up=True)
+        result = land(
+            settings,
+            tables=None if everything else selected,
+            until_caught_up=True,
+            progress=context.log.info,  # the demo relays these lines
+        )
         context.log.info("landed %d events in %.1fs", result.events, result.seconds)
         for table in selected:
             yield dg.MaterializeResult(

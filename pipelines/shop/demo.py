@@ -26,6 +26,9 @@ from pipelines.instance import prepare_dagster_home
 from pipelines.naming import QualifiedName
 
 Engine = Literal["auto", "dagster", "plain"]
+# a log line of the landing step that is not a Dagster event (``- STEP_START -`` etc.): the
+# lander's own progress lines
+_LANDING_LOG = re.compile(r" - bronze_landing - (?![A-Z_]+ - )(.+)$")
 Say = Callable[[str], None]
 
 
@@ -109,7 +112,9 @@ def materialize_all(
     from pipelines.bronze.lander import land
     from pipelines.silver import compact, compact_all
 
-    landed = land(settings, tables=tables, until_caught_up=True)
+    landed = land(
+        settings, tables=tables, until_caught_up=True, progress=lambda m: say(f"bronze: {m}")
+    )
     say(f"bronze: landed {landed.events:,} events in {landed.files} files ({landed.seconds:.1f}s)")
     if landed.quarantined:
         raise RuntimeError(f"{landed.quarantined} message(s) quarantined: see lake/quarantine")
@@ -139,6 +144,9 @@ def _dagster_materialize(settings: Settings, say: Say) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             tail.append(line.rstrip())
+            landing = _LANDING_LOG.search(line)
+            if landing:
+                say(f"bronze: {landing.group(1).strip()}")
             step = re.search(r'(STEP_SUCCESS|STEP_FAILURE) - .*?step "([^"]+)"', line)
             if step:
                 say(

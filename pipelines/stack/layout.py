@@ -45,7 +45,7 @@ class Layout:
     def jar_marker(self, name: str) -> Path:
         return self.jars / f".{name}.resolved"
 
-    # --- runtime state (removed by ``down --purge``) --------------------------------
+    # --- runtime state (``down --purge`` removes all but the jars: stack/purge.py) ---
     @property
     def run(self) -> Path:
         return self.home / "run"
@@ -76,7 +76,3 @@ class Layout:
     def log_file(self, component: str) -> Path:
         """The log a user should read when ``component`` fails."""
         return self.logs / f"{component}.log"
-
-    def purgeable(self) -> list[Path]:
-        """Everything ``down --purge`` deletes: all state except the jar cache."""
-        return [self.run, self.logs, self.conf, self.home / "postgres", self.home / "kafka"]

@@ -9,7 +9,6 @@ component and its log file.
 from __future__ import annotations
 
 import fcntl
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,8 @@ from pipelines.stack import connect, jvm, kafka, postgres
 from pipelines.stack.connector_config import include_tables, publish_option, render
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, wait_until
+from pipelines.stack.purge import PurgeReport
+from pipelines.stack.purge import purge as purge_home
 
 Progress = Callable[[str], None] | None
 
@@ -129,12 +130,13 @@ def _up_locked(settings: Settings, layout: Layout, timeout: float, progress: Pro
     _say(progress, f"connector {settings.connector_name}: RUNNING")
 
 
-def down(settings: Settings, *, purge: bool = False) -> None:
-    """Stop what ``up`` started (verified pids only), newest first; ``purge`` also deletes state
-    (data, logs, config; the jar cache is kept so the next ``up`` downloads nothing)."""
+def down(settings: Settings, *, purge: bool = False, keep_lake: bool = False) -> PurgeReport:
+    """Stop what ``up`` started (verified pids only), newest first; ``purge`` then deletes all the
+    home holds except the jar cache (``keep_lake``: but the lake and warehouse; see ``purge``).
+    Returns what was removed (nothing without ``purge``)."""
     layout = Layout.of(settings)
     if not layout.home.exists():
-        return
+        return PurgeReport()
     with _home_lock(layout):
         errors = []
         for stop in (connect.stop, kafka.stop, postgres.stop):
@@ -144,9 +146,7 @@ def down(settings: Settings, *, purge: bool = False) -> None:
                 errors.append(str(exc))
         if errors:
             raise StackError("; ".join(errors))
-    if purge:
-        for path in layout.purgeable():
-            shutil.rmtree(path, ignore_errors=True)
+    return purge_home(settings, keep_lake=keep_lake) if purge else PurgeReport()
 
 
 def _wanted_publication(settings: Settings) -> set[tuple[str, str]]:

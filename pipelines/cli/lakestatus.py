@@ -1,0 +1,95 @@
+"""How ``changelake status`` shows the lake: a table per captured table, and the JSON document.
+
+The figures come from ``pipelines.lakestatus``; this module only renders them. ``status --json``
+prints ``{"version", "healthy", "stack", "lake"}``: ``stack`` is the stack view (components,
+connector, tasks, slot, ``end_offsets`` as ``[{topic, partition, end_offset}]``, errors) and
+``lake`` is ``LakeStatus.as_dict()`` (keys documented in ``pipelines/lakestatus.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from rich.table import Table
+
+from pipelines.lakestatus import LakeStatus, TableStatus
+from pipelines.stack import StackStatus
+
+JSON_VERSION = 1
+
+
+def kafka_end_offsets(st: StackStatus) -> dict[tuple[str, int], int] | None:
+    """The end offsets ``status`` read, or ``None`` when Kafka did not answer them."""
+    failed = any(e.startswith("end offsets") for e in st.errors)
+    return None if failed or not st.component("kafka").up else st.end_offsets
+
+
+def document(st: StackStatus, lake: LakeStatus) -> dict:
+    """The whole ``status --json`` document."""
+    stack = dataclasses.asdict(st)
+    stack["end_offsets"] = [
+        {"topic": t, "partition": p, "end_offset": off}
+        for (t, p), off in sorted(st.end_offsets.items())
+    ]
+    stack["healthy"] = st.healthy
+    return {"version": JSON_VERSION, "healthy": st.healthy, "stack": stack, "lake": lake.as_dict()}
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(max(seconds, 0))
+    for unit, size, sub, subsize in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "m", 60),
+        ("m", 60, "s", 1),
+    ):
+        if s >= size:
+            return f"{s // size}{unit} {s % size // subsize}{sub}"
+    return f"{seconds:.1f}s"
+
+
+def _lag(t: TableStatus, kafka: bool) -> str:
+    if not kafka:
+        return "n/a"
+    if t.lag is None:
+        return "?"
+    if not t.partitions:
+        return "0 (no topic)"
+    return f"{t.lag:,}"
+
+
+def _when(iso: str | None) -> str:
+    """A watermark time to the second, in UTC (the JSON keeps the full value)."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def lake_table(lake: LakeStatus) -> Table:
+    """One row per table (and one for the transaction topic)."""
+    title = f"lake {lake.root}"
+    if not lake.kafka_available:
+        title += " (Kafka unreachable: lag n/a)"
+    out = Table(title=title, caption="lag: Kafka records not landed yet; fresh: now - watermark")
+    out.add_column("table", no_wrap=True)
+    for col in ("lag", "bronze files", "bronze rows", "silver rows", "watermark", "LSN"):
+        out.add_column(col, justify="right")
+    out.add_column("fresh", justify="right")
+    out.add_column("quarantined", justify="right")
+    for t in (*lake.tables, lake.transactions):
+        s = t.silver
+        name = t.table if t.captured else f"{t.table} [dim](not captured)[/]"
+        out.add_row(
+            name,
+            _lag(t, lake.kafka_available),
+            f"{t.bronze_files:,}",
+            f"{t.bronze_rows:,}",
+            f"{s.rows:,}" if s else "-",
+            _when(s.watermark_ts) if s else "-",
+            (s.watermark_lsn_text or "-") if s else "-",
+            _age(s.freshness_seconds) if s else "-",
+            f"[red]{t.quarantined:,}[/]" if t.quarantined else "0",
+        )
+    return out
