@@ -6,7 +6,8 @@ takes the column's raw JSON values for a whole batch (``None`` for NULL) and ret
 
 Documented choices (see pipelines/decode/README.md for the full table):
 
-* ``Decimal`` -> decimal128(p, s), decimal256 for 39..76 digits, exact ``string`` beyond 76.
+* ``Decimal`` -> decimal128(p, s) when DuckDB holds it (p <= 38, s >= 0:
+  ``duckdb_holds_decimal``), else exact plain text (``string``), like ``VariableScaleDecimal``.
   Without ``connect.decimal.precision`` (PostgreSQL MONEY) -> decimal128(38, s), which holds
   every MONEY value.
 * ``VariableScaleDecimal`` (NUMERIC without typmod) -> ``string`` holding the exact decimal in
@@ -173,14 +174,14 @@ def _semantic(sem: str | None, ctype: str | None, params: dict, label: str):
         typ, mul = times[sem]
         return typ, lambda v: _scaled_ints(v, mul).cast(typ), ()
     stamps = {
-        "io.debezium.time.Timestamp": pa.timestamp("ms"),
-        "org.apache.kafka.connect.data.Timestamp": pa.timestamp("ms"),
-        "io.debezium.time.MicroTimestamp": pa.timestamp("us"),
-        "io.debezium.time.NanoTimestamp": pa.timestamp("ns"),
+        "io.debezium.time.Timestamp": (pa.timestamp("ms"), TS_MS_SENTINELS),
+        "org.apache.kafka.connect.data.Timestamp": (pa.timestamp("ms"), TS_MS_SENTINELS),
+        "io.debezium.time.MicroTimestamp": (pa.timestamp("us"), TS_SENTINELS),
+        "io.debezium.time.NanoTimestamp": (pa.timestamp("ns"), TS_SENTINELS),
     }
     if sem in stamps:
-        typ = stamps[sem]
-        return typ, lambda v: _infinite_ints(v, pa.int64(), typ, TS_SENTINELS, label), ()
+        typ, marks = stamps[sem]
+        return typ, lambda v: _infinite_ints(v, pa.int64(), typ, marks, label), ()
     if sem == "io.debezium.time.ZonedTimestamp":
         return pa.timestamp("us", "UTC"), lambda v: _zoned_timestamps(v, label), ()
     if sem == "io.debezium.time.MicroDuration":
@@ -244,11 +245,15 @@ def _infinite_ints(
 ) -> pa.Array:
     """Ints with Debezium's +/-infinity markers replaced by DuckDB's sentinels.
 
-    The markers were read off recorded messages (tests/fixtures/debezium): for timestamps
-    Debezium passes PgJDBC's ``DATE_POSITIVE_INFINITY``/``DATE_NEGATIVE_INFINITY`` through
-    (``9223372036825200000``/``-9223372036832400000``), for dates it emits the overflowed day
-    numbers ``-2147472692`` (+infinity) and ``-2147472691`` (-infinity), both far outside
-    PostgreSQL's own date range, so no real value is ever mistaken for one.
+    The markers were read off recorded messages (tests/fixtures/debezium, every precision,
+    streamed and snapshot rows): for timestamps Debezium passes PgJDBC's
+    ``DATE_POSITIVE_INFINITY``/``DATE_NEGATIVE_INFINITY`` (``9223372036825200000`` /
+    ``-9223372036832400000``) through as microseconds (``MicroTimestamp``, precision 4-6) and
+    divided by 1000 as milliseconds (``Timestamp``, precision 0-3); for dates it emits overflowed
+    day numbers, ``-2147472692``/``-2147472691`` (+/-infinity) when streaming and
+    ``-622191234``/``-625821272`` in a snapshot. All lie far outside PostgreSQL's own range, so
+    no real value is ever mistaken for one. DuckDB's sentinels are the same int64 at every
+    timestamp unit, and its Parquet reader maps them to infinity for ms, us and ns alike.
     """
     if any(v in sentinels for v in values if v.__class__ is int):
         _note_infinity(label)
@@ -257,8 +262,14 @@ def _infinite_ints(
 
 
 #: Debezium's infinity markers -> DuckDB's infinity sentinels.
-DATE_SENTINELS = {-2147472692: DATE_INF[0], -2147472691: DATE_INF[1]}
+DATE_SENTINELS = {
+    -2147472692: DATE_INF[0],
+    -2147472691: DATE_INF[1],
+    -622191234: DATE_INF[0],
+    -625821272: DATE_INF[1],
+}
 TS_SENTINELS = {9223372036825200000: TS_INF[0], -9223372036832400000: TS_INF[1]}
+TS_MS_SENTINELS = {9223372036825200: TS_INF[0], -9223372036832400: TS_INF[1]}
 
 
 _FRACTION = r"(\.\d{6})\d+"
@@ -268,6 +279,7 @@ def _zoned_timestamps(values: list, label: str) -> pa.Array:
     """ISO strings with 0-9 fraction digits and ``Z``; ``infinity``/``-infinity`` -> sentinels."""
     typ = pa.timestamp("us", "UTC")
     inf = [i for i, v in enumerate(values) if v in ("infinity", "-infinity")]
+    marks = {}
     if inf:
         _note_infinity(label)
         values = list(values)
@@ -276,16 +288,49 @@ def _zoned_timestamps(values: list, label: str) -> pa.Array:
             values[i] = None
     arr = _plain(values, pa.string())
     arr = pc.replace_substring_regex(arr, _FRACTION, r"\1")
+    if marks or pc.any(pc.match_substring_regex(arr, r"^[+-]")).as_py():
+        return _zoned_by_rows(arr, marks)
     try:
-        out = arr.cast(typ)
+        return arr.cast(typ)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise SchemaMismatch(f"bad ZonedTimestamp: {exc}") from None
-    if inf:
-        ints = out.cast(pa.int64()).to_pylist()
-        for i, v in marks.items():
-            ints[i] = TS_INF[0] if v == "infinity" else TS_INF[1]
-        out = pa.array(ints, pa.int64()).cast(typ)
-    return out
+
+
+_SIGNED_ISO = re.compile(r"^([+-]\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?Z$")
+
+
+def _zoned_by_rows(arr: pa.Array, marks: dict[int, str]) -> pa.Array:
+    """The rare batch with infinity or a signed ISO year (``-4712-01-01T00:00:00Z`` is 4713 BC,
+    ``+10000-...`` is past 9999), which Arrow's parser refuses: those rows by hand, the rest by
+    Arrow's own cast."""
+    typ = pa.timestamp("us", "UTC")
+    fixed = {i: TS_INF[0] if v == "infinity" else TS_INF[1] for i, v in marks.items()}
+    signed = pc.match_substring_regex(arr, r"^[+-]")
+    for i in pc.indices_nonzero(pc.fill_null(signed, False)).to_pylist():
+        m = _SIGNED_ISO.match(arr[i].as_py())
+        if m is None:
+            raise SchemaMismatch(f"bad ZonedTimestamp: {arr[i].as_py()!r}")
+        y, mo, d, h, mi, sec, frac = m.groups()
+        secs = _days_from_civil(int(y), int(mo), int(d)) * 86400 + int(h) * 3600
+        fixed[i] = (secs + int(mi) * 60 + int(sec)) * 10**6 + int((frac or "").ljust(6, "0"))
+    rest = pc.if_else(signed, pa.scalar(None, pa.string()), arr)
+    try:
+        ints = rest.cast(typ).cast(pa.int64()).to_pylist()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaMismatch(f"bad ZonedTimestamp: {exc}") from None
+    for i, v in fixed.items():
+        ints[i] = v
+    return pa.array(ints, pa.int64()).cast(typ)
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date, any year (ISO: 0 is 1 BC)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 _ISO_INTERVAL = re.compile(
@@ -319,14 +364,23 @@ def _decimal(params: dict, label: str):
     except ValueError as exc:
         raise SchemaMismatch(f"column {label!r}: bad decimal parameters {params}") from exc
     precision = max(precision, scale, 1)
-    if precision <= 38:
-        typ: pa.DataType = pa.decimal128(precision, scale)
-        width = 16
-    elif precision <= 76:
-        typ, width = pa.decimal256(precision, scale), 32
-    else:
+    if not duckdb_holds_decimal(precision, scale):
         return pa.string(), lambda v: _decimal_strings(v, scale), ()
-    return typ, lambda v: _decimals(v, typ, width, precision), ()
+    typ = pa.decimal128(precision, scale)
+    return typ, lambda v: _decimals(v, typ, 16, precision), ()
+
+
+#: The widest DECIMAL DuckDB has; a Parquet decimal beyond it is read as DOUBLE (inexact).
+DUCKDB_DECIMAL_DIGITS = 38
+
+
+def duckdb_holds_decimal(precision: int, scale: int) -> bool:
+    """Whether DuckDB reads a Parquet ``decimal(precision, scale)`` back exactly as DECIMAL.
+
+    Beyond 38 digits it reads DOUBLE, and Parquet has no negative scale at all, so those
+    columns are stored as exact plain text instead (the representation NUMERIC without
+    typmod already has)."""
+    return precision <= DUCKDB_DECIMAL_DIGITS and scale >= 0
 
 
 def _unscaled(value: str) -> int:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pytest
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TABLE = QualifiedName("zoo", "typezoo")
+PRECISIONS = QualifiedName("zoo", "precisions")
 MONTH_US = 365.25 / 12 * 86400 * 10**6
 
 
@@ -133,14 +135,22 @@ def _expect_temporal(txt: str | None, inf: tuple[int, int], finite) -> object:  
     return finite()
 
 
-def test_type_zoo_round_trips_through_the_real_stack(stack) -> None:  # noqa: ANN001
+@pytest.fixture(scope="module")
+def zoo(stack):  # noqa: ANN001, ANN201
+    """typezoo.sql's setup captured (typezoo and precisions) and its changes applied, once."""
     rec = _recorder()
     sql = rec.sections()
-    stack.capture(sql["setup"], str(TABLE))
-    every_type = next(s for s in rec.statements(sql["changes"]) if s.startswith(
-        "INSERT INTO zoo.typezoo VALUES"))  # fmt: skip
+    stack.capture(sql["setup"], str(TABLE), str(PRECISIONS))
     with stack.pg() as conn:
         rec.run_section(conn, sql["changes"])
+    return rec
+
+
+def test_type_zoo_round_trips_through_the_real_stack(stack, zoo) -> None:  # noqa: ANN001
+    sql = zoo.sections()
+    every_type = next(s for s in zoo.statements(sql["changes"]) if s.startswith(
+        "INSERT INTO zoo.typezoo VALUES"))  # fmt: skip
+    with stack.pg() as conn:
         # bring the every-type row back (the changes end by deleting it), then update it
         # without touching the toasted columns, so the comparison covers TOAST carry-over too
         conn.execute(every_type)
@@ -174,7 +184,7 @@ def _compare_row(p: dict, g: dict) -> None:  # noqa: C901 -- one assertion per t
     same = ["c_smallint", "c_integer", "c_bigint", "c_bool", "c_char", "c_varchar", "c_text",
             "c_xml", "c_uuid", "c_inet", "c_cidr", "c_macaddr", "c_macaddr8", "c_mood",
             "c_int_array", "c_text_array", "c_numeric_array", "c_oid", "c_big_text",
-            "c_time", "c_time3", "c_numeric_wide"]  # fmt: skip
+            "c_time", "c_time3"]  # fmt: skip
     for col in same:
         assert g[col] == p[col], (rid, col, g[col], p[col])
     for col in ("c_real", "c_double"):
@@ -191,6 +201,9 @@ def _compare_row(p: dict, g: dict) -> None:  # noqa: C901 -- one assertion per t
             assert g[col] is None
         else:
             assert Decimal(str(g[col])) == Decimal(p[txt]), (rid, col, g[col], p[txt])
+    # numeric(50, 10): past DuckDB's 38 digits, so exact plain text
+    wide = p["c_numeric_wide"]
+    assert g["c_numeric_wide"] == (None if wide is None else format(wide, "f")), rid
     assert g["c_money"] == p["money_n"], (rid, g["c_money"], p["money_n"])
     for col in ("c_json", "c_jsonb", "c_big_jsonb"):
         expect = None if p[col] is None else orjson.loads(p[col])
@@ -235,3 +248,81 @@ def _compare_row(p: dict, g: dict) -> None:  # noqa: C901 -- one assertion per t
     else:
         want = round(p["iv_m"] * MONTH_US) + p["iv_d"] * 86400 * 10**6 + p["iv_us"]
         assert g["c_interval"] == timedelta(microseconds=want), (rid, g["c_interval"], want)
+
+
+# --- zoo.precisions: every typmod, landed and compacted, read back through DuckDB -------------
+
+P7 = [*(str(p) for p in range(7)), ""]  # time(0)..time(6) and time without typmod
+_MONTH_US = 2629800000000  # Debezium's MicroDuration month: 365.25/12 days
+
+
+def _precision_columns() -> list[tuple[str, str, str]]:
+    """(column, PostgreSQL expression, DuckDB expression), both giving one exact text."""
+    out = []
+    for c in (f"t{p}" for p in P7):
+        out.append((c, f"(extract(epoch FROM {c}) * 1000000)::bigint::text",
+                    f"((hour({c})::BIGINT * 3600 + minute({c}) * 60) * 1000000 "
+                    f"+ microsecond({c}))::VARCHAR"))  # fmt: skip
+    for c in (f"tz{p}" for p in P7):  # ZonedTime is UTC text; Debezium sends 24:00:00 as 00:00
+        utc = f"({c} AT TIME ZONE 'UTC')::time"
+        out.append((c, f"CASE WHEN {utc} = '24:00:00' THEN '00:00:00' ELSE {utc}::text END || 'Z'",
+                    c))  # fmt: skip
+    for c in [*(f"ts{p}" for p in P7), *(f"tstz{p}" for p in P7)]:
+        out.append((c, f"CASE WHEN isfinite({c}) THEN (extract(epoch FROM {c}) * 1000000)"
+                       f"::bigint::text ELSE {c}::text END",
+                    f"CASE WHEN isinf({c}) THEN {c}::VARCHAR ELSE epoch_us({c})::VARCHAR END"))  # fmt: skip
+    out.append(("d", "CASE WHEN isfinite(d) THEN (d - DATE '1970-01-01')::text ELSE d::text END",
+                "CASE WHEN isinf(d) THEN d::VARCHAR ELSE (d - DATE '1970-01-01')::VARCHAR END"))  # fmt: skip
+    for c in [*(f"iv{p}" for p in P7), "iv_ym", "iv_ds3", "iv_hm"]:  # duration: BIGINT in DuckDB
+        out.append((c, f"((extract(year FROM {c}) * 12 + extract(month FROM {c})) * {_MONTH_US}"
+                       f" + extract(day FROM {c}) * 86400000000 + extract(hour FROM {c})"
+                       f" * 3600000000 + extract(minute FROM {c}) * 60000000"
+                       f" + extract(microsecond FROM {c}))::bigint::text",
+                    f"{c}::VARCHAR"))  # fmt: skip
+    for c in ("n39", "n50", "n76", "n77", "n1000", "n50_a"):  # exact text, as PostgreSQL prints
+        out.append((c, f"{c}::text[]" if c.endswith("_a") else f"{c}::text", c))
+    return out
+
+
+def test_every_precision_is_exact_through_duckdb(stack, zoo, tmp_path: Path) -> None:  # noqa: ANN001
+    from pipelines import silver
+    from pipelines.bronze.lander import land
+    from pipelines.config import Settings
+    from pipelines.shop.demo import wait_until_streamed
+
+    fields = stack.settings.model_dump()
+    fields.update(lake=tmp_path / "lake", tables=(str(PRECISIONS),))
+    settings = Settings(**fields)
+    wait_until_streamed(settings)
+    land(settings, until_caught_up=True)
+    silver.compact_all(settings)
+    cols = _precision_columns()
+    with stack.pg() as conn:  # rows 1 and 2 predate the capture: never streamed
+        rows = conn.execute(
+            f"SELECT id, {', '.join(pg for _, pg, _ in cols)}, n_neg, n_neg5 "  # noqa: S608
+            "FROM zoo.precisions WHERE id >= 100"
+        ).fetchall()
+    pg = {r[0]: r[1:] for r in rows}
+    assert set(pg) == {100, 101, 102, 103, 104, 105}
+    duck = duckdb.connect(str(silver.catalog_path(settings)), read_only=True)
+    try:
+        types = dict(duck.execute("SELECT column_name, column_type FROM "
+                                  "(DESCRIBE zoo.precisions)").fetchall())  # fmt: skip
+        assert "DOUBLE" not in types.values(), types
+        assert all(types[c] == "VARCHAR" for c in ("n39", "n50", "n76", "n77", "n1000", "n_neg"))
+        sel = f"id, {', '.join(d for _, _, d in cols)}, n_neg, n_neg5"
+        paths = {"silver view": f"SELECT {sel} FROM zoo.precisions"}  # noqa: S608
+        for id_ in pg:  # the history macro reads the bronze change events themselves
+            paths[f"bronze history {id_}"] = f"SELECT {sel} FROM zoo.history_precisions({id_})"  # noqa: S608
+        for where, q in paths.items():
+            for r in duck.execute(q).fetchall():
+                want, got = pg[r[0]], r[1:]
+                for (c, _, _), w, g in zip(cols, want[:-2], got[:-2], strict=True):
+                    assert g == w, (where, r[0], c, g, w)
+                # negative scale: Debezium reports the wrapped typmod scale (2048 + s), so the
+                # text has extra zero decimals; the value is exact
+                for w, g in zip(want[-2:], got[-2:], strict=True):
+                    assert (None if g is None else Decimal(g)) == w, (where, r[0], g, w)
+        assert {r[0] for r in duck.execute(paths["silver view"]).fetchall()} == set(pg)
+    finally:
+        duck.close()

@@ -43,7 +43,9 @@ def test_recorded_messages_land_and_read_back(tmp_path: Path) -> None:
     assert not any("keyless" in w for w in result.warnings)
     assert landed_offsets(tmp_path) == {k: v[-1].offset for k, v in groups.items()}
     tables = {t for t in bronze_tables(tmp_path) if t != "_transactions"}
-    assert tables == {QualifiedName("zoo", n) for n in ("typezoo", "keyless", "evolving")}
+    assert tables == {
+        QualifiedName("zoo", n) for n in ("typezoo", "keyless", "evolving", "precisions")
+    }
     assert not any("heartbeat" in str(t) for t in tables)
     with duckdb.connect() as con:
         for t in tables:
