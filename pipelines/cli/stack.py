@@ -8,6 +8,7 @@ import time
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines import stack
@@ -103,6 +104,8 @@ def status_cmd() -> None:
     console.print(topics)
     for err in st.errors:
         console.print(f"[yellow]{err}[/]")
+    for finding in st.capture_findings:
+        console.print(f"[bold red]CHANGES NOT CAPTURED: {escape(finding)}[/]")
     console.print("[green]healthy[/]" if st.healthy else "[red]not healthy[/]")
     if not st.healthy:
         raise typer.Exit(1)
