@@ -92,6 +92,7 @@ def install_statements(settings: Settings) -> list[sql.Composed]:
         sql.SQL("ALTER TABLE {} OWNER TO {}").format(
             _list_ident(), sql.Identifier(settings.cdc_user)
         ),
+        sql.SQL("GRANT SELECT ON {} TO PUBLIC").format(_list_ident()),  # names only; for status
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {}() RETURNS event_trigger LANGUAGE plpgsql"
             " SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {}"
