@@ -105,7 +105,7 @@ def status_cmd() -> None:
     for err in st.errors:
         console.print(f"[yellow]{err}[/]")
     for finding in st.capture_findings:
-        console.print(f"[bold red]CHANGES NOT CAPTURED: {escape(finding)}[/]")
+        console.print(f"[bold red]CHANGES NOT CAPTURED: {escape(finding)}[/]", soft_wrap=True)
     console.print("[green]healthy[/]" if st.healthy else "[red]not healthy[/]")
     if not st.healthy:
         raise typer.Exit(1)

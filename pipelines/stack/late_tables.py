@@ -69,6 +69,7 @@ class Finding:
 
     message: str
     fix: str
+    sql: str = ""  # the SQL that fixes it, when an administrator must run it
 
     def __str__(self) -> str:
         return f"{self.message}; fix: {self.fix}"
@@ -181,7 +182,9 @@ def findings(settings: Settings) -> list[Finding]:
         out.append(
             Finding(
                 f"event trigger {EVENT_TRIGGER} is {state}: {later}",
-                f"a superuser runs in database {settings.pg_database}: {install_sql(settings)}",
+                f"a superuser runs, in database {settings.pg_database}, the SQL of "
+                "pipelines.stack.late_tables.install_sql (on the managed cluster: `changelake up`)",
+                install_sql(settings),
             )
         )
     elif listed != set(wanted):
