@@ -9,6 +9,7 @@ import time
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines import stack
@@ -140,6 +141,8 @@ def status_cmd(
     console.print(view.lake_table(lake))
     for err in st.errors:
         console.print(f"[yellow]{err}[/]")
+    for finding in st.capture_findings:
+        console.print(f"[bold red]CHANGES NOT CAPTURED: {escape(finding)}[/]", soft_wrap=True)
     console.print("[green]healthy[/]" if st.healthy else "[red]not healthy[/]")
     if not st.healthy:
         raise typer.Exit(1)

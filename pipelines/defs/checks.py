@@ -24,6 +24,7 @@ from pipelines.defs.reconcile import (
 from pipelines.defs.resources import ChangelakeResource, PostgresReadOnlyResource
 from pipelines.defs.stagemeta import current_files
 from pipelines.naming import QualifiedName
+from pipelines.stack.late_tables import unpublished
 
 FRESHNESS_WARN_SECONDS = 15 * 60
 
@@ -47,9 +48,15 @@ def _reconcile_check(table: QualifiedName) -> dg.AssetChecksDefinition:
             plan = plan_columns(pg_columns(conn, table), duck_columns(files) if files else {})
             pg = pg_fingerprint(conn, table, plan.compared)
         lake = duck_fingerprint(files, plan.compared)
+        published = table not in unpublished(settings)
         return dg.AssetCheckResult(
-            passed=pg == lake,
+            passed=pg == lake and published,
+            description=None
+            if published
+            else f"{table} is NOT in publication {settings.publication_name}: "
+            "its changes are not captured (`changelake up` adds it)",
             metadata={
+                "in_publication": published,
                 "postgres_rows": pg.rows,
                 "silver_rows": lake.rows,
                 "postgres_checksum": str(pg.checksum),

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from pipelines.config import Settings
-from pipelines.stack import connect, jvm, kafka, postgres
+from pipelines.stack import connect, jvm, kafka, late_tables, postgres
 from pipelines.stack.connector_config import include_tables, publish_option, render
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, wait_until
@@ -70,6 +70,8 @@ def _up_postgres(settings: Settings, layout: Layout, dl: _Deadline, progress: Pr
         _say(progress, f"postgres: starting on {settings.pg_host}:{settings.pg_port}")
         postgres.start(settings, layout, dl.left())
     postgres.bootstrap(settings, layout)
+    with postgres.admin_connect(settings, layout, settings.pg_database) as conn:
+        late_tables.install(conn, settings)
     postgres.wait_healthy(settings, layout, dl.left())
 
 
@@ -176,6 +178,7 @@ def _ensure_publication(settings: Settings) -> None:
             else ("CREATE PUBLICATION {} WITH (publish = {})")
         )
         conn.execute(sql.SQL(stmt).format(name, publish))
+        late_tables.sync_captured(conn, settings)  # what the event trigger publishes on CREATE
 
 
 def register_connector(settings: Settings) -> None:

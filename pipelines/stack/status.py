@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipelines.config import Settings
-from pipelines.stack import connect, kafka, postgres
+from pipelines.stack import connect, kafka, late_tables, postgres
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import rss_bytes
 
@@ -30,6 +30,7 @@ class StackStatus:
     slot_lag_bytes: int | None = None
     end_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    capture_findings: tuple[str, ...] = ()  # captured changes going missing (late_tables)
 
     @property
     def healthy(self) -> bool:
@@ -39,6 +40,7 @@ class StackStatus:
             and self.connector_state == "RUNNING"
             and bool(self.task_states)
             and all(s == "RUNNING" for s in self.task_states)
+            and not self.capture_findings
         )
 
     def component(self, name: str) -> ComponentStatus:
@@ -75,7 +77,7 @@ def status(settings: Settings) -> StackStatus:
     )
     up = {c.name: c.up for c in comps}
     errors: list[str] = []
-    state, tasks, lag, offsets = None, (), None, {}
+    state, tasks, lag, offsets, findings = None, (), None, {}, ()
     if up["connect"]:
         try:
             st = connect.connector_status(settings)
@@ -87,6 +89,7 @@ def status(settings: Settings) -> StackStatus:
     if up["postgres"]:
         try:
             lag = postgres.slot_lag_bytes(settings)
+            findings = tuple(str(f) for f in late_tables.findings(settings))
         except Exception as exc:  # noqa: BLE001
             errors.append(f"slot lag: {exc}")
     if up["kafka"]:
@@ -94,4 +97,4 @@ def status(settings: Settings) -> StackStatus:
             offsets = end_offsets(settings)
         except Exception as exc:  # noqa: BLE001
             errors.append(f"end offsets: {exc}")
-    return StackStatus(comps, state, tasks, lag, offsets, tuple(errors))
+    return StackStatus(comps, state, tasks, lag, offsets, tuple(errors), findings)
