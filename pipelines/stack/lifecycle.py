@@ -157,9 +157,13 @@ def _wanted_publication(settings: Settings) -> set[tuple[str, str]]:
 
 
 def _keyless(settings: Settings) -> set[tuple[str, str]]:
-    """Captured tables that exist and have no primary key (Debezium sends them key-less)."""
+    """Captured tables that may send key-less events: those that exist without a primary key,
+    and those that do not exist yet. A table created later streams at once (the event trigger
+    publishes it), before anyone could tell whether it has a key; a delete-policy topic loses
+    nothing either way, while a compacted one would refuse key-less records and stop the task."""
     wanted = [(t.schema, t.table) for t in include_tables(settings)]
-    return postgres.existing_tables(settings, wanted, keyless=True)
+    absent = set(wanted) - postgres.existing_tables(settings, wanted)
+    return postgres.existing_tables(settings, wanted, keyless=True) | absent
 
 
 def _ensure_publication(settings: Settings) -> None:

@@ -30,7 +30,7 @@ from pipelines.defs.reconcile import (
     pg_fingerprint,
     plan_columns,
 )
-from pipelines.defs.silver_assets import current_files
+from pipelines.defs.stagemeta import current_files
 from pipelines.naming import QualifiedName
 from pipelines.shop.demo import wait_until_streamed
 from pipelines.shop.migrate import SHOP_TABLES
@@ -42,6 +42,7 @@ pytestmark = pytest.mark.integration
 
 CLI = [str(Path(sys.executable).parent / "changelake")]
 LATE = QualifiedName("late_it", "born_filled")
+LATE_KEYLESS = QualifiedName("late_it", "born_keyless")  # key-less events: needs a delete topic
 LATE_ROWS = 2000
 
 
@@ -110,8 +111,13 @@ def test_readme_using_it_captures_every_workload_transaction(fresh_home: dict[st
     assert late_tables.findings(settings) == []
 
 
-def test_table_created_and_filled_in_one_transaction_arrives_whole(stack, tmp_path: Path):
-    stack.capture("", str(LATE))  # named before it exists: only the captured list learns it
+@pytest.mark.parametrize(
+    ("table", "key"), [(LATE, " PRIMARY KEY"), (LATE_KEYLESS, "")], ids=["keyed", "keyless"]
+)
+def test_table_created_and_filled_in_one_transaction_arrives_whole(
+    stack, tmp_path: Path, table: QualifiedName, key: str
+):
+    stack.capture("", str(table))  # named before it exists: only the captured list learns it
     settings = stack.settings
     env = os.environ | {"CHANGELAKE_LAKE": str(tmp_path / "lake")}
     lander = subprocess.Popen(  # noqa: S603
@@ -121,9 +127,9 @@ def test_table_created_and_filled_in_one_transaction_arrives_whole(stack, tmp_pa
         time.sleep(5)  # the lander is up and following before the table is born
         with stack.pg() as conn, conn.transaction():
             conn.execute("CREATE SCHEMA IF NOT EXISTS late_it")
-            conn.execute(f"CREATE TABLE {LATE.sql} (id int PRIMARY KEY, v text NOT NULL)")
+            conn.execute(f"CREATE TABLE {table.sql} (id int{key}, v text NOT NULL)")
             conn.execute(
-                f"INSERT INTO {LATE.sql} SELECT g, md5(g::text) "  # noqa: S608
+                f"INSERT INTO {table.sql} SELECT g, md5(g::text) "  # noqa: S608
                 f"FROM generate_series(1, {LATE_ROWS}) g"
             )
         assert late_tables.unpublished(settings) == []
@@ -131,7 +137,7 @@ def test_table_created_and_filled_in_one_transaction_arrives_whole(stack, tmp_pa
         lake = Settings(**(settings.model_dump() | {"lake": tmp_path / "lake"}))
         deadline, landed = time.monotonic() + 240, 0
         while time.monotonic() < deadline and landed < LATE_ROWS:
-            files = table_files(lake.lake_root, LATE)
+            files = table_files(lake.lake_root, table)
             if files:
                 landed = duckdb.sql(f"SELECT count(*) FROM {parquet_source(files)}").fetchone()[0]  # noqa: S608
             time.sleep(2)
@@ -143,8 +149,8 @@ def test_table_created_and_filled_in_one_transaction_arrives_whole(stack, tmp_pa
         except subprocess.TimeoutExpired:
             lander.kill()
             lander.wait()
-    silver.compact(lake, LATE, catalog=False)
-    _silver_equals_postgres(lake, LATE)
+    silver.compact(lake, table, catalog=False)
+    _silver_equals_postgres(lake, table)
 
 
 def test_without_the_trigger_status_says_the_table_is_not_captured(stack):
