@@ -81,9 +81,11 @@ class StackHandle:
         """Run ``ddl`` as the app role, add ``tables`` to CHANGELAKE_TABLES, re-register the
         connector, and return once Debezium streams them (publication holds them, connector and
         task RUNNING): every change committed after this returns reaches Kafka. Rows that
-        existed before are not snapshotted again (the initial snapshot is long done). To capture
-        a table from its first row instead, name it first (``capture("", table)``) and create it
-        afterwards: the event trigger (pipelines/stack/late_tables.py) publishes it at CREATE."""
+        existed before arrive through the incremental snapshot ``register_connector`` starts
+        for tables new to the connector (as ``r`` rows, ``_snapshot = 'incremental'``). To
+        capture a table from its first row instead, name it first (``capture("", table)``) and
+        create it afterwards: the event trigger (pipelines/stack/late_tables.py) publishes it at
+        CREATE."""
         from pipelines.stack import register_connector, wait_connector_running
 
         if ddl.strip():

@@ -63,7 +63,7 @@ class Facts:
 
     toasted: list[str]  # columns some event lists as an unchanged-TOAST placeholder
     duplicated: bool  # a re-delivered duplicate exists (only measured when it matters)
-    tuple_seq: bool  # no NULL in _lsn/_partition/_offset: the order tuple is total
+    tuple_seq: bool  # no NULL in _partition/_offset: the order tuple is total
 
 
 def facts(
@@ -76,7 +76,7 @@ def facts(
         (SELECT coalesce(list(DISTINCT u), []::VARCHAR[])
          FROM (SELECT unnest(_unavailable) AS u FROM {events})),
         NOT EXISTS (SELECT 1 FROM {events}
-                    WHERE _lsn IS NULL OR _partition IS NULL OR _offset IS NULL)"""
+                    WHERE _partition IS NULL OR _offset IS NULL)"""
     ).fetchall()[0]  # fetchall: duckdb 2 keeps a half-fetched result open on the connection
     duplicated = False
     if not key or rules.needs_resolving(columns, key, toasted):
@@ -117,7 +117,7 @@ def newest_by_rowid_sql(
     placeholder and no NULL in the order tuple: the newest version per key after the last
     truncate, deletes dropped, plus the base rows no event touched when there was no truncate."""
     k = ", ".join(quote_ident(c) for c in key)
-    seq = "struct_pack(c := _commit_lsn, l := _lsn, p := _partition, o := _offset)"
+    seq = f"struct_pack(c := _commit_lsn, l := {rules.ORDER_LSN}, p := _partition, o := _offset)"
     zero = rules.seq_zero(True)
     out = ", ".join(quote_ident(c) for c in (*columns, *rules.KEEP_META))
     untouched = ""

@@ -4,6 +4,15 @@ Order of events: ``(_commit_lsn, _lsn, _partition, _offset)``, where ``_commit_l
 to ``_lsn`` when absent (snapshot reads). LSN alone is wrong: concurrent transactions interleave
 their change LSNs but commit in ``_commit_lsn`` order, and snapshot ``r`` rows share one LSN.
 
+Incremental-snapshot reads (``_snapshot = 'incremental'``, Debezium's signal-driven chunks) have
+no ``_lsn`` and no transaction; their ``_commit_lsn`` is the stream's last commit when the chunk's
+window closed. Debezium drops from a chunk every key changed inside its window, so a chunk row
+is newer than every change of its key committed up to that LSN and older than every later one:
+a NULL ``_lsn`` sorts after every change of the same ``_commit_lsn`` (``ORDER_LSN``), and such
+rows at exactly a base's watermark are read again (a chunk can land after a compaction that
+took streamed changes of the same commit LSN; re-applying it is idempotent, nothing newer than
+the watermark is in the base). They are not a unit of the cut below: no END is ever expected.
+
 Rule, per primary key:
 * re-delivered duplicates (same key, ``_commit_lsn``, ``_lsn``, ``_op``) collapse to the lowest
   offset (Kafka Connect replays after a restart);
@@ -44,13 +53,18 @@ def _q(cols: Sequence[str]) -> str:
 
 
 EFFECTIVE_LSN = "coalesce(_commit_lsn, _lsn)"
+# the change LSN as ordered: an incremental-snapshot read (no _lsn) after its commit LSN's changes
+ORDER_LSN = f"coalesce(_lsn, {_MAX_LSN})"
 
 
 def window_sql(after_lsn: str | None = None, until_ts: str | None = None) -> str:
     """The row filter of an events window (see ``events_sql``)."""
     conds = ["TRUE"]
     if after_lsn is not None:
-        conds.append(f"{EFFECTIVE_LSN} > {after_lsn}")
+        conds.append(
+            f"({EFFECTIVE_LSN} > {after_lsn} OR ({EFFECTIVE_LSN} = {after_lsn} "
+            "AND _lsn IS NULL AND _snapshot = 'incremental'))"
+        )
     if until_ts is not None:
         conds.append(f"_source_ts <= {until_ts}")
     return " AND ".join(conds)
@@ -167,11 +181,11 @@ def _ordered(events: str, key: Sequence[str], dedup: bool = True, tuple_seq: boo
         )
     if tuple_seq:
         seq = (
-            "struct_pack(c := CAST(_commit_lsn AS BIGINT), l := CAST(_lsn AS BIGINT), "
+            f"struct_pack(c := CAST(_commit_lsn AS BIGINT), l := CAST({ORDER_LSN} AS BIGINT), "
             "p := CAST(_partition AS BIGINT), o := CAST(_offset AS BIGINT))"
         )
     else:
-        seq = "row_number() OVER (ORDER BY _commit_lsn, _lsn, _partition, _offset)"
+        seq = f"row_number() OVER (ORDER BY _commit_lsn, {ORDER_LSN}, _partition, _offset)"
     return f"""
         dd AS ({dd}),
         ev AS (SELECT * EXCLUDE (_partition, _offset), {seq} AS _seq FROM dd),

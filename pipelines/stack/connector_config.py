@@ -17,15 +17,17 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName
 from pipelines.stack.layout import CONNECTOR_TEMPLATE
-from pipelines.stack.postgres import HEARTBEAT_SCHEMA, HEARTBEAT_TABLE
+from pipelines.stack.postgres import HEARTBEAT_SCHEMA, HEARTBEAT_TABLE, SIGNAL_TABLE
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
 HEARTBEAT = QualifiedName(HEARTBEAT_SCHEMA, HEARTBEAT_TABLE)
+SIGNAL = QualifiedName(HEARTBEAT_SCHEMA, SIGNAL_TABLE)
 
 
 def include_tables(settings: Settings) -> tuple[QualifiedName, ...]:
-    """Captured tables plus the heartbeat table, without duplicates, in declaration order."""
-    return tuple(dict.fromkeys((*settings.captured, HEARTBEAT)))
+    """Captured tables plus the heartbeat and signal tables (Debezium reads signals from the
+    WAL, so the signal table must be in the publication), without duplicates, in order."""
+    return tuple(dict.fromkeys((*settings.captured, HEARTBEAT, SIGNAL)))
 
 
 def template_env(settings: Settings) -> dict[str, str]:
@@ -42,6 +44,7 @@ def template_env(settings: Settings) -> dict[str, str]:
         "CHANGELAKE_TABLE_INCLUDE_LIST": ",".join(
             t.include_list_regex for t in include_tables(settings)
         ),
+        "CHANGELAKE_SIGNAL_DATA_COLLECTION": f"{SIGNAL.schema}.{SIGNAL.table}",
         "CHANGELAKE_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
         "CHANGELAKE_MIN_COMPACTION_LAG_MS": str(settings.min_compaction_lag_ms),
         "CHANGELAKE_MAX_MESSAGE_BYTES": str(settings.max_message_bytes),

@@ -19,7 +19,8 @@ import psycopg
 from psycopg import sql
 
 from pipelines.config import Settings
-from pipelines.stack import connect, jvm, kafka, late_tables, postgres
+from pipelines.naming import QualifiedName
+from pipelines.stack import connect, jvm, kafka, late_tables, postgres, signal
 from pipelines.stack.connector_config import include_tables, publish_option, render
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, wait_until
@@ -191,12 +192,34 @@ def register_connector(settings: Settings) -> None:
     Debezium brings the filtered publication in line with ``table.include.list`` only when its
     task starts, so if the config is unchanged but a captured table has appeared since, the
     connector is restarted to add it.
+
+    Tables the running connector did not capture before (its include list grew) get their
+    existing rows by an incremental snapshot: once the restarted task has put them in the
+    publication (so every change from then on streams), an ``execute-snapshot`` signal is sent.
     """
     _ensure_publication(settings)
     keyless = [t for t in include_tables(settings) if (t.schema, t.table) in _keyless(settings)]
+    before = connect.connector_config(settings)
     changed = connect.put_config(settings, render(settings, keyless=keyless))
     if not changed and not _wanted_publication(settings) <= postgres.publication_tables(settings):
         connect.restart(settings)
+    added = _added_tables(settings, before)
+    if added:
+        wait_connector_running(settings, timeout=120)
+        signal.request_snapshot(settings, added)
+
+
+def _added_tables(settings: Settings, before: dict[str, str] | None) -> list[QualifiedName]:
+    """Captured tables, existing now, that the connector's previous include list did not name
+    (none on first registration: the initial snapshot reads every table). A table without a
+    primary key cannot be snapshotted incrementally (Debezium pages by key) and is left out."""
+    if before is None:
+        return []
+    old = set(before.get("table.include.list", "").split(","))
+    new = [t for t in settings.captured if t.include_list_regex not in old]
+    exist = postgres.existing_tables(settings, [(t.schema, t.table) for t in new])
+    keyless = _keyless(settings)
+    return [t for t in new if (t.schema, t.table) in exist - keyless]
 
 
 def wait_connector_running(settings: Settings, timeout: float = 60) -> None:

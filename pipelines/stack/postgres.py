@@ -31,6 +31,9 @@ from pipelines.stack.procs import StackError, live_pid, run, wait_until
 SUPERUSER = "postgres"
 HEARTBEAT_SCHEMA = "changelake"
 HEARTBEAT_TABLE = "heartbeat"
+# Debezium's signalling table (``signal.data.collection``): changelake inserts ``execute-snapshot``
+# signals, Debezium its incremental-snapshot window marks; both reach Debezium through the WAL.
+SIGNAL_TABLE = "debezium_signal"
 RUN_AS = "postgres"
 
 
@@ -257,6 +260,14 @@ def bootstrap(settings: Settings, layout: Layout) -> None:
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now())"
             ).format(sql.Identifier(HEARTBEAT_SCHEMA), sql.Identifier(HEARTBEAT_TABLE))
+        )
+        # owned by the app role, of which the CDC role is a member: Debezium may write its
+        # window marks into it and put it in the filtered publication
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (id varchar(64) PRIMARY KEY, "
+                "type varchar(32) NOT NULL, data text)"
+            ).format(sql.Identifier(HEARTBEAT_SCHEMA), sql.Identifier(SIGNAL_TABLE))
         )
 
 

@@ -223,3 +223,47 @@ def test_cli_as_of_history_and_compact(lake, monkeypatch: pytest.MonkeyPatch) ->
     assert silver.current(root, TABLE).full
     res = runner.invoke(app, ["as-of", "s.t", "not-a-time"])
     assert res.exit_code != 0
+
+
+def test_incremental_snapshot_reads_order_after_their_commit_lsn(tmp_path: Path) -> None:
+    """Debezium's chunk rows carry no _lsn and no transaction, and the stream's last commit LSN
+    when the chunk's window closed: they sort after that commit's changes and before later ones,
+    never stall the transaction cut, and are not lost when they land after a compaction that
+    already took changes of that same commit LSN."""
+    lk = Lake(tmp_path)
+
+    def streamed(op: str, k: int, a: str | None, lsn: int, commit: int, order: int) -> dict:
+        return event(
+            k=k, a=a, b=lsn, _op=op, _source_ts=T0 + timedelta(seconds=commit), _lsn=lsn,
+            _commit_lsn=commit, _tx_id=commit, _tx_order=order, _snapshot="false",
+            _unavailable=[],
+        )  # fmt: skip
+
+    def read(k: int, a: str, commit: int) -> dict:
+        return event(
+            k=k, a=a, b=0, _op="r", _source_ts=T0 + timedelta(seconds=commit), _lsn=None,
+            _commit_lsn=commit, _tx_id=None, _tx_order=None, _snapshot="incremental",
+            _unavailable=[],
+        )  # fmt: skip
+
+    def end(commit: int, n: int) -> dict:
+        return {
+            "status": "END",
+            "id": f"{commit}:{commit}",
+            "event_count": n,
+            "ts": T0,
+            "data_collections": [{"data_collection": "s.t", "event_count": n}],
+        }
+
+    lk.land([streamed("u", 1, "old", 95, 100, 1)], [end(100, 1)])
+    first = silver.compact(tmp_path, TABLE)
+    assert first.watermark_lsn == 100
+    # the chunk closed with commit 100 as the stream's last: it lands after that compaction
+    lk.land([read(1, "chunk", 100), read(2, "chunk", 100), read(3, "chunk", 100)])
+    lk.land([streamed("u", 2, "new", 120, 130, 1), streamed("d", 3, None, 121, 131, 1)])
+    lk.land([], [end(130, 1), end(131, 1)])
+    silver.compact(tmp_path, TABLE)
+    got = rows_of(silver.as_of(tmp_path, TABLE, T0 + timedelta(days=1)))
+    assert {k: v[0] for k, v in got.items()} == {1: "chunk", 2: "new"}
+    rebuilt = silver.compact(tmp_path, TABLE, full=True)
+    assert rebuilt.rows == 2

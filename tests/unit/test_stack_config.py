@@ -12,6 +12,8 @@ from pipelines.config import Settings
 from pipelines.naming import QualifiedName
 from pipelines.stack import connect, kafka, postgres
 from pipelines.stack.connector_config import (
+    HEARTBEAT,
+    SIGNAL,
     heartbeat_topic,
     include_tables,
     publish_option,
@@ -35,7 +37,10 @@ def test_render_fills_every_placeholder_from_settings() -> None:
     cfg = render(s)
     assert not any("${" in v for v in cfg.values())
     assert cfg["database.port"] == "5555" and cfg["slot.name"] == "s1"
-    assert cfg["table.include.list"] == r"shop\.orders,odd\.We\.ird,changelake\.heartbeat"
+    assert cfg["table.include.list"] == (
+        rf"shop\.orders,odd\.We\.ird,{HEARTBEAT.include_list_regex},{SIGNAL.include_list_regex}"
+    )
+    assert cfg["signal.data.collection"] == f"{SIGNAL.schema}.{SIGNAL.table}"
     for tbl in include_tables(s):  # each regex matches exactly its own table
         pattern = re.compile(tbl.include_list_regex)
         assert pattern.fullmatch(f"{tbl.schema}.{tbl.table}")
@@ -70,7 +75,9 @@ def test_values_with_quotes_cannot_break_the_json() -> None:
 def test_compose_env_escapes_regex_for_envsubst_into_json() -> None:
     env = compose_env(settings(tables=("shop.orders",)))
     text = '{"v": "${X}"}'.replace("${X}", env["CHANGELAKE_TABLE_INCLUDE_LIST"])
-    assert json.loads(text)["v"] == r"shop\.orders,changelake\.heartbeat"
+    assert json.loads(text)["v"] == (
+        rf"shop\.orders,{HEARTBEAT.include_list_regex},{SIGNAL.include_list_regex}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -162,3 +169,14 @@ def test_storage_format_passes_a_dash_leading_cluster_id_as_one_token(tmp_path: 
         assert kafka.format_storage(layout)
     argv = run.call_args.args[0]
     assert "--cluster-id=-dashFirst" in argv and "-dashFirst" not in argv
+
+
+def test_snapshot_signal_names_each_table_by_its_anchored_regex() -> None:
+    from pipelines.stack.signal import snapshot_signal
+
+    t = QualifiedName("odd", "We.ird")
+    assert snapshot_signal([t]) == {"data-collections": [r"odd\.We\.ird"], "type": "incremental"}
+    with_where = snapshot_signal([t], "id <= 10")
+    assert with_where["additional-conditions"] == [
+        {"data-collection": r"odd\.We\.ird", "filter": "id <= 10"}
+    ]
