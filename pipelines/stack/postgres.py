@@ -29,7 +29,7 @@ from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, live_pid, run, wait_until
 
 SUPERUSER = "postgres"
-HEARTBEAT_SCHEMA = "changelake"
+HEARTBEAT_SCHEMA = "_changelake"  # changelake's own schema (never an app role's "$user")
 HEARTBEAT_TABLE = "heartbeat"
 RUN_AS = "postgres"
 

@@ -35,7 +35,7 @@ def test_render_fills_every_placeholder_from_settings() -> None:
     cfg = render(s)
     assert not any("${" in v for v in cfg.values())
     assert cfg["database.port"] == "5555" and cfg["slot.name"] == "s1"
-    assert cfg["table.include.list"] == r"shop\.orders,odd\.We\.ird,changelake\.heartbeat"
+    assert cfg["table.include.list"] == r"shop\.orders,odd\.We\.ird,_changelake\.heartbeat"
     for tbl in include_tables(s):  # each regex matches exactly its own table
         pattern = re.compile(tbl.include_list_regex)
         assert pattern.fullmatch(f"{tbl.schema}.{tbl.table}")
@@ -70,7 +70,7 @@ def test_values_with_quotes_cannot_break_the_json() -> None:
 def test_compose_env_escapes_regex_for_envsubst_into_json() -> None:
     env = compose_env(settings(tables=("shop.orders",)))
     text = '{"v": "${X}"}'.replace("${X}", env["CHANGELAKE_TABLE_INCLUDE_LIST"])
-    assert json.loads(text)["v"] == r"shop\.orders,changelake\.heartbeat"
+    assert json.loads(text)["v"] == r"shop\.orders,_changelake\.heartbeat"
 
 
 @pytest.mark.parametrize(
