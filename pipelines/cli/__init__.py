@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 # Stage modules, in data-path order. Each exposes register(app: typer.Typer) -> None.
-_STAGES = ("stack", "lake", "silver", "shop", "ui")
+_STAGES = ("check", "stack", "lake", "silver", "shop", "ui")
 
 for _name in _STAGES:
     try:

@@ -61,9 +61,10 @@ def up_cmd(
 def down_cmd(
     purge: bool = typer.Option(False, "--purge", help="also delete data, logs and config"),
 ) -> None:
-    """Stop the processes `up` started (data is kept unless --purge)."""
+    """Stop the processes `up` started (data is kept unless --purge; on an external database
+    --purge drops the slot and publication changelake created there)."""
     try:
-        stack.down(get_settings(), purge=purge)
+        stack.down(get_settings(), purge=purge, progress=console.log)
     except stack.StackError as exc:
         _fail(exc)
     console.print("[green]stack down[/]" + (" (state purged)" if purge else ""))
@@ -82,6 +83,7 @@ def status_cmd() -> None:
         comps.add_column(col)
     for c in st.components:
         state = "[green]up[/]" if c.up else "[red]down[/]" + (f" ({c.error})" if c.error else "")
+        state += " (external)" if c.external else ""
         comps.add_row(c.name, state, str(c.pid or "-"), str(c.port), _mib(c.rss_bytes))
     console.print(comps)
     cdc = Table(title="change data capture")
@@ -93,6 +95,8 @@ def status_cmd() -> None:
         f"slot {settings.slot_name} lag",
         "-" if st.slot_lag_bytes is None else f"{st.slot_lag_bytes} bytes",
     )
+    for slot, held in st.retained_wal.items():
+        cdc.add_row(f"slot {slot} retained WAL", f"{held} bytes")
     console.print(cdc)
     topics = Table(title="topics (end offsets)")
     topics.add_column("topic")
@@ -101,7 +105,7 @@ def status_cmd() -> None:
     for (topic, part), off in sorted(st.end_offsets.items()):
         topics.add_row(topic, str(part), str(off))
     console.print(topics)
-    for err in st.errors:
+    for err in (*st.errors, *st.warnings):
         console.print(f"[yellow]{err}[/]")
     console.print("[green]healthy[/]" if st.healthy else "[red]not healthy[/]")
     if not st.healthy:

@@ -23,6 +23,7 @@ from pipelines.defs.reconcile import (
 )
 from pipelines.defs.resources import ChangelakeResource, PostgresReadOnlyResource
 from pipelines.defs.silver_assets import current_files
+from pipelines.defs.slot_check import build_slot_check
 from pipelines.naming import QualifiedName
 
 FRESHNESS_WARN_SECONDS = 15 * 60
@@ -126,4 +127,4 @@ def build_checks(tables: Sequence[QualifiedName]) -> list[dg.AssetChecksDefiniti
     out: list[dg.AssetChecksDefinition] = []
     for t in tables:
         out += [_reconcile_check(t), _freshness_check(t), _quarantine_check(t)]
-    return out
+    return [*out, build_slot_check(tables)] if tables else out

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from pipelines.config import Settings
-from pipelines.stack import connect, jvm, kafka, postgres
+from pipelines.stack import check, connect, external, jvm, kafka, postgres
 from pipelines.stack.connector_config import include_tables, publish_option, render
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, wait_until
@@ -111,27 +111,43 @@ def up(settings: Settings, *, timeout: float = 180, progress: Progress = None) -
         _up_locked(settings, layout, timeout, progress)
 
 
+def _preflight(settings: Settings, parts: list[str], progress: Progress) -> None:
+    """``changelake check`` for ``parts``; warnings are shown, a blocking finding stops ``up``."""
+    if not parts:
+        return
+    for finding in check.require(settings, parts, tables_must_exist=False):
+        if finding.severity == "warning":
+            _say(progress, finding.line())
+    _say(progress, f"preflight: {', '.join(parts)} ok")
+
+
 def _up_locked(settings: Settings, layout: Layout, timeout: float, progress: Progress) -> None:
-    layout.home.chmod(layout.home.stat().st_mode | 0o055)  # the postgres user must traverse it
-    jvm.require_tool("java", "openjdk-17-jre-headless")
-    jvm.resolve_jars(layout, progress)  # a one-off download: not part of the health timeout
-    jvm.write_log4j2(layout)
+    managed = [p for p in check.PARTS if settings.managed(p)]
+    _preflight(settings, [p for p in check.PARTS if p not in managed], progress)  # before starting
+    if settings.managed("postgres"):
+        layout.home.chmod(layout.home.stat().st_mode | 0o055)  # the postgres user traverses it
+    if settings.managed("kafka") or settings.managed("connect"):
+        jvm.require_tool("java", "openjdk-17-jre-headless")
+        jvm.resolve_jars(layout, progress)  # a one-off download: not part of the health timeout
+        jvm.write_log4j2(layout)
     dl = _Deadline(timeout)
-    _up_postgres(settings, layout, dl, progress)
-    _say(progress, "postgres: healthy")
-    _up_kafka(settings, layout, dl, progress)
-    _say(progress, "kafka: healthy")
-    _up_connect(settings, layout, dl, progress)
-    _say(progress, "connect: healthy")
+    for name, start in (("postgres", _up_postgres), ("kafka", _up_kafka), ("connect", _up_connect)):
+        if settings.managed(name):
+            start(settings, layout, dl, progress)
+            _say(progress, f"{name}: healthy")
+    _preflight(settings, managed, progress)  # the managed ones, once they run
+    if not settings.managed("postgres"):
+        external.prepare(settings, layout)
     register_connector(settings)
     _say(progress, f"connector {settings.connector_name}: registered, waiting for RUNNING")
     wait_connector_running(settings, timeout=dl.left())
     _say(progress, f"connector {settings.connector_name}: RUNNING")
 
 
-def down(settings: Settings, *, purge: bool = False) -> None:
+def down(settings: Settings, *, purge: bool = False, progress: Progress = None) -> None:
     """Stop what ``up`` started (verified pids only), newest first; ``purge`` also deletes state
-    (data, logs, config; the jar cache is kept so the next ``up`` downloads nothing)."""
+    (data, logs, config; the jar cache is kept so the next ``up`` downloads nothing) and, on
+    external components, the connector, slot and publication changelake created there."""
     layout = Layout.of(settings)
     if not layout.home.exists():
         return
@@ -144,6 +160,8 @@ def down(settings: Settings, *, purge: bool = False) -> None:
                 errors.append(str(exc))
         if errors:
             raise StackError("; ".join(errors))
+        if purge:
+            external.purge(settings, layout, lambda msg: _say(progress, msg))
     if purge:
         for path in layout.purgeable():
             shutil.rmtree(path, ignore_errors=True)
@@ -233,6 +251,10 @@ def restart_component(settings: Settings, name: Literal["postgres", "kafka", "co
     RUNNING again (for the fault suite)."""
     if name not in ("postgres", "kafka", "connect"):
         raise ValueError(f"unknown component {name!r}; expected postgres, kafka or connect")
+    if not settings.managed(name):
+        raise StackError(
+            f"{name} is external (CHANGELAKE_*_MODE=external): changelake does not restart it"
+        )
     layout = Layout.of(settings)
     dl = _Deadline(180)
     with _home_lock(layout):
