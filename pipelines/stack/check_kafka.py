@@ -61,7 +61,7 @@ def kafka(settings: Settings) -> tuple[list[Finding], str | None]:
         ], None
     try:
         cluster = admin.describe_cluster()
-        brokers = sorted(b["node_id"] for b in cluster["brokers"])
+        brokers = sorted(b["broker_id"] for b in cluster["brokers"])
         findings = [
             Finding(
                 "kafka.reachable",
@@ -159,11 +159,8 @@ def _validate(settings: Settings) -> list[Finding]:
         return [
             Finding("connect.validate", "warning", f"validation call failed: {_first_line(exc)}")
         ]
-    errors = [
-        f"{c['value']['name']}: {err}"
-        for c in answer.get("configs", [])
-        for err in c.get("value", {}).get("errors") or []
-    ]
+    values = [c.get("value") or {} for c in answer.get("configs") or []]
+    errors = [f"{v.get('name')}: {err}" for v in values for err in v.get("errors") or []]
     if not errors:
         return [Finding("connect.validate", "ok", "the connector config validates on the workers")]
     return [

@@ -113,3 +113,14 @@ def test_check_names_each_problem_once_and_passes_when_fixed(cluster: Cluster) -
     res = _check(cluster, "crm.people")
     assert res.returncode == 0, res.stdout + res.stderr
     assert not [line for line in res.stdout.splitlines() if line.startswith("blocking")]
+
+
+def test_check_passes_on_the_running_managed_stack(stack) -> None:  # noqa: ANN001
+    """Every part (PostgreSQL, Kafka, Connect with Debezium, the connector config validated on
+    the worker) of a correct setup: exit 0, and the plugin's version is named."""
+    env = os.environ | {"COLUMNS": "400"}
+    res = subprocess.run([str(CHANGELAKE), "check"], env=env, capture_output=True, text=True)  # noqa: S603
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "connect.debezium: Debezium PostgreSQL connector 3." in res.stdout
+    assert "connect.validate: the connector config validates" in res.stdout
+    assert "kafka.message_max_bytes" in res.stdout
