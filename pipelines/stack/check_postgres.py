@@ -271,7 +271,7 @@ def keys_and_identity(ctx: PgContext) -> Iterable[Finding]:
         if not t.has_key and t.identity in ("d", "n"):
             yield Finding(
                 f"postgres.identity {t.name}",
-                "blocking",
+                "warning",  # inserts are captured; it is the application's writes that fail
                 f"{t.name} has no primary key and no replica identity: once published, "
                 "PostgreSQL rejects its UPDATEs and DELETEs",
                 fix,
