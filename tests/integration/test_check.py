@@ -124,3 +124,14 @@ def test_check_passes_on_the_running_managed_stack(stack) -> None:  # noqa: ANN0
     assert "connect.debezium: Debezium PostgreSQL connector 3." in res.stdout
     assert "connect.validate: the connector config validates" in res.stdout
     assert "kafka.message_max_bytes" in res.stdout
+
+
+def test_status_shows_retained_wal_and_warns_past_the_limit(stack) -> None:  # noqa: ANN001
+    from pipelines.stack import status
+
+    settings = stack.settings
+    st = status(settings)
+    assert settings.slot_name in st.retained_wal and st.retained_wal[settings.slot_name] >= 0
+    assert st.warnings == ()
+    tight = status(settings.model_copy(update={"max_slot_lag_bytes": -1}))
+    assert len(tight.warnings) == 1 and settings.slot_name in tight.warnings[0]
