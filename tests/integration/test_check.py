@@ -55,19 +55,21 @@ def cluster() -> Iterator[Cluster]:
         _as_server_user([*init, "--auth-host=scram-sha-256"]), check=True, capture_output=True
     )  # noqa: S603
     c.start("replica")
-    with psycopg.connect(
-        host=str(root), port=c.port, user="postgres", dbname="postgres", autocommit=True
-    ) as conn:
-        conn.execute("CREATE ROLE app LOGIN PASSWORD 'app'")
-        conn.execute("CREATE ROLE cdc LOGIN PASSWORD 'cdc'")  # no REPLICATION
-        conn.execute("CREATE DATABASE app OWNER app")
-    with c.su() as conn:
-        conn.execute("SET ROLE app")
-        conn.execute("CREATE SCHEMA crm")
-        conn.execute("CREATE TABLE crm.people (id int PRIMARY KEY, bio text)")
-        conn.execute("RESET ROLE")
-        conn.execute("GRANT app TO cdc")  # owner rights: it may add app's tables to a publication
     try:
+        with psycopg.connect(
+            host=str(root), port=c.port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE ROLE app LOGIN PASSWORD 'app'")
+            conn.execute("CREATE ROLE cdc LOGIN PASSWORD 'cdc'")  # no REPLICATION
+            conn.execute("CREATE DATABASE app OWNER app")
+        with c.su() as conn:
+            conn.execute("SET ROLE app")
+            conn.execute("CREATE SCHEMA crm")
+            conn.execute("CREATE TABLE crm.people (id int PRIMARY KEY, bio text)")
+            conn.execute("RESET ROLE")
+            conn.execute(
+                "GRANT app TO cdc"
+            )  # owner rights: it may add app's tables to a publication
         yield c
     finally:
         c.ctl("-m", "fast", "stop")
