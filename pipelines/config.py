@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipelines.naming import QualifiedName, split_name_list
@@ -36,6 +36,18 @@ DEMO_TABLES = (
 )
 
 
+# managed: changelake runs the component itself (native processes under HOME); external: someone
+# else runs it and changelake only talks to it (never starts, stops or reconfigures it)
+Mode = Literal["managed", "external"]
+
+# Java client login modules per SASL mechanism (the Connect worker's clients)
+_JAAS_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
 class Settings(BaseSettings):
     """All of changelake's configuration; see ``.env.example`` for the documented defaults."""
 
@@ -53,6 +65,7 @@ class Settings(BaseSettings):
     )
 
     # --- PostgreSQL (the command side) ---------------------------------------------------
+    pg_mode: Mode = "managed"
     pg_host: str = "127.0.0.1"
     pg_port: int = 54329
     pg_database: str = "changelake"
@@ -62,11 +75,22 @@ class Settings(BaseSettings):
     cdc_password: str = "changelake_cdc"
 
     # --- Kafka / Connect ------------------------------------------------------------------
+    kafka_mode: Mode = "managed"
+    connect_mode: Mode = "managed"
     bind_host: str = "127.0.0.1"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     connect_port: int = 18083
     max_message_bytes: int = 16 * 1024 * 1024  # a row of up to 8 MB passes, JSON-encoded
+    # external Kafka: its bootstrap list and client security (the lander's consumer and, when
+    # Connect is managed, the Connect worker's clients)
+    kafka_bootstrap_servers: str = ""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: Path | None = None  # PEM bundle of the CAs that signed the brokers
+    connect_rest_url: str = ""  # external Connect: its REST URL, e.g. http://connect:8083
 
     # --- Debezium -------------------------------------------------------------------------
     topic_prefix: str = "changelake"
@@ -75,6 +99,8 @@ class Settings(BaseSettings):
     connector_name: str = "changelake-postgres"
     tables: Annotated[tuple[str, ...], NoDecode] = DEMO_TABLES
     heartbeat_interval_ms: int = 5000
+    # ``status`` warns and a Dagster check fails when the slot retains more WAL than this
+    max_slot_lag_bytes: int = 1024**3
     min_compaction_lag_ms: int = 7 * 24 * 3600 * 1000
     # "compact": topics of tables with a primary key are log-compacted (Kafka keeps the latest
     # version per key once the lake has landed it); TRUNCATE is not streamed, because Debezium
@@ -101,6 +127,16 @@ class Settings(BaseSettings):
             value = split_name_list(value)
         return tuple(str(QualifiedName.parse(v)) for v in value)  # validates each name
 
+    @model_validator(mode="after")
+    def _external_needs_addresses(self) -> Settings:
+        if self.kafka_mode == "external" and not self.kafka_bootstrap_servers.strip():
+            raise ValueError(
+                "CHANGELAKE_KAFKA_MODE=external needs CHANGELAKE_KAFKA_BOOTSTRAP_SERVERS"
+            )
+        if self.connect_mode == "external" and not self.connect_rest_url.strip():
+            raise ValueError("CHANGELAKE_CONNECT_MODE=external needs CHANGELAKE_CONNECT_REST_URL")
+        return self
+
     @cached_property
     def lake_root(self) -> Path:
         return (self.lake or self.home / "lake").resolve()
@@ -113,13 +149,56 @@ class Settings(BaseSettings):
     def captured(self) -> tuple[QualifiedName, ...]:
         return tuple(QualifiedName.parse(t) for t in self.tables)
 
+    def managed(self, component: str) -> bool:
+        """Whether changelake runs ``component`` (postgres, kafka or connect) itself."""
+        mode = {"postgres": self.pg_mode, "kafka": self.kafka_mode, "connect": self.connect_mode}
+        return mode[component] == "managed"
+
     @property
     def bootstrap_servers(self) -> str:
+        if self.kafka_mode == "external":
+            return self.kafka_bootstrap_servers.strip()
         return f"{self.bind_host}:{self.kafka_port}"
 
     @property
     def connect_url(self) -> str:
+        if self.connect_mode == "external":
+            return self.connect_rest_url.strip().rstrip("/")
         return f"http://{self.bind_host}:{self.connect_port}"
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """kafka-python keyword arguments: where Kafka is and how to log in (every client)."""
+        opts: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            opts |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password,
+            }
+        if self.kafka_ssl_cafile is not None:
+            opts["ssl_cafile"] = str(self.kafka_ssl_cafile)
+        return opts
+
+    def kafka_java_properties(self) -> dict[str, str]:
+        """The same settings as Java client properties (the Connect worker and its clients)."""
+        props = {"security.protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            user = self.kafka_sasl_username.replace("\\", "\\\\").replace('"', '\\"')
+            secret = self.kafka_sasl_password.replace("\\", "\\\\").replace('"', '\\"')
+            props |= {
+                "sasl.mechanism": self.kafka_sasl_mechanism,
+                "sasl.jaas.config": f"{_JAAS_MODULES[self.kafka_sasl_mechanism]} required "
+                f'username="{user}" password="{secret}";',
+            }
+        if self.kafka_ssl_cafile is not None:
+            props |= {
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(self.kafka_ssl_cafile),
+            }
+        return props
 
     def pg_dsn(self, *, user: str | None = None, password: str | None = None) -> str:
         """libpq connection string for psycopg; the app role unless told otherwise."""

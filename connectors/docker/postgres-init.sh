@@ -8,9 +8,9 @@ psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" \
   -v pub="$CHANGELAKE_PUBLICATION_NAME" -v publish="$CHANGELAKE_PUBLISH" <<'SQL'
 CREATE ROLE :"cdc" LOGIN REPLICATION PASSWORD :'cdcpw';
 GRANT :"app" TO :"cdc";
-CREATE SCHEMA IF NOT EXISTS changelake;
-CREATE TABLE IF NOT EXISTS changelake.heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now());
-CREATE TABLE IF NOT EXISTS changelake.debezium_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data text);
+CREATE SCHEMA IF NOT EXISTS _changelake;
+CREATE TABLE IF NOT EXISTS _changelake.heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS _changelake.debezium_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data text);
 -- created here with its publish option; Debezium's filtered mode manages its tables
 CREATE PUBLICATION :"pub" WITH (publish = :'publish');
 ALTER PUBLICATION :"pub" OWNER TO :"cdc";

@@ -84,7 +84,7 @@ def lake_lock(lake: Path) -> Iterator[None]:
 def _consumer(settings: Settings) -> KafkaConsumer:
     fetch = max(settings.max_message_bytes, 1024 * 1024)
     return KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_client_options(),
         group_id=f"{settings.topic_prefix}-bronze-lander",
         client_id="changelake-lander",
         enable_auto_commit=False,
@@ -163,7 +163,7 @@ def land(
                 f"recovered: removed {rec.deleted_files} file(s) of {rec.incomplete_batches} "
                 f"incomplete batch(es), {rec.deleted_temps} temp file(s)"
             )
-        check_source(lake, kafka_cluster_id(settings.bootstrap_servers))
+        check_source(lake, kafka_cluster_id(**settings.kafka_client_options()))
         consumer = _consumer(settings)
         try:
             _run(consumer, settings, lake, tables, done, until_caught_up, say, result)

@@ -23,9 +23,12 @@ class LakeSourceMismatch(RuntimeError):
     """The lake was landed from another Kafka cluster than the one configured now."""
 
 
-def kafka_cluster_id(bootstrap_servers: str) -> str:
-    """The cluster id the broker reports (set when its KRaft storage was formatted)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="changelake-lander")
+def kafka_cluster_id(bootstrap_servers: str | list[str], **client_options: object) -> str:
+    """The cluster id the broker reports (set when its KRaft storage was formatted);
+    ``client_options``: further kafka-python arguments (security settings)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="changelake-lander", **client_options
+    )
     try:
         return str(admin.describe_cluster()["cluster_id"])
     finally:

@@ -70,12 +70,13 @@ def down_cmd(
         False, "--keep-lake", help="with --purge: keep the lake and the warehouse"
     ),
 ) -> None:
-    """Stop the processes `up` started (state is kept unless --purge)."""
+    """Stop the processes `up` started (state is kept unless --purge; on an external database
+    --purge also drops the slot and publication changelake created there)."""
     if keep_lake and not purge:
         console.print("[bold red]error:[/] --keep-lake only makes sense with --purge")
         raise typer.Exit(2)
     try:
-        report = stack.down(get_settings(), purge=purge, keep_lake=keep_lake)
+        report = stack.down(get_settings(), purge=purge, keep_lake=keep_lake, progress=console.log)
     except stack.StackError as exc:
         _fail(exc)
     for path in report.removed:
@@ -119,6 +120,7 @@ def status_cmd(
         comps.add_column(col)
     for c in st.components:
         state = "[green]up[/]" if c.up else "[red]down[/]" + (f" ({c.error})" if c.error else "")
+        state += " (external)" if c.external else ""
         comps.add_row(c.name, state, str(c.pid or "-"), str(c.port), _mib(c.rss_bytes))
     console.print(comps)
     cdc = Table(title="change data capture")
@@ -130,6 +132,8 @@ def status_cmd(
         f"slot {settings.slot_name} lag",
         "-" if st.slot_lag_bytes is None else f"{st.slot_lag_bytes} bytes",
     )
+    for slot, held in st.retained_wal.items():
+        cdc.add_row(f"slot {slot} retained WAL", f"{held} bytes")
     console.print(cdc)
     topics = Table(title="topics (end offsets)")
     topics.add_column("topic")
@@ -139,7 +143,7 @@ def status_cmd(
         topics.add_row(topic, str(part), str(off))
     console.print(topics)
     console.print(view.lake_table(lake))
-    for err in st.errors:
+    for err in (*st.errors, *st.warnings):
         console.print(f"[yellow]{err}[/]")
     for finding in st.capture_findings:
         console.print(f"[bold red]CHANGES NOT CAPTURED: {escape(finding)}[/]", soft_wrap=True)

@@ -22,6 +22,7 @@ from pipelines.defs.reconcile import (
     plan_columns,
 )
 from pipelines.defs.resources import ChangelakeResource, PostgresReadOnlyResource
+from pipelines.defs.slot_check import build_slot_check
 from pipelines.defs.stagemeta import current_files
 from pipelines.naming import QualifiedName
 from pipelines.stack.late_tables import unpublished
@@ -133,4 +134,4 @@ def build_checks(tables: Sequence[QualifiedName]) -> list[dg.AssetChecksDefiniti
     out: list[dg.AssetChecksDefinition] = []
     for t in tables:
         out += [_reconcile_check(t), _freshness_check(t), _quarantine_check(t)]
-    return out
+    return [*out, build_slot_check(tables)] if tables else out

@@ -46,12 +46,24 @@ def pid(layout: Layout) -> int | None:
     return live_pid(layout.pid_file("connect"), marker(layout))
 
 
+def _client_security(settings: Settings) -> list[str]:
+    """The Kafka login settings for the worker itself and for its producers, consumers and
+    admin clients (Connect does not pass the worker's to them)."""
+    props = settings.kafka_java_properties()
+    return [
+        f"{pre}{k}={v.replace(chr(92), chr(92) * 2)}"  # .properties: a backslash escapes
+        for pre in ("", "producer.", "consumer.", "admin.")
+        for k, v in props.items()
+    ]
+
+
 def worker_properties(settings: Settings, layout: Layout) -> str:
     host, mmb = settings.bind_host, int(settings.max_message_bytes)
     return "\n".join(
         [
             "# written by `changelake up` on every start; edit Settings (CHANGELAKE_*) instead",
             f"bootstrap.servers={settings.bootstrap_servers}",
+            *_client_security(settings),
             f"group.id={settings.topic_prefix}-connect",
             "key.converter=org.apache.kafka.connect.json.JsonConverter",
             "value.converter=org.apache.kafka.connect.json.JsonConverter",
@@ -86,7 +98,9 @@ def worker_properties(settings: Settings, layout: Layout) -> str:
 
 def write_config(settings: Settings, layout: Layout) -> None:
     layout.conf.mkdir(parents=True, exist_ok=True)
-    (layout.conf / "connect.properties").write_text(worker_properties(settings, layout))
+    path = layout.conf / "connect.properties"
+    path.touch(mode=0o600)  # may hold the Kafka SASL password
+    path.write_text(worker_properties(settings, layout))
 
 
 def start(layout: Layout) -> None:

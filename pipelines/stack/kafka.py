@@ -131,7 +131,7 @@ def healthy(settings: Settings) -> bool:
     """The broker answers a metadata request (lists topics)."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=5000)
+    admin = KafkaAdminClient(**settings.kafka_client_options(), request_timeout_ms=5000)
     try:
         admin.list_topics()
         return True
@@ -165,7 +165,7 @@ def end_offsets(
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_client_options(),
         enable_auto_commit=False,
         request_timeout_ms=15000,
     )

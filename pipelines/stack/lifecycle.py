@@ -20,7 +20,7 @@ from psycopg import sql
 
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName
-from pipelines.stack import connect, jvm, kafka, late_tables, postgres, signal
+from pipelines.stack import check, connect, external, jvm, kafka, late_tables, postgres, signal
 from pipelines.stack.connector_config import include_tables, publish_option, render
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, wait_until
@@ -115,27 +115,45 @@ def up(settings: Settings, *, timeout: float = 180, progress: Progress = None) -
         _up_locked(settings, layout, timeout, progress)
 
 
+def _preflight(settings: Settings, parts: list[str], progress: Progress) -> None:
+    """``changelake check`` for ``parts``; warnings are shown, a blocking finding stops ``up``."""
+    if not parts:
+        return
+    for finding in check.require(settings, parts, tables_must_exist=False):
+        if finding.severity == "warning":
+            _say(progress, finding.line())
+    _say(progress, f"preflight: {', '.join(parts)} ok")
+
+
 def _up_locked(settings: Settings, layout: Layout, timeout: float, progress: Progress) -> None:
-    layout.home.chmod(layout.home.stat().st_mode | 0o055)  # the postgres user must traverse it
-    jvm.require_tool("java", "openjdk-17-jre-headless")
-    jvm.resolve_jars(layout, progress)  # a one-off download: not part of the health timeout
-    jvm.write_log4j2(layout)
+    managed = [p for p in check.PARTS if settings.managed(p)]
+    _preflight(settings, [p for p in check.PARTS if p not in managed], progress)  # before starting
+    if settings.managed("postgres"):
+        layout.home.chmod(layout.home.stat().st_mode | 0o055)  # the postgres user traverses it
+    if settings.managed("kafka") or settings.managed("connect"):
+        jvm.require_tool("java", "openjdk-17-jre-headless")
+        jvm.resolve_jars(layout, progress)  # a one-off download: not part of the health timeout
+        jvm.write_log4j2(layout)
     dl = _Deadline(timeout)
-    _up_postgres(settings, layout, dl, progress)
-    _say(progress, "postgres: healthy")
-    _up_kafka(settings, layout, dl, progress)
-    _say(progress, "kafka: healthy")
-    _up_connect(settings, layout, dl, progress)
-    _say(progress, "connect: healthy")
+    for name, start in (("postgres", _up_postgres), ("kafka", _up_kafka), ("connect", _up_connect)):
+        if settings.managed(name):
+            start(settings, layout, dl, progress)
+            _say(progress, f"{name}: healthy")
+    _preflight(settings, managed, progress)  # the managed ones, once they run
+    if not settings.managed("postgres"):
+        external.prepare(settings, layout)
     register_connector(settings)
     _say(progress, f"connector {settings.connector_name}: registered, waiting for RUNNING")
     wait_connector_running(settings, timeout=dl.left())
     _say(progress, f"connector {settings.connector_name}: RUNNING")
 
 
-def down(settings: Settings, *, purge: bool = False, keep_lake: bool = False) -> PurgeReport:
+def down(
+    settings: Settings, *, purge: bool = False, keep_lake: bool = False, progress: Progress = None
+) -> PurgeReport:
     """Stop what ``up`` started (verified pids only), newest first; ``purge`` then deletes all the
-    home holds except the jar cache (``keep_lake``: but the lake and warehouse; see ``purge``).
+    home holds except the jar cache (``keep_lake``: but the lake and warehouse; see ``purge``)
+    and, on external components, the connector, slot and publication changelake created there.
     Returns what was removed (nothing without ``purge``)."""
     layout = Layout.of(settings)
     if not layout.home.exists():
@@ -149,6 +167,8 @@ def down(settings: Settings, *, purge: bool = False, keep_lake: bool = False) ->
                 errors.append(str(exc))
         if errors:
             raise StackError("; ".join(errors))
+        if purge:
+            external.purge(settings, layout, lambda msg: _say(progress, msg))
     return purge_home(settings, keep_lake=keep_lake) if purge else PurgeReport()
 
 
@@ -263,6 +283,10 @@ def restart_component(settings: Settings, name: Literal["postgres", "kafka", "co
     RUNNING again (for the fault suite)."""
     if name not in ("postgres", "kafka", "connect"):
         raise ValueError(f"unknown component {name!r}; expected postgres, kafka or connect")
+    if not settings.managed(name):
+        raise StackError(
+            f"{name} is external (CHANGELAKE_*_MODE=external): changelake does not restart it"
+        )
     layout = Layout.of(settings)
     dl = _Deadline(180)
     with _home_lock(layout):

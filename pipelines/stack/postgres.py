@@ -29,7 +29,7 @@ from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, live_pid, run, wait_until
 
 SUPERUSER = "postgres"
-HEARTBEAT_SCHEMA = "changelake"
+HEARTBEAT_SCHEMA = "_changelake"  # changelake's own schema (never an app role's "$user")
 HEARTBEAT_TABLE = "heartbeat"
 # Debezium's signalling table (``signal.data.collection``): changelake inserts ``execute-snapshot``
 # signals, Debezium its incremental-snapshot window marks; both reach Debezium through the WAL.
@@ -253,22 +253,24 @@ def bootstrap(settings: Settings, layout: Layout) -> None:
             )
     with admin_connect(settings, layout, settings.pg_database) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.pg_user)))
-        cur.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(HEARTBEAT_SCHEMA))
-        )
-        cur.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.{} (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now())"
-            ).format(sql.Identifier(HEARTBEAT_SCHEMA), sql.Identifier(HEARTBEAT_TABLE))
-        )
-        # owned by the app role, of which the CDC role is a member: Debezium may write its
-        # window marks into it and put it in the filtered publication
-        cur.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.{} (id varchar(64) PRIMARY KEY, "
-                "type varchar(32) NOT NULL, data text)"
-            ).format(sql.Identifier(HEARTBEAT_SCHEMA), sql.Identifier(SIGNAL_TABLE))
-        )
+        for stmt in heartbeat_ddl():
+            cur.execute(stmt)
+
+
+def heartbeat_ddl() -> list[sql.Composed]:
+    """changelake's own schema, its heartbeat table and Debezium's signal table, created by
+    whoever is to own them (the app role when managed: the CDC role is a member of it, so
+    Debezium may write its window marks into the signal table and publish both)."""
+    return [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(HEARTBEAT_SCHEMA)),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.{} (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now())"
+        ).format(sql.Identifier(HEARTBEAT_SCHEMA), sql.Identifier(HEARTBEAT_TABLE)),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.{} (id varchar(64) PRIMARY KEY, "
+            "type varchar(32) NOT NULL, data text)"
+        ).format(sql.Identifier(HEARTBEAT_SCHEMA), sql.Identifier(SIGNAL_TABLE)),
+    ]
 
 
 def heartbeat_query() -> str:
@@ -297,6 +299,17 @@ def slot_lag_bytes(settings: Settings) -> int | None:
             (settings.slot_name,),
         ).fetchone()
     return None if row is None else int(row[0] or 0)
+
+
+def retained_wal(settings: Settings) -> dict[str, int]:
+    """WAL bytes each replication slot of the server holds back from removal (from its
+    ``restart_lsn``): what an abandoned or lagging slot costs the database's disk."""
+    with app_connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT slot_name, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)"
+            "::bigint FROM pg_replication_slots ORDER BY slot_name"
+        ).fetchall()
+    return {str(name): int(n) for name, n in rows}
 
 
 def publication_tables(settings: Settings) -> set[tuple[str, str]]:

@@ -15,11 +15,12 @@ from pipelines.stack.procs import rss_bytes
 @dataclass(frozen=True)
 class ComponentStatus:
     name: str
-    pid: int | None
-    port: int
+    pid: int | None  # None for an external component (not ours to count)
+    port: int | str  # an external component: its address
     up: bool
     rss_bytes: int = 0
     error: str | None = None
+    external: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class StackStatus:
     end_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
     capture_findings: tuple[str, ...] = ()  # captured changes going missing (late_tables)
+    retained_wal: dict[str, int] = field(default_factory=dict)  # per slot of the server
+    warnings: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -59,6 +62,36 @@ def _probe(name: str, pid: int | None, port: int, check) -> ComponentStatus:  # 
         )
 
 
+def _probe_external(name: str, where: str, check) -> ComponentStatus:  # noqa: ANN001
+    try:
+        return ComponentStatus(name, None, where, bool(check()), external=True)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return ComponentStatus(name, None, where, False, 0, f"{type(exc).__name__}: {exc}", True)
+
+
+def _component(settings: Settings, layout: Layout, name: str) -> ComponentStatus:
+    module, port, where = {
+        "postgres": (postgres, settings.pg_port, f"{settings.pg_host}:{settings.pg_port}"),
+        "kafka": (kafka, settings.kafka_port, settings.bootstrap_servers),
+        "connect": (connect, settings.connect_port, settings.connect_url),
+    }[name]
+    if settings.managed(name):
+        return _probe(name, module.pid(layout), port, lambda: module.healthy(settings))
+    return _probe_external(name, where, lambda: module.healthy(settings))
+
+
+def slot_warnings(settings: Settings, retained: dict[str, int]) -> tuple[str, ...]:
+    """The warning ``status`` prints (and the Dagster check's reason) past the limit."""
+    held = retained.get(settings.slot_name)
+    if held is None or held <= settings.max_slot_lag_bytes:
+        return ()
+    return (
+        f"slot {settings.slot_name} retains {held} bytes of WAL, more than "
+        f"CHANGELAKE_MAX_SLOT_LAG_BYTES={settings.max_slot_lag_bytes}: is the connector running? "
+        "(an abandoned slot keeps WAL until the disk fills; `changelake down --purge` drops it)",
+    )
+
+
 def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
     """End offset per (topic, partition) for every non-internal topic."""
     return kafka.end_offsets(settings)
@@ -66,18 +99,10 @@ def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
 
 def status(settings: Settings) -> StackStatus:
     layout = Layout.of(settings)
-    comps = (
-        _probe(
-            "postgres", postgres.pid(layout), settings.pg_port, lambda: postgres.healthy(settings)
-        ),
-        _probe("kafka", kafka.pid(layout), settings.kafka_port, lambda: kafka.healthy(settings)),
-        _probe(
-            "connect", connect.pid(layout), settings.connect_port, lambda: connect.healthy(settings)
-        ),
-    )
+    comps = tuple(_component(settings, layout, name) for name in ("postgres", "kafka", "connect"))
     up = {c.name: c.up for c in comps}
     errors: list[str] = []
-    state, tasks, lag, offsets, findings = None, (), None, {}, ()
+    state, tasks, lag, offsets, findings, retained = None, (), None, {}, (), {}
     if up["connect"]:
         try:
             st = connect.connector_status(settings)
@@ -90,11 +115,22 @@ def status(settings: Settings) -> StackStatus:
         try:
             lag = postgres.slot_lag_bytes(settings)
             findings = tuple(str(f) for f in late_tables.findings(settings))
+            retained = postgres.retained_wal(settings)
         except Exception as exc:  # noqa: BLE001
-            errors.append(f"slot lag: {exc}")
+            errors.append(f"postgres (slot lag, capture findings, retained WAL): {exc}")
     if up["kafka"]:
         try:
             offsets = end_offsets(settings)
         except Exception as exc:  # noqa: BLE001
             errors.append(f"end offsets: {exc}")
-    return StackStatus(comps, state, tasks, lag, offsets, tuple(errors), findings)
+    return StackStatus(
+        comps,
+        state,
+        tasks,
+        lag,
+        offsets,
+        tuple(errors),
+        findings,
+        retained,
+        slot_warnings(settings, retained),
+    )
