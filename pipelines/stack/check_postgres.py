@@ -14,6 +14,7 @@ import psycopg
 
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName, quote_ident, quote_literal
+from pipelines.stack import late_tables
 from pipelines.stack.connector_config import HEARTBEAT, publish_option
 from pipelines.stack.findings import Finding
 
@@ -295,6 +296,28 @@ def keys_and_identity(ctx: PgContext) -> Iterable[Finding]:
             )
 
 
+def late_capture(ctx: PgContext) -> Iterable[Finding]:
+    """Captured changes that would go missing (``late_tables``): a captured table outside the
+    publication, or no event trigger to publish tables created later. Only once ``up`` has
+    registered the connector (before it, the publication and captured list are not set yet)."""
+    if not ctx.tables_must_exist:
+        return
+    try:
+        found = late_tables.findings(ctx.settings)
+    except psycopg.Error as exc:
+        yield Finding("postgres.capture", "warning", f"could not read the capture state: {exc}")
+        return
+    for f in found:
+        yield Finding("postgres.capture", "warning", f.message, f.sql or f.fix)
+    if not found:
+        yield Finding(
+            "postgres.capture",
+            "ok",
+            "every captured table that exists is published; tables created later join the "
+            "publication in their creating transaction (event trigger)",
+        )
+
+
 CHECKS: list[Callable[[PgContext], Iterable[Finding]]] = [
     server_version,
     wal_level,
@@ -304,6 +327,7 @@ CHECKS: list[Callable[[PgContext], Iterable[Finding]]] = [
     publication,
     heartbeat,
     keys_and_identity,
+    late_capture,
 ]
 
 
