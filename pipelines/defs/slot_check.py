@@ -4,8 +4,6 @@ WAL on the database's disk until it fills). The limit and its message live in
 ``pipelines.stack.status``; this only reports them.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
@@ -27,8 +25,10 @@ def build_slot_check(tables: Sequence[QualifiedName]) -> dg.AssetChecksDefinitio
         for t in tables
     ]
 
-    @dg.multi_asset_check(specs=specs, name="replication_slot_retained_wal")
-    def _check(changelake: ChangelakeResource) -> Iterator[dg.AssetCheckResult]:
+    @dg.multi_asset_check(specs=specs, name="replication_slot_retained_wal", can_subset=True)
+    def _check(
+        context: dg.AssetCheckExecutionContext, changelake: ChangelakeResource
+    ) -> Iterator[dg.AssetCheckResult]:
         from pipelines.stack import postgres  # late: talks to PostgreSQL
         from pipelines.stack.status import slot_warnings
 
@@ -36,7 +36,10 @@ def build_slot_check(tables: Sequence[QualifiedName]) -> dg.AssetChecksDefinitio
         retained = postgres.retained_wal(settings)
         held = retained.get(settings.slot_name)
         warnings = slot_warnings(settings, retained)
+        selected = context.selected_asset_check_keys  # a run may pick one table's check
         for spec in specs:
+            if spec.key not in selected:
+                continue
             yield dg.AssetCheckResult(
                 asset_key=spec.asset_key,
                 check_name=CHECK_NAME,

@@ -218,25 +218,34 @@ def register_connector(settings: Settings) -> None:
     publication (so every change from then on streams), an ``execute-snapshot`` signal is sent.
     """
     _ensure_publication(settings)
+    unstreamed = late_tables.unpublished(settings)  # existed, but nothing published them
     keyless = [t for t in include_tables(settings) if (t.schema, t.table) in _keyless(settings)]
     before = connect.connector_config(settings)
     changed = connect.put_config(settings, render(settings, keyless=keyless))
     if not changed and not _wanted_publication(settings) <= postgres.publication_tables(settings):
         connect.restart(settings)
-    added = _added_tables(settings, before)
+    added = _added_tables(settings, before, unstreamed)
     if added:
         wait_connector_running(settings, timeout=120)
-        signal.request_snapshot(settings, added)
+        # published now: every change from here on streams, so a table still empty has no row
+        # the stream will not carry (a snapshot would only add spurious `r` versions)
+        holding = postgres.nonempty_tables(settings, added)
+        if holding:
+            signal.request_snapshot(settings, holding)
 
 
-def _added_tables(settings: Settings, before: dict[str, str] | None) -> list[QualifiedName]:
-    """Captured tables, existing now, that the connector's previous include list did not name
-    (none on first registration: the initial snapshot reads every table). A table without a
-    primary key cannot be snapshotted incrementally (Debezium pages by key) and is left out."""
+def _added_tables(
+    settings: Settings, before: dict[str, str] | None, unstreamed: list[QualifiedName]
+) -> list[QualifiedName]:
+    """Captured tables, existing now, whose rows the stream never carried: those the
+    connector's previous include list did not name, and those that were named but outside the
+    publication (created while the event trigger was missing or disabled). None on first
+    registration: the initial snapshot reads every table. A table without a primary key cannot
+    be snapshotted incrementally (Debezium pages by key) and is left out."""
     if before is None:
         return []
     old = set(before.get("table.include.list", "").split(","))
-    new = [t for t in settings.captured if t.include_list_regex not in old]
+    new = [t for t in settings.captured if t.include_list_regex not in old or t in unstreamed]
     exist = postgres.existing_tables(settings, [(t.schema, t.table) for t in new])
     keyless = _keyless(settings)
     return [t for t in new if (t.schema, t.table) in exist - keyless]

@@ -18,13 +18,14 @@ import os
 import pwd
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from pipelines.config import Settings
-from pipelines.naming import quote_ident
+from pipelines.naming import QualifiedName, quote_ident
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, live_pid, run, wait_until
 
@@ -310,6 +311,19 @@ def retained_wal(settings: Settings) -> dict[str, int]:
             "::bigint FROM pg_replication_slots ORDER BY slot_name"
         ).fetchall()
     return {str(name): int(n) for name, n in rows}
+
+
+def nonempty_tables(settings: Settings, tables: Sequence[QualifiedName]) -> list[QualifiedName]:
+    """Which of ``tables`` hold at least one row now (one index-free probe each)."""
+    out = []
+    with app_connect(settings) as conn:
+        for t in tables:
+            probe = sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.{})").format(
+                sql.Identifier(t.schema), sql.Identifier(t.table)
+            )
+            if conn.execute(probe).fetchone()[0]:
+                out.append(t)
+    return out
 
 
 def publication_tables(settings: Settings) -> set[tuple[str, str]]:
