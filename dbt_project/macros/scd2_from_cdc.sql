@@ -9,7 +9,9 @@
 
   Rules, in order:
   1. Events are ordered per key by (_commit_lsn, _lsn, _offset): commit order, then the
-     change's position inside its transaction, then the Kafka offset.
+     change's position inside its transaction, then the Kafka offset. An incremental-snapshot
+     read has no _lsn and sorts after the changes of its _commit_lsn (silver's ORDER_LSN rule):
+     it was read after them, before any later commit.
   2. Unchanged-TOAST: a column listed in _unavailable is NULL in that event and keeps the
      previous event's value. The value is wrapped in a struct so a real NULL set by an update
      is carried as NULL and not skipped by IGNORE NULLS.
@@ -23,7 +25,7 @@
 #}
 {% macro scd2_from_cdc(relation, key_columns, value_columns) %}
 {%- set keys = key_columns | join(', ') -%}
-{%- set order = '_commit_lsn nulls first, _lsn nulls first, _offset' -%}
+{%- set order = '_commit_lsn nulls first, _lsn nulls last, _offset' -%}
 events as (
 
     select *

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from pipelines import silver
-from pipelines.config import Settings
+from pipelines.config import DEMO_TABLES, Settings
 from pipelines.defs.reconcile import (
     duck_columns,
     duck_fingerprint,
@@ -101,6 +101,7 @@ def test_readme_using_it_captures_every_workload_transaction(fresh_home: dict[st
         pg_port=int(env["CHANGELAKE_PG_PORT"]),
         kafka_port=int(env["CHANGELAKE_KAFKA_PORT"]),
         connect_port=int(env["CHANGELAKE_CONNECT_PORT"]),
+        tables=DEMO_TABLES,  # what the CLI used: this process's env belongs to the session stack
     )
     assert set(SHOP_TABLES) <= set(settings.captured)
     with psycopg.connect(settings.pg_dsn()) as conn:
