@@ -63,7 +63,7 @@ last_in_transaction as (
     select *
     from toast_filled
     qualify row_number() over (
-        partition by {{ keys }}, _commit_lsn order by _lsn desc nulls last, _offset desc
+        partition by {{ keys }}, _commit_lsn order by _lsn desc nulls first, _offset desc
     ) = 1
 
 ),
