@@ -87,7 +87,7 @@ class Lander:
         """Until the landing loop reports progress (True) or the process ended (False)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(" events, " in line for line in list(self.err)):
+            if any(" events landed, " in line for line in list(self.err)):  # progress.Meter
                 return True
             if self.proc.poll() is not None:
                 return False
