@@ -16,11 +16,14 @@
      previous event's value. The value is wrapped in a struct so a real NULL set by an update
      is carried as NULL and not skipped by IGNORE NULLS.
   3. Several changes of one key in one transaction are one version (the last one): nobody
-     outside the transaction could see the intermediate rows.
+     outside the transaction could see the intermediate rows. An incremental-snapshot read
+     sharing a commit LSN with real changes restates the last of them, which is kept.
   4. A version is valid on [valid_from, valid_to) in commit time (_source_ts); the next
      event of the key closes it, a delete ('d') closes it without opening a new one.
   5. The first version of a key that comes from the initial snapshot ('r') is back-dated to
      1900-01-01: it existed before capture began, we only do not know since when.
+  6. An incremental-snapshot read that restates the key's previous version unchanged is not a
+     version of its own (it is a re-read, not a change).
   Truncate events ('t') carry no key and are ignored here (documented limitation).
 #}
 {% macro scd2_from_cdc(relation, key_columns, value_columns) %}
@@ -63,8 +66,23 @@ last_in_transaction as (
     select *
     from toast_filled
     qualify row_number() over (
-        partition by {{ keys }}, _commit_lsn order by _lsn desc nulls first, _offset desc
+        partition by {{ keys }}, _commit_lsn order by _lsn desc nulls last, _offset desc
     ) = 1
+
+),
+
+{%- set row_values -%}
+struct_pack({% for col in value_columns %}{{ col }} := {{ col }}{{ ', ' if not loop.last }}{% endfor %})
+{%- endset %}
+restated as (
+
+    select
+        *,
+        _op = 'r'
+        and lag(_op) over per_key <> 'd'
+        and {{ row_values }} is not distinct from lag({{ row_values }}) over per_key as is_restated
+    from last_in_transaction
+    window per_key as (partition by {{ keys }} order by {{ order }})
 
 ),
 
@@ -74,7 +92,8 @@ sequenced as (
         *,
         lead(_source_ts) over (partition by {{ keys }} order by {{ order }}) as next_change_ts,
         row_number() over (partition by {{ keys }} order by {{ order }}) as event_number
-    from last_in_transaction
+    from restated
+    where not coalesce(is_restated, false)
 
 ),
 
