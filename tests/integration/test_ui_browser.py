@@ -121,20 +121,20 @@ def test_asset_graph_shows_the_pipeline(chromium: str, webserver: str, tmp_path:
             # Global lineage: the three groups as one connected graph, with their sizes.
             page.goto(f"{webserver}/asset-groups", wait_until="domcontentloaded")
             _dismiss_welcome(page)
-            page.get_by_text(f"{len(captured)} assets").first.wait_for(timeout=120_000)
+            page.get_by_text("intermediate").first.wait_for(timeout=120_000)  # dbt loaded too
             page.screenshot(path=str(tmp_path / "global-lineage.png"))
             body = page.inner_text("body")
-            for group in ("bronze", "silver", "marts"):
+            for group in ("bronze", "silver", "staging", "intermediate", "marts"):
                 assert group in body, body[:2000]
 
-            # One table's neighbourhood: bronze -> silver -> a dbt model, with kinds shown.
+            # One table's neighbourhood: bronze -> silver -> its dbt staging model, with kinds.
             page.goto(f"{webserver}/assets/{'/'.join(first.path)}?view=lineage")
             _dismiss_welcome(page)
             page.get_by_text("Kafka").first.wait_for(timeout=60_000)
             page.get_by_text("dbt", exact=True).first.wait_for(timeout=60_000)
             page.screenshot(path=str(tmp_path / "silver-lineage.png"))
             body = page.inner_text("body")
-            for text in ("bronze", "silver", "marts", "Parquet", "DuckDB", "Asset checks"):
+            for text in ("bronze", "silver", "staging", "Parquet", "DuckDB", "Asset checks"):
                 assert text in body, (text, body[:2000])
         finally:
             browser.close()
