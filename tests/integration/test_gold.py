@@ -93,7 +93,15 @@ def test_scd2_dimensions_one_current_row_per_key_and_no_overlap(
     # Exactly one version per key ever seen plus one per committed update transaction (the
     # workload's only UPDATE of this table, one row each): no version lost, none invented.
     assert work.by_action[update] > 0, work.by_action
-    assert versions == keys + work.by_action[update]
+    # the session's Dagster test changes one customer's email to dagster-…@example.com (one
+    # version per such update): not this workload's, counted apart
+    outside = 0
+    if dim == "dim_customers":
+        with _warehouse(settings) as con:
+            outside = con.execute(
+                "SELECT count(*) FROM marts.dim_customers WHERE email LIKE 'dagster-%@example.com'"
+            ).fetchone()[0]
+    assert versions == keys + work.by_action[update] + outside
 
 
 def test_unchanged_toast_description_is_carried_through_price_changes(gold) -> None:
