@@ -41,6 +41,8 @@ def template_env(settings: Settings) -> dict[str, str]:
         "CHANGELAKE_TOPIC_PREFIX": settings.topic_prefix,
         "CHANGELAKE_SLOT_NAME": settings.slot_name,
         "CHANGELAKE_PUBLICATION_NAME": settings.publication_name,
+        # changelake keeps the table list (pipelines/stack/publication.py), Debezium never
+        "CHANGELAKE_PUBLICATION_AUTOCREATE_MODE": "disabled",
         "CHANGELAKE_TABLE_INCLUDE_LIST": ",".join(
             t.include_list_regex for t in include_tables(settings)
         ),

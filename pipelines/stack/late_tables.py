@@ -1,8 +1,8 @@
 """Captured tables created while the pipeline runs: published in the creating transaction.
 
-Debezium (``publication.autocreate.mode=filtered``) fills the publication only with the
-captured tables that exist when its task starts, so a table in ``CHANGELAKE_TABLES`` created
-later would stream nothing. changelake installs, in its internal schema:
+The publication holds the captured tables that existed at the last ``up``
+(:mod:`pipelines.stack.publication`), so a table in ``CHANGELAKE_TABLES`` created later would
+stream nothing. changelake installs, in its internal schema:
 
 - ``captured_tables``: (publication, schema, table) rows, kept equal to what the connector
   captures by :func:`sync_captured` on every ``up`` (names compared exactly);
@@ -13,7 +13,7 @@ later would stream nothing. changelake installs, in its internal schema:
   is decoded (pgoutput reads membership with the transaction's historic catalog).
 
 The function is ``SECURITY DEFINER`` owned by the CDC role: it can do exactly what Debezium's
-filtered mode does (the CDC role owns the publication and has owner rights on the captured
+``up`` does (the CDC role owns the publication and has owner rights on the captured
 tables). Creating an event trigger needs a superuser (PostgreSQL 12-17), so on a database
 changelake does not own, :func:`install_sql` is what its superuser runs once. If the function
 cannot add a table it raises a WARNING and the DDL goes on (a CDC tool must not break the

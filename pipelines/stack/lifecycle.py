@@ -15,13 +15,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
-import psycopg
-from psycopg import sql
-
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName
-from pipelines.stack import check, connect, external, jvm, kafka, late_tables, postgres, signal
-from pipelines.stack.connector_config import include_tables, publish_option, render
+from pipelines.stack import (
+    check,
+    connect,
+    external,
+    jvm,
+    kafka,
+    late_tables,
+    postgres,
+    publication,
+    signal,
+)
+from pipelines.stack.connector_config import include_tables, render
 from pipelines.stack.layout import Layout
 from pipelines.stack.procs import StackError, wait_until
 from pipelines.stack.purge import PurgeReport
@@ -187,43 +194,21 @@ def _keyless(settings: Settings) -> set[tuple[str, str]]:
     return postgres.existing_tables(settings, wanted, keyless=True) | absent
 
 
-def _ensure_publication(settings: Settings) -> None:
-    """Create the publication (as the CDC role, so Debezium can alter its table list) or set its
-    ``publish`` option; Debezium's filtered mode then manages which tables it holds."""
-    name = sql.Identifier(settings.publication_name)
-    publish = sql.Literal(publish_option(settings))
-    dsn = settings.pg_dsn(user=settings.cdc_user, password=settings.cdc_password)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_publication WHERE pubname = %s", (settings.publication_name,)
-        ).fetchone()
-        stmt = (
-            "ALTER PUBLICATION {} SET (publish = {})"
-            if exists
-            else ("CREATE PUBLICATION {} WITH (publish = {})")
-        )
-        conn.execute(sql.SQL(stmt).format(name, publish))
-        late_tables.sync_captured(conn, settings)  # what the event trigger publishes on CREATE
-
-
 def register_connector(settings: Settings) -> None:
     """PUT the config derived from ``settings.captured`` (create or update; idempotent).
 
-    Debezium brings the filtered publication in line with ``table.include.list`` only when its
-    task starts, so if the config is unchanged but a captured table has appeared since, the
-    connector is restarted to add it.
+    The publication's table list is changelake's (:mod:`publication`): it is brought in line
+    with the captured tables before the PUT, so Debezium never rewrites it.
 
     Tables the running connector did not capture before (its include list grew) get their
     existing rows by an incremental snapshot: once the restarted task has put them in the
     publication (so every change from then on streams), an ``execute-snapshot`` signal is sent.
     """
-    _ensure_publication(settings)
     unstreamed = late_tables.unpublished(settings)  # existed, but nothing published them
+    publication.ensure(settings)
     keyless = [t for t in include_tables(settings) if (t.schema, t.table) in _keyless(settings)]
     before = connect.connector_config(settings)
-    changed = connect.put_config(settings, render(settings, keyless=keyless))
-    if not changed and not _wanted_publication(settings) <= postgres.publication_tables(settings):
-        connect.restart(settings)
+    connect.put_config(settings, render(settings, keyless=keyless))
     added = _added_tables(settings, before, unstreamed)
     if added:
         wait_connector_running(settings, timeout=120)

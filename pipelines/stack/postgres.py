@@ -6,9 +6,9 @@ to run as root, so as root every server command runs as the ``postgres`` system 
 
 Roles: the app role owns the database and every table it creates; the CDC role has
 REPLICATION and is a *member* of the app role. Membership gives it owner rights on the app
-role's tables, including tables created later, which is what Debezium's
-``publication.autocreate.mode=filtered`` needs (``CREATE``/``ALTER PUBLICATION ... SET TABLE``
-requires owning each table) and what its snapshot ``SELECT`` needs.
+role's tables, including tables created later, which is what keeping the publication's table
+list needs (``ALTER PUBLICATION ... ADD TABLE`` requires owning each table; see
+:mod:`pipelines.stack.publication`) and what Debezium's snapshot ``SELECT`` needs.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def test_connector_settings_required_by_the_issue() -> None:
     cfg = render(settings())
     expect = {
         "plugin.name": "pgoutput",
-        "publication.autocreate.mode": "filtered",
+        "publication.autocreate.mode": "disabled",
         "snapshot.mode": "initial",
         "tombstones.on.delete": "true",
         "provide.transaction.metadata": "true",
