@@ -201,14 +201,17 @@ def register_connector(settings: Settings) -> None:
     with the captured tables before the PUT, so Debezium never rewrites it.
 
     Tables the running connector did not capture before (its include list grew) get their
-    existing rows by an incremental snapshot: once the restarted task has put them in the
-    publication (so every change from then on streams), an ``execute-snapshot`` signal is sent.
+    existing rows by an incremental snapshot: once the task has restarted on the new config
+    (so every change from then on streams), an ``execute-snapshot`` signal is sent; it also
+    covers changes the old task dropped between ``ADD TABLE`` and its stop.
     """
     unstreamed = late_tables.unpublished(settings)  # existed, but nothing published them
     publication.ensure(settings)
     keyless = [t for t in include_tables(settings) if (t.schema, t.table) in _keyless(settings)]
     before = connect.connector_config(settings)
-    connect.put_config(settings, render(settings, keyless=keyless))
+    reader = postgres.slot_reader(settings) if before is not None else None
+    if connect.put_config(settings, render(settings, keyless=keyless)) and before is not None:
+        _wait_task_restarted(settings, reader)
     added = _added_tables(settings, before, unstreamed)
     if added:
         wait_connector_running(settings, timeout=120)
@@ -217,6 +220,29 @@ def register_connector(settings: Settings) -> None:
         holding = postgres.nonempty_tables(settings, added)
         if holding:
             signal.request_snapshot(settings, holding)
+
+
+def _wait_task_restarted(settings: Settings, reader: int | None) -> None:
+    """After a config change, until the slot is read by another walsender than ``reader``: the
+    task restarted on the new config. The old task drops the events of tables its include list
+    lacks (and its offsets move past them), so a change committed to a newly captured table
+    before it stopped would be lost; from here on the new task reads every change."""
+    layout = Layout.of(settings)
+
+    def restarted() -> bool:
+        if postgres.slot_reader(settings) not in (None, reader):
+            return True
+        tasks = (connect.connector_status(settings) or {}).get("tasks") or []
+        return any(t.get("state") == "FAILED" for t in tasks)  # reported just below
+
+    wait_until(
+        restarted,
+        timeout=120,
+        what="connector task restarted on the new config",
+        log=layout.log_file("connect"),
+        interval=0.5,
+    )
+    wait_connector_running(settings, timeout=120)
 
 
 def _added_tables(

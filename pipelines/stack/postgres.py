@@ -302,6 +302,16 @@ def slot_lag_bytes(settings: Settings) -> int | None:
     return None if row is None else int(row[0] or 0)
 
 
+def slot_reader(settings: Settings) -> int | None:
+    """The pid of the walsender reading the replication slot now (None: nobody reads it)."""
+    with app_connect(settings) as conn:
+        row = conn.execute(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+            (settings.slot_name,),
+        ).fetchone()
+    return None if row is None else row[0]
+
+
 def retained_wal(settings: Settings) -> dict[str, int]:
     """WAL bytes each replication slot of the server holds back from removal (from its
     ``restart_lsn``): what an abandoned or lagging slot costs the database's disk."""
