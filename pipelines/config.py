@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         None, description="DuckDB warehouse file; default HOME/warehouse.duckdb"
     )
 
+    # --- how the stack runs -----------------------------------------------------------------
+    # "native": changelake's own processes for the managed components (see *_mode below);
+    # "docker": docker compose starts all three and changelake treats them as external ones
+    # (PostgreSQL, Kafka and Connect on the compose ports of 127.0.0.1; the connector reaches
+    # PostgreSQL inside the compose network as postgres:5432)
+    runtime: Literal["native", "docker"] = "native"
+
     # --- PostgreSQL (the command side) ---------------------------------------------------
     pg_mode: Mode = "managed"
     pg_host: str = "127.0.0.1"
@@ -73,6 +80,10 @@ class Settings(BaseSettings):
     pg_password: str = "changelake"  # local dev cluster on loopback; override in .env
     cdc_user: str = "changelake_cdc"
     cdc_password: str = "changelake_cdc"
+    # PostgreSQL as Connect's workers reach it, when that differs from pg_host/pg_port (Connect
+    # in another network or container); empty/0: pg_host/pg_port
+    connect_pg_host: str = ""
+    connect_pg_port: int = 0
 
     # --- Kafka / Connect ------------------------------------------------------------------
     kafka_mode: Mode = "managed"
@@ -126,6 +137,26 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = split_name_list(value)
         return tuple(str(QualifiedName.parse(v)) for v in value)  # validates each name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _docker_runtime_is_external(cls, data: Any) -> Any:
+        """The docker runtime: every component external, at the compose file's addresses."""
+        if not isinstance(data, dict) or data.get("runtime") != "docker":
+            return data
+        data = dict(data)
+        host = data.get("bind_host") or "127.0.0.1"
+        data |= {"pg_mode": "external", "kafka_mode": "external", "connect_mode": "external"}
+        data.setdefault("pg_host", host)
+        kafka_port = data.get("kafka_port") or 19092
+        connect_port = data.get("connect_port") or 18083
+        data["kafka_bootstrap_servers"] = (
+            data.get("kafka_bootstrap_servers") or f"{host}:{kafka_port}"
+        )
+        data["connect_rest_url"] = data.get("connect_rest_url") or f"http://{host}:{connect_port}"
+        data["connect_pg_host"] = data.get("connect_pg_host") or "postgres"
+        data["connect_pg_port"] = data.get("connect_pg_port") or 5432
+        return data
 
     @model_validator(mode="after")
     def _external_needs_addresses(self) -> Settings:

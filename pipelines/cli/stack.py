@@ -36,11 +36,14 @@ def _fail(exc: Exception) -> None:
 
 
 def up_cmd(
-    runtime: str = typer.Option("native", "--runtime", help="native (default) or docker"),
+    runtime: str = typer.Option(
+        None, "--runtime", help="native or docker (default: CHANGELAKE_RUNTIME, native)"
+    ),
     timeout: float = typer.Option(180, help="seconds to wait for everything to be healthy"),
 ) -> None:
     """Start PostgreSQL, Kafka (KRaft) and Kafka Connect + Debezium, and register the connector."""
     settings = get_settings()
+    runtime = runtime or settings.runtime
     started = time.monotonic()
     try:
         if runtime == "docker":
@@ -75,8 +78,13 @@ def down_cmd(
     if keep_lake and not purge:
         console.print("[bold red]error:[/] --keep-lake only makes sense with --purge")
         raise typer.Exit(2)
+    settings = get_settings()
     try:
-        report = stack.down(get_settings(), purge=purge, keep_lake=keep_lake, progress=console.log)
+        if settings.runtime == "docker":
+            from pipelines.stack.docker import down_docker
+
+            down_docker(settings, purge=purge)
+        report = stack.down(settings, purge=purge, keep_lake=keep_lake, progress=console.log)
     except stack.StackError as exc:
         _fail(exc)
     for path in report.removed:

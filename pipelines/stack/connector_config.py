@@ -33,8 +33,8 @@ def include_tables(settings: Settings) -> tuple[QualifiedName, ...]:
 def template_env(settings: Settings) -> dict[str, str]:
     """Values of every placeholder the template may use (also exported for docker compose)."""
     return {
-        "CHANGELAKE_PG_HOST": settings.pg_host,
-        "CHANGELAKE_PG_PORT": str(settings.pg_port),
+        "CHANGELAKE_PG_HOST": settings.connect_pg_host or settings.pg_host,
+        "CHANGELAKE_PG_PORT": str(settings.connect_pg_port or settings.pg_port),
         "CHANGELAKE_PG_DATABASE": settings.pg_database,
         "CHANGELAKE_CDC_USER": settings.cdc_user,
         "CHANGELAKE_CDC_PASSWORD": settings.cdc_password,

@@ -1,8 +1,12 @@
-"""``changelake up --runtime docker``: the same stack from official images via docker compose.
+"""``CHANGELAKE_RUNTIME=docker`` (or ``changelake up --runtime docker``): the same stack from
+official images via docker compose, used as external components.
 
-Shells out to ``docker compose up -d`` with the template values exported (the compose file's
-one-shot ``register`` service fills the SAME connectors/postgres-connector.json with envsubst),
-then waits for Connect and the connector. Without a Docker engine it fails with one clear line.
+``docker compose up -d --wait postgres kafka connect`` starts the three services; changelake
+then installs the late-table trigger (the compose database's app user is its superuser) and
+runs the external-mode ``up`` (preflight ``check``, own schema, publication, connector on
+Connect's REST API): one code path for a user's own stack and for compose. The compose file's
+``register`` one-shot (profile ``register``) is for running compose by hand, without
+changelake. Without a Docker engine it fails with one clear line.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pipelines.stack.connector_config import template_env
 from pipelines.stack.procs import StackError
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+SERVICES = ("postgres", "kafka", "connect")  # not `register`: changelake registers itself
 
 
 def compose_env(settings: Settings) -> dict[str, str]:
@@ -26,6 +31,7 @@ def compose_env(settings: Settings) -> dict[str, str]:
     env["CHANGELAKE_TABLE_INCLUDE_LIST"] = env["CHANGELAKE_TABLE_INCLUDE_LIST"].replace(
         "\\", "\\\\"
     )
+    env["CHANGELAKE_PG_PORT"] = str(settings.pg_port)  # the host side of the compose mapping
     env["CHANGELAKE_PG_PASSWORD"] = settings.pg_password
     env["CHANGELAKE_PG_USER"] = settings.pg_user
     env["CHANGELAKE_KAFKA_PORT"] = str(settings.kafka_port)
@@ -36,6 +42,9 @@ def compose_env(settings: Settings) -> dict[str, str]:
 def up_docker(
     settings: Settings, *, timeout: float = 180, progress: Callable[[str], None] | None = None
 ) -> None:
+    """Start the compose services, then ``up`` against them as external components."""
+    if settings.runtime != "docker":
+        settings = Settings(**(settings.model_dump() | {"runtime": "docker"}))
     docker = shutil.which("docker")
     if docker is None:
         raise StackError(
@@ -71,6 +80,7 @@ def up_docker(
             "--wait",  # noqa: S603
             "--wait-timeout",
             str(int(timeout)),
+            *SERVICES,
         ],
         env=os.environ | compose_env(settings),
         capture_output=True,
@@ -82,6 +92,30 @@ def up_docker(
             "docker runtime: `docker compose up` failed (is a Docker engine running?): "
             + " | ".join(tail)
         )
-    from pipelines.stack.lifecycle import wait_connector_running
+    from pipelines.stack import late_tables, lifecycle, postgres
 
-    wait_connector_running(settings, timeout=timeout)
+    with postgres.app_connect(settings) as conn:  # compose's app user is its superuser
+        for stmt in postgres.heartbeat_ddl():  # the trigger's list lives in changelake's schema
+            conn.execute(stmt)
+        late_tables.install(conn, settings)
+    lifecycle.up(settings, timeout=timeout, progress=progress)
+
+
+def down_docker(settings: Settings, *, purge: bool = False) -> None:
+    """``docker compose stop`` (state kept in the compose volumes); ``purge``: ``down -v``,
+    which removes the containers and their volumes (database, topics) too."""
+    docker = shutil.which("docker")
+    if docker is None:
+        raise StackError("docker runtime: `docker` not found; nothing to stop")
+    verb = ["down", "-v"] if purge else ["stop"]
+    res = subprocess.run(  # noqa: S603
+        [docker, "compose", "-f", str(COMPOSE_FILE), *verb],
+        env=os.environ | compose_env(settings),
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
+        raise StackError(
+            "docker runtime: `docker compose " + verb[0] + "` failed: " + " | ".join(tail)
+        )

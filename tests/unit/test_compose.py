@@ -81,3 +81,20 @@ def test_register_defaults_equal_native_values() -> None:
     # JSON-escaped regex, as envsubst pastes it into the JSON text
     assert _default(env["CHANGELAKE_TABLE_INCLUDE_LIST"]) == native["CHANGELAKE_TABLE_INCLUDE_LIST"]
     assert load_template()["plugin.name"] == "pgoutput"
+
+
+def test_docker_runtime_is_the_external_code_path() -> None:
+    """CHANGELAKE_RUNTIME=docker: every component external at the compose addresses, the
+    connector reaching PostgreSQL inside the compose network, compose's host ports unchanged."""
+    from pipelines.stack.connector_config import render
+    from pipelines.stack.docker import SERVICES as STARTED
+
+    s = Settings(_env_file=None, runtime="docker")
+    assert not any(s.managed(p) for p in ("postgres", "kafka", "connect"))
+    assert s.bootstrap_servers == _default(SERVICES["kafka"]["ports"][0]).rsplit(":", 1)[0]
+    assert s.connect_url == f"http://127.0.0.1:{DEFAULTS.connect_port}"
+    cfg = render(s)
+    assert (cfg["database.hostname"], cfg["database.port"]) == ("postgres", "5432")
+    assert compose_env(s)["CHANGELAKE_PG_PORT"] == str(DEFAULTS.pg_port)  # host side
+    assert set(STARTED) == set(SERVICES) - {"register"}
+    assert SERVICES["register"]["profiles"] == ["register"]  # not started by `up`
