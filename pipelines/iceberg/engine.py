@@ -5,7 +5,8 @@ and ``duckdb-extension-avro`` (pinned to DuckDB's exact version in pyproject.tom
 empty ``__init__.py`` and carry the signed binary at
 ``<package>/extensions/v<duckdb version>/<name>.duckdb_extension``. ``LOAD '<that path>'``
 loads it without installing anything (nothing is written to ``~/.duckdb``); avro must be
-loaded first, or iceberg's initialisation tries to auto-install it and fails.
+loaded first, or iceberg's initialisation tries to auto-install it and fails. Then
+``iceberg_scan(?)`` / ``iceberg_snapshots(?)`` take a table's metadata location as a parameter.
 """
 
 from __future__ import annotations
@@ -46,8 +47,3 @@ def load_iceberg(con: duckdb.DuckDBPyConnection) -> None:
     """Load avro and iceberg into ``con`` (``iceberg_scan``, ``iceberg_snapshots``...)."""
     for name in EXTENSIONS:
         con.execute(f"LOAD {quote_literal(str(extension_file(name)))}")
-
-
-def scan_sql(metadata_location: str) -> str:
-    """``iceberg_scan(...)`` over one table version (a metadata JSON file)."""
-    return f"iceberg_scan({quote_literal(metadata_location)})"

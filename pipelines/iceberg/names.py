@@ -47,7 +47,10 @@ def _decode_part(text: str) -> str:
             raise InvalidName(f"bad escape in Iceberg table name part: {text!r}")
         out.append(chr(int(m.group(1), 16)) if m.group(1) else m.group(2))
         pos = m.end()
-    return "".join(out)
+    decoded = "".join(out)
+    if _encode_part(decoded) != text:  # one spelling per name, or two tables could collide
+        raise InvalidName(f"not the canonical spelling of an Iceberg table name part: {text!r}")
+    return decoded
 
 
 def table_name(name: QualifiedName) -> str:
