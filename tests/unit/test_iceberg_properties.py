@@ -9,14 +9,13 @@ partition but does not know yet) replay ranges at or before the committed positi
 from __future__ import annotations
 
 import itertools
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from iceberg_lake import SCHEMA, TOPIC, make_batch, settings_for
+from pyiceberg.catalog.sql import SqlCatalog
 
 from pipelines.iceberg import offsets as off
 from pipelines.iceberg.catalog import ensure_table, open_catalog
@@ -43,8 +42,6 @@ zombie = st.tuples(st.just("zombie"), st.integers(0, 1), st.integers(0, 6), st.i
 gap = st.tuples(st.just("gap"), st.integers(0, 1), st.integers(0, 3), st.integers(0, 5))
 ops = st.lists(st.one_of(land, land, zombie, gap), min_size=1, max_size=14)
 
-_tmp = Path(tempfile.mkdtemp(prefix="iceberg-props-"))
-_catalog = open_catalog(settings_for(_tmp))
 _names = (QualifiedName("prop", f"t{i}") for i in itertools.count())
 
 
@@ -54,10 +51,17 @@ def landed(table) -> Counter:
     return Counter(zip(rows["_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True))
 
 
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> SqlCatalog:
+    return open_catalog(settings_for(tmp_path_factory.mktemp("iceberg-props")))
+
+
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops)
-def test_any_crash_and_replay_sequence_lands_every_offset_once(sequence: list[tuple]) -> None:
-    table = ensure_table(_catalog, BRONZE, next(_names), SCHEMA)
+def test_any_crash_and_replay_sequence_lands_every_offset_once(
+    catalog: SqlCatalog, sequence: list[tuple]
+) -> None:
+    table = ensure_table(catalog, BRONZE, next(_names), SCHEMA)
     position = {0: 0, 1: 0}  # each lander's consumer position
     for op in sequence:
         if op[0] == "land":
