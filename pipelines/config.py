@@ -131,6 +131,16 @@ class Settings(BaseSettings):
     # ... and the newest snapshot of each such interval of history, so as_of stays fast (0: off)
     silver_keep_every_minutes: int = 60
 
+    # --- Iceberg (pipelines/iceberg; not wired into landing or silver yet) ------------------
+    # SQLAlchemy URL of pyiceberg's SQL catalog; empty: a SQLite file LAKE/iceberg/catalog.db.
+    # A shared catalog for several processes or engines: postgresql+psycopg://user:pw@host/db
+    iceberg_catalog_uri: str = ""
+    # the catalog_name rows are stored under (Spark/Trino must use the same name)
+    iceberg_catalog_name: str = "changelake"
+    # where table data and metadata live: a local folder or (later) an s3:// URI;
+    # empty: LAKE/iceberg/warehouse
+    iceberg_warehouse: str = ""
+
     @field_validator("tables", mode="before")
     @classmethod
     def _split_tables(cls, value: object) -> object:
@@ -175,6 +185,23 @@ class Settings(BaseSettings):
     @cached_property
     def warehouse_path(self) -> Path:
         return (self.warehouse or self.home / "warehouse.duckdb").resolve()
+
+    @cached_property
+    def iceberg_catalog_url(self) -> str:
+        """The SQL catalog's SQLAlchemy URL (default: a SQLite file under the lake)."""
+        if self.iceberg_catalog_uri.strip():
+            return self.iceberg_catalog_uri.strip()
+        return f"sqlite:///{self.lake_root / 'iceberg' / 'catalog.db'}"
+
+    @cached_property
+    def iceberg_warehouse_location(self) -> str:
+        """Root of the Iceberg tables' files: a URI (s3://...) or an absolute local path."""
+        configured = self.iceberg_warehouse.strip()
+        if "://" in configured:
+            return configured.rstrip("/")
+        return str(
+            Path(configured).resolve() if configured else self.lake_root / "iceberg" / "warehouse"
+        )
 
     @cached_property
     def captured(self) -> tuple[QualifiedName, ...]:

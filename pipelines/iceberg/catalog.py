@@ -1,0 +1,80 @@
+"""Open the lake's Iceberg catalog (pyiceberg's SQL catalog) and its tables from Settings.
+
+The default is an embedded SQLite file under the lake (one machine, a few processes);
+``CHANGELAKE_ICEBERG_CATALOG_URI`` points at a shared database instead (PostgreSQL), whose
+``iceberg_tables`` / ``iceberg_namespace_properties`` layout is the one Iceberg's JDBC catalog
+uses, so Spark and Trino can open the same catalog.
+
+Every table changelake creates has pyiceberg's own commit retry switched off
+(``commit.retry.num-retries=0``): that retry rebases a failed append onto the new table state
+with the snapshot summary it was built with, which would write a stale offsets map
+(see ``commit``). Conflicts surface as ``CommitFailedException`` to ``commit``'s own retry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
+from pyiceberg.table import Table
+
+from pipelines.config import Settings
+from pipelines.iceberg.names import NAMESPACES, identifier
+from pipelines.naming import QualifiedName
+
+PYICEBERG_RETRIES = "commit.retry.num-retries"
+TABLE_PROPERTIES = {PYICEBERG_RETRIES: "0", "format-version": "2"}
+SQLITE_BUSY_TIMEOUT_S = 30  # concurrent committers wait for SQLite's write lock this long
+
+
+def catalog_properties(settings: Settings) -> dict[str, str]:
+    """pyiceberg SqlCatalog properties (uri, warehouse) for ``settings``."""
+    uri = settings.iceberg_catalog_url
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+        if "timeout=" not in uri:
+            uri += ("&" if "?" in uri else "?") + f"timeout={SQLITE_BUSY_TIMEOUT_S}"
+    warehouse = settings.iceberg_warehouse_location
+    if "://" not in warehouse:
+        Path(warehouse).mkdir(parents=True, exist_ok=True)
+    return {"uri": uri, "warehouse": warehouse}
+
+
+def open_catalog(settings: Settings, *, create_namespaces: bool = True) -> SqlCatalog:
+    """The lake's catalog; creates its tables and the bronze/silver/quarantine namespaces."""
+    catalog = SqlCatalog(settings.iceberg_catalog_name, **catalog_properties(settings))
+    if create_namespaces:
+        for namespace in NAMESPACES:
+            catalog.create_namespace_if_not_exists(namespace)
+    return catalog
+
+
+def ensure_table(
+    catalog: SqlCatalog,
+    layer: str,
+    name: QualifiedName,
+    schema: pa.Schema,
+    partition_spec: PartitionSpec = UNPARTITIONED_PARTITION_SPEC,
+) -> Table:
+    """The Iceberg table of ``name`` in ``layer``, created with ``schema`` if it is missing.
+
+    An existing table keeps its schema (schema evolution is not handled here yet); its
+    pyiceberg retry is switched off if someone switched it back on.
+    """
+    table = catalog.create_table_if_not_exists(
+        identifier(layer, name),
+        schema=schema,
+        partition_spec=partition_spec,
+        properties=TABLE_PROPERTIES,
+    )
+    if table.properties.get(PYICEBERG_RETRIES) != "0":
+        with table.transaction() as tx:
+            tx.set_properties({PYICEBERG_RETRIES: "0"})
+    return table
+
+
+def load_table(catalog: SqlCatalog, layer: str, name: QualifiedName) -> Table:
+    """The existing Iceberg table of ``name`` in ``layer`` (NoSuchTableError if absent)."""
+    return catalog.load_table(identifier(layer, name))

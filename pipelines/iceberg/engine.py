@@ -1,0 +1,49 @@
+"""DuckDB's Iceberg extension, loaded from the ``duckdb-extension-*`` PyPI packages.
+
+DuckDB cannot download extensions at run time here. The packages ``duckdb-extension-iceberg``
+and ``duckdb-extension-avro`` (pinned to DuckDB's exact version in pyproject.toml) have an
+empty ``__init__.py`` and carry the signed binary at
+``<package>/extensions/v<duckdb version>/<name>.duckdb_extension``. ``LOAD '<that path>'``
+loads it without installing anything (nothing is written to ``~/.duckdb``); avro must be
+loaded first, or iceberg's initialisation tries to auto-install it and fails. Then
+``iceberg_scan(?)`` / ``iceberg_snapshots(?)`` take a table's metadata location as a parameter.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import duckdb
+
+from pipelines.naming import quote_literal
+
+EXTENSIONS = ("avro", "iceberg")  # load order: iceberg needs avro
+
+
+class MissingExtension(RuntimeError):
+    """The duckdb-extension-<name> package for this DuckDB version is not installed."""
+
+
+def extension_file(name: str) -> Path:
+    """The ``.duckdb_extension`` file the ``duckdb-extension-<name>`` package ships."""
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or spec.origin is None:
+        raise MissingExtension(f"package duckdb-extension-{name} is not installed")
+    path = (
+        Path(spec.origin).parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / f"{name}.duckdb_extension"
+    )
+    if not path.is_file():
+        raise MissingExtension(
+            f"duckdb-extension-{name} has no build for DuckDB {duckdb.__version__} ({path})"
+        )
+    return path
+
+
+def load_iceberg(con: duckdb.DuckDBPyConnection) -> None:
+    """Load avro and iceberg into ``con`` (``iceberg_scan``, ``iceberg_snapshots``...)."""
+    for name in EXTENSIONS:
+        con.execute(f"LOAD {quote_literal(str(extension_file(name)))}")
