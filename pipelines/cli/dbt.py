@@ -74,6 +74,9 @@ def scaffold_command(
         typer.echo(f"{f.status:>10}  {f.path.relative_to(base)}")
     for note in report.notes:
         typer.echo(f"note: {note}")
+    if report.hand_written:
+        left = ", ".join(str(t) for t in report.hand_written)
+        typer.echo(f"left alone (a hand-written dbt source reads them): {left}")
     if not report.tables:
         why = "see the notes" if report.notes else "every captured table has a dbt source"
         typer.echo(f"nothing to scaffold: {why}")

@@ -48,6 +48,7 @@ class Report:
     files: list[FileResult] = field(default_factory=list)
     tables: list[TableSpec] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    hand_written: list[QualifiedName] = field(default_factory=list)  # left alone
 
 
 def scaffold(settings: Settings, project_dir: Path, *, force: bool = False) -> Report:
@@ -65,7 +66,8 @@ def scaffold(settings: Settings, project_dir: Path, *, force: bool = False) -> R
     parts: dict[str, QualifiedName] = {}
     for table in captured:
         if table in covered:
-            continue  # a hand-written source reads it (e.g. the demo shop)
+            report.hand_written.append(table)  # e.g. the demo shop's tables
+            continue
         why = _unusable(table)
         spec = None if why else describe(settings.lake_root, table)
         if why is None and spec is None:

@@ -129,8 +129,9 @@ def model(dbt, session):
 '''
 
 
-def _select(columns: tuple[str, ...], extra: list[str]) -> str:
-    return ",\n".join(f"        {c}" for c in [*(quote_ident(c) for c in columns), *extra])
+def _select(columns: tuple[str, ...], extra: list[str], indent: int = 4) -> str:
+    pad = " " * indent
+    return ",\n".join(f"{pad}{c}" for c in [*(quote_ident(c) for c in columns), *extra])
 
 
 def staging_sql(spec: TableSpec) -> str:
@@ -190,7 +191,7 @@ with landed as (
 history as (
 
     select
-{_select(spec.columns, ["{{ cdc_event_columns() }}"])}
+{_select(spec.columns, ["{{ cdc_event_columns() }}"], 8)}
     from landed
 
 ),
