@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import yaml
 
+from pipelines.dbtenv import BRONZE_TABLES_META, SOURCE_LAYER_META, SOURCE_TABLE_META
 from pipelines.dbtmodels import source_table_name
-from pipelines.dbtscaffold.tables import SOURCE_TABLE_META, TableSpec, bronze_path, silver_path
+from pipelines.dbtscaffold.tables import TableSpec, bronze_path, silver_path
 from pipelines.naming import QualifiedName, quote_ident
 
 # the lake root as dbt sees it: the expression dbt_project/models/staging/_sources.yml uses
@@ -72,15 +73,20 @@ def sources_yml(specs: list[TableSpec]) -> str:
     first = names(specs[0].table)
     keyed = [s for s in specs if s.key]
 
-    def entry(spec: TableSpec, location: str) -> dict:
-        meta = {SOURCE_TABLE_META: str(spec.table), "external_location": location}
-        return {"name": names(spec.table)["table"], "meta": meta}
+    def entry(spec: TableSpec, layer: str, location: str) -> dict:
+        meta = {SOURCE_TABLE_META: str(spec.table), SOURCE_LAYER_META: layer}
+        return {"name": names(spec.table)["table"], "meta": {**meta, "external_location": location}}
 
     silver = [
-        entry(s, f"read_parquet('{LAKE}/{silver_path(s.table)}/current/*.parquet')") for s in specs
+        entry(s, "silver", f"read_parquet('{LAKE}/{silver_path(s.table)}/current/*.parquet')")
+        for s in specs
     ]
     bronze = [
-        entry(s, f"read_parquet('{LAKE}/{bronze_path(s.table)}/*/*.parquet', {BRONZE_OPTIONS})")
+        entry(
+            s,
+            "bronze",
+            f"read_parquet('{LAKE}/{bronze_path(s.table)}/*/*.parquet', {BRONZE_OPTIONS})",
+        )
         for s in keyed
     ]
     schema = specs[0].table.schema
@@ -111,7 +117,7 @@ def sources_yml(specs: list[TableSpec]) -> str:
                     **STAGING,
                     "lake": LAKE,
                     "tables": tables,
-                    "meta": {**STAGING["meta"], "changelake_bronze_tables": tables},
+                    "meta": {**STAGING["meta"], BRONZE_TABLES_META: tables},
                 },
             }
         ]

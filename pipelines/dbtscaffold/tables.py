@@ -13,12 +13,11 @@ from pathlib import Path
 import yaml
 
 from pipelines.bronze.layout import table_dir as bronze_dir
+from pipelines.dbtenv import SOURCE_TABLE_META
 from pipelines.naming import QualifiedName
 from pipelines.silver import rules, snapshots
 
 SCAFFOLD_FOLDER = "changelake_scaffold"
-# meta a dbt source can carry to say which captured table it reads (Dagster reads it too)
-SOURCE_TABLE_META = "changelake_table"
 
 
 class ScaffoldError(ValueError):

@@ -9,6 +9,7 @@ only; tables that a hand-written source reads (the demo shop) are left alone.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -25,13 +26,14 @@ from pipelines.config import Settings
 from pipelines.dbtenv import DBT_PROJECT_DIR, dbt_env, dbt_executable
 from pipelines.dbtscaffold import ScaffoldError, scaffold
 from pipelines.dbtscaffold.render import jinja_str, names
+from pipelines.defs.dbt_assets import ChangelakeDbtTranslator
 from pipelines.naming import QualifiedName
 from pipelines.silver import snapshots
 
 pytestmark = pytest.mark.unit
 
 ODD = QualifiedName('Odd "Sch.ema"', "we.ird tab")
-KEYLESS = QualifiedName("plain", "log")
+KEYLESS = QualifiedName("plain", "bronze_log")  # "bronze" in a silver source's name
 ODD_COLUMNS = {
     "Id Part": [1, 1, 2],
     'a"b': [1, 2, 3],
@@ -101,19 +103,27 @@ def test_odd_names_are_quoted_and_the_silver_models_build(setup) -> None:
     for quoted in ['"Id Part"', '"a""b"', '"select"', '"Ünï"']:
         assert quoted in sql
     assert (folder / f"{n['versions']}.sql").is_file()
-    assert not (_folder(project, "plain") / "int_plain__log_versions.sql").exists()
-    assert any("plain.log" in note and "no primary key" in note for note in report.notes)
+    assert not (_folder(project, "plain") / "int_plain__bronze_log_versions.sql").exists()
+    assert any("plain.bronze_log" in note and "no primary key" in note for note in report.notes)
     assert not (project / "models" / "changelake_scaffold" / "shop").exists()
 
     parsed = _dbt(settings, project, "compile", "--select", "changelake_scaffold")
     assert parsed.returncode == 0, parsed.stdout[-4000:]
-    built = _dbt(settings, project, "build", "--select", f"{n['staging']} stg_plain__log")
+    manifest = json.loads((project / "target" / "manifest.json").read_text())
+    translator = ChangelakeDbtTranslator(settings.captured)
+    seen = {
+        translator.source_table(translator.get_resource_props(manifest, uid))
+        for uid, src in manifest["sources"].items()
+        if src["source_name"].startswith("changelake_")
+    }  # Dagster maps each generated source onto its table's lake asset
+    assert seen == {("silver", ODD), ("bronze", ODD), ("silver", KEYLESS)}
+    built = _dbt(settings, project, "build", "--select", f"{n['staging']} stg_plain__bronze_log")
     assert built.returncode == 0, built.stdout[-4000:]
     assert "PASS=" in built.stdout and "ERROR=0" in built.stdout
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         rows = con.execute(f'SELECT "Id Part", "a""b", "select" FROM staging.{n["staging"]}')  # noqa: S608
         assert sorted(rows.fetchall()) == [(1, 1, "x"), (1, 2, "y"), (2, 3, "z")]
-        assert con.execute("SELECT count(*) FROM staging.stg_plain__log").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM staging.stg_plain__bronze_log").fetchone()[0] == 2
 
 
 def test_duplicate_composite_key_fails_the_generated_test(setup) -> None:
@@ -131,16 +141,16 @@ def test_rerun_is_idempotent_and_edited_files_are_kept_unless_forced(setup) -> N
     again = scaffold(settings, project)
     assert {f.status for f in again.files} == {"unchanged"}
 
-    edited = _folder(project, "plain") / "stg_plain__log.sql"
+    edited = _folder(project, "plain") / "stg_plain__bronze_log.sql"
     edited.write_text(edited.read_text() + "-- mine\n")
     _silver(settings.lake_root, KEYLESS, {"msg": ["a"], "level": [3]}, [])  # a new column
     third = {f.path.name: f.status for f in scaffold(settings, project).files}
-    assert third["stg_plain__log.sql"].startswith("kept")
+    assert third["stg_plain__bronze_log.sql"].startswith("kept")
     assert edited.read_text().endswith("-- mine\n")
-    assert third["stg_plain__log.yml"] == "updated"  # unedited: follows the new column
+    assert third["stg_plain__bronze_log.yml"] == "updated"  # unedited: follows the new column
     assert '"level"' not in edited.read_text()
     forced = {f.path.name: f.status for f in scaffold(settings, project, force=True).files}
-    assert forced["stg_plain__log.sql"].startswith("overwritten")
+    assert forced["stg_plain__bronze_log.sql"].startswith("overwritten")
     assert '"level"' in edited.read_text() and "-- mine" not in edited.read_text()
 
 
@@ -176,8 +186,8 @@ def test_cli_prints_what_it_wrote_and_errors_in_one_line(setup) -> None:
     run = [cli, "dbt", "scaffold", "--project-dir", str(project)]
     ok = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
     assert ok.returncode == 0, ok.stderr
-    assert "written  models/changelake_scaffold/plain/stg_plain__log.sql" in ok.stdout
-    assert "note: plain.log: no primary key" in ok.stdout
+    assert "written  models/changelake_scaffold/plain/stg_plain__bronze_log.sql" in ok.stdout
+    assert "note: plain.bronze_log: no primary key" in ok.stdout
     bad = subprocess.run(  # noqa: S603
         [*run[:3], "--project-dir", str(settings.home)],
         env=env, capture_output=True, text=True, timeout=120, check=False,
