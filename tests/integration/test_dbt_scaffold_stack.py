@@ -26,7 +26,7 @@ from pipelines.config import Settings
 from pipelines.dbtenv import DBT_PROJECT_DIR, dbt_env, dbt_executable
 from pipelines.dbtscaffold import scaffold
 from pipelines.shop.demo import wait_until_streamed
-from pipelines.silver import compact_all, current
+from pipelines.silver import bronze_io, compact_all, current
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +124,13 @@ def test_scaffolded_models_build_and_scd2_current_rows_equal_postgres(
     with stack.pg() as pg:
         pg.execute(CHANGES)  # one transaction: updates (TOAST placeholders), deletes, inserts
     _converge(stack, settings, tables)
+
+    bronze_src = bronze_io.parquet_source(bronze_io.table_files(settings.lake_root, tables[0]))
+    placeholders = duckdb.sql(
+        f"SELECT count(*) FROM {bronze_src}"  # noqa: S608
+        " WHERE _op = 'u' AND list_contains(_unavailable, 'notes')"
+    ).fetchone()[0]
+    assert placeholders == 3  # Debezium sent unchanged-TOAST placeholders: SCD2 must fill them
 
     project = tmp_path / "dbt_project"
     shutil.copytree(
