@@ -194,3 +194,18 @@ def test_cli_prints_what_it_wrote_and_errors_in_one_line(setup) -> None:
     )  # fmt: skip
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("error: ") and "no dbt_project.yml" in bad.stderr
+
+
+def test_a_table_with_a_hand_written_source_is_left_alone(setup) -> None:
+    settings, project = setup
+    mine = project / "models" / "mine" / "_sources.yml"
+    mine.parent.mkdir()
+    meta = {"changelake_table": str(ODD)}
+    mine.write_text(
+        json.dumps(
+            {"version": 2, "sources": [{"name": "x", "tables": [{"name": "t", "meta": meta}]}]}
+        )
+    )
+    report = scaffold(settings, project)
+    assert [s.table for s in report.tables] == [KEYLESS]
+    assert set(report.hand_written) == {ODD, QualifiedName("shop", "orders")}
