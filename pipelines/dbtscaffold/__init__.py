@@ -63,31 +63,27 @@ def scaffold(settings: Settings, project_dir: Path, *, force: bool = False) -> R
     report = Report()
     covered = hand_written(project, captured)
     by_schema: dict[str, list[TableSpec]] = defaultdict(list)
-    parts: dict[str, QualifiedName] = {}
+    seen: dict[str, QualifiedName] = {}  # DuckDB names are case-insensitive: one per spelling
     for table in captured:
         if table in covered:
             report.hand_written.append(table)  # e.g. the demo shop's tables
             continue
-        why = _unusable(table)
-        spec = None if why else describe(settings.lake_root, table)
-        if why is None and spec is None:
-            why = "no silver snapshot yet (land and compact first: `changelake compact`)"
-        if why is None and spec is not None:
-            why = next((_unusable_column(c) for c in spec.columns if _unusable_column(c)), None)
-        if why is not None or spec is None:
-            report.notes.append(f"{table}: skipped, {why}")
+        spec = _spec_or_reason(settings, table)
+        if isinstance(spec, str):
+            report.notes.append(f"{table}: skipped, {spec}")
             continue
-        part = render.schema_part(table)
-        clash = parts.setdefault(part.lower(), table)
-        if clash.schema != table.schema:
-            report.notes.append(f"{table}: skipped, its folder name clashes with {clash}")
-            continue
-        by_schema[part].append(spec)
-        report.tables.append(spec)
-        if not spec.key:
-            report.notes.append(
-                f"{table}: no primary key, staging model only (SCD2 versions need a key)"
-            )
+        for name in (render.schema_part(table), render.names(table)["staging"]):
+            other = seen.setdefault(name.lower(), table)
+            if other.schema != table.schema or (name.startswith("stg_") and other != table):
+                report.notes.append(f"{table}: skipped, its dbt names clash with {other}'s")
+                break
+        else:
+            by_schema[render.schema_part(table)].append(spec)
+            report.tables.append(spec)
+            if not spec.key:
+                report.notes.append(
+                    f"{table}: no primary key, staging model only (SCD2 versions need a key)"
+                )
     root = model_paths(project)[0] / SCAFFOLD_FOLDER
     for part, specs in sorted(by_schema.items()):
         for name, body in render.schema_files(specs).items():
@@ -105,13 +101,15 @@ def _check_macros(project: Path) -> None:
         )
 
 
-def _unusable(table: QualifiedName) -> str | None:
+def _spec_or_reason(settings: Settings, table: QualifiedName) -> TableSpec | str:
+    """The table as silver holds it, or why scaffold cannot write models for it."""
+    jinja = "which dbt's Jinja would read as template code"
     if any(c in f"{table.schema}{table.table}" for c in "{}"):
-        return "its name has '{' or '}', which dbt's Jinja would read as template code"
-    return None
-
-
-def _unusable_column(column: str) -> str | None:
-    if any(c in column for c in "{}"):
-        return f"column {column!r} has '{{' or '}}', which dbt's Jinja would read as code"
-    return None
+        return f"its name has '{{' or '}}', {jinja}"
+    spec = describe(settings.lake_root, table)
+    if spec is None:
+        return "no silver snapshot yet (land and compact first: `changelake compact`)"
+    for column in spec.columns:
+        if any(c in column for c in "{}"):
+            return f"column {column!r} has '{{' or '}}', {jinja}"
+    return spec

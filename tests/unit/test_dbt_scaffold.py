@@ -209,3 +209,16 @@ def test_a_table_with_a_hand_written_source_is_left_alone(setup) -> None:
     report = scaffold(settings, project)
     assert [s.table for s in report.tables] == [KEYLESS]
     assert set(report.hand_written) == {ODD, QualifiedName("shop", "orders")}
+
+
+def test_names_dbt_or_jinja_cannot_take_are_skipped_and_said(setup) -> None:
+    settings, project = setup
+    lake = settings.lake_root
+    _silver(lake, QualifiedName("plain", "Bronze_Log"), {"msg": ["a"]}, [])  # same in DuckDB
+    _silver(lake, QualifiedName("plain", "t{x}"), {"msg": ["a"]}, [])
+    _silver(lake, QualifiedName("plain", "cols"), {"{{ c }}": [1]}, [])
+    tables = (str(KEYLESS), 'plain."Bronze_Log"', 'plain."t{x}"', "plain.cols")
+    report = scaffold(settings.model_copy(update={"tables": tables}), project)
+    assert [s.table for s in report.tables] == [KEYLESS]
+    skipped = [n for n in report.notes if "skipped" in n]
+    assert len(skipped) == 3 and "clash" in skipped[0] and "Jinja" in skipped[1] + skipped[2]
