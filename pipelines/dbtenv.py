@@ -16,6 +16,13 @@ from pathlib import Path
 from pipelines.config import REPO_ROOT, Settings
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+# meta a dbt source carries to say which captured table (``"shop.orders"``) and which layer
+# (``bronze``/``silver``) it reads; a model that reads bronze outside dbt's ref/source names
+# its tables in meta ``changelake_bronze_tables``. Dagster and ``changelake dbt scaffold`` read them.
+SOURCE_TABLE_META = "changelake_table"
+SOURCE_LAYER_META = "changelake_layer"
+BRONZE_TABLES_META = "changelake_bronze_tables"
 _BIN = str(Path(sys.executable).parent)
 
 

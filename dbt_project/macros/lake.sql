@@ -10,15 +10,26 @@
 
 {# Every change event of one bronze table that belongs to a complete landed batch.
    A crash mid-batch can leave files of an unfinished batch until the lander's next start;
-   bronze_complete_files (pipelines.bronze.files) lists only batches with all their files. #}
-{% macro complete_bronze_events(table_name) -%}
+   bronze_complete_files (pipelines.bronze.files) lists only batches with all their files;
+   changelake dbt scaffold's models pass their own source and files model. #}
+{% macro complete_bronze_events(table_name, source_name='bronze', files_model='bronze_complete_files') -%}
     select events.*
-    from {{ source('bronze', table_name) }} as events
+    from {{ source(source_name, table_name) }} as events
     where parse_filename(events.filename) in (
         select file_name
-        from {{ ref('bronze_complete_files') }}
-        where table_name = '{{ table_name }}'
+        from {{ ref(files_model) }}
+        where table_name = {{ sql_literal(table_name) }}
     )
+{%- endmacro %}
+
+{# A name from outside (a column of a captured table) as a quoted SQL identifier. #}
+{% macro ident(name) -%}
+    "{{ name | replace('"', '""') }}"
+{%- endmacro %}
+
+{# A string as a SQL literal. #}
+{% macro sql_literal(value) -%}
+    '{{ value | replace("'", "''") }}'
 {%- endmacro %}
 
 {# The CDC metadata every *_history staging model carries: what happened, when it committed,

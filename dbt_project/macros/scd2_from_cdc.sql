@@ -6,6 +6,7 @@
                   _lsn, _offset, _unavailable (see docs/design.md)
   key_columns   : the primary key
   value_columns : the columns to carry into each version (source names, as in _unavailable)
+  Both are plain names, quoted here (macros/lake.sql ident), so any column name works.
 
   Rules, in order:
   1. Events are ordered per key by (_commit_lsn, _lsn, _offset): commit order, then the
@@ -27,7 +28,9 @@
   Truncate events ('t') carry no key and are ignored here (documented limitation).
 #}
 {% macro scd2_from_cdc(relation, key_columns, value_columns) %}
-{%- set keys = key_columns | join(', ') -%}
+{%- set quoted = [] -%}
+{%- for k in key_columns %}{% do quoted.append(ident(k)) %}{% endfor -%}
+{%- set keys = quoted | join(', ') -%}
 {%- set order = '_commit_lsn nulls first, _lsn nulls last, _offset' -%}
 events as (
 
@@ -48,10 +51,10 @@ toast_filled as (
         _offset,
         {%- for col in value_columns %}
         (last_value(
-            case when list_contains(_unavailable, '{{ col }}') then null
-                 else struct_pack(v := {{ col }}) end
+            case when list_contains(_unavailable, {{ sql_literal(col) }}) then null
+                 else struct_pack(v := {{ ident(col) }}) end
             ignore nulls
-        ) over per_key).v as {{ col }}{{ ',' if not loop.last }}
+        ) over per_key).v as {{ ident(col) }}{{ ',' if not loop.last }}
         {%- endfor %}
     from events
     window per_key as (
@@ -72,7 +75,7 @@ last_in_transaction as (
 ),
 
 {%- set row_values -%}
-struct_pack({% for col in value_columns %}{{ col }} := {{ col }}{{ ', ' if not loop.last }}{% endfor %})
+struct_pack({% for col in value_columns %}{{ ident(col) }} := {{ ident(col) }}{{ ', ' if not loop.last }}{% endfor %})
 {%- endset %}
 restated as (
 
@@ -102,7 +105,7 @@ versions as (
     select
         {{ keys }},
         {%- for col in value_columns %}
-        {{ col }},
+        {{ ident(col) }},
         {%- endfor %}
         case when _op = 'r' and event_number = 1 then timestamptz '1900-01-01 00:00:00+00'
              else _source_ts end as valid_from,

@@ -86,6 +86,7 @@ def translate(exc: Exception) -> UserError | None:
     from pipelines.bronze.lander import LanderBusy
     from pipelines.bronze.reader import NoBronzeData
     from pipelines.bronze.source import LakeSourceMismatch
+    from pipelines.dbtscaffold import ScaffoldError
     from pipelines.naming import InvalidName
     from pipelines.silver import NoSilverData
     from pipelines.stack import StackError
@@ -100,6 +101,8 @@ def translate(exc: Exception) -> UserError | None:
             f"invalid setting {fields}: {exc.errors()[0]['msg']}",
             "fix it in the environment or .env",
         )
+    if isinstance(exc, ScaffoldError):
+        return UserError(str(exc), "see `changelake dbt scaffold --help`")
     if isinstance(exc, LakeSourceMismatch):
         return UserError(str(exc))
     if isinstance(exc, LanderBusy):

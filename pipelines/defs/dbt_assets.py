@@ -21,17 +21,21 @@ from dagster_dbt import (
 )
 
 from pipelines.config import Settings
-from pipelines.dbtenv import DBT_PROJECT_DIR, dbt_env
+from pipelines.dbtenv import (
+    BRONZE_TABLES_META,
+    DBT_PROJECT_DIR,
+    SOURCE_LAYER_META,
+    SOURCE_TABLE_META,
+    dbt_env,
+)
 from pipelines.defs.keys import MARTS_GROUP, WAREHOUSE_POOL, bronze_key, silver_key
 from pipelines.defs.resources import ChangelakeResource
 from pipelines.naming import QualifiedName
 
-# A dbt source may say which captured table it reads: meta: {changelake_table: "shop.orders"}.
-SOURCE_TABLE_META = "changelake_table"
-# A model that reads bronze outside dbt's ref/source (e.g. a Python model listing complete
-# bronze files) names its tables in meta ``changelake_bronze_tables`` (or, for a model named
-# ``bronze*``, config ``tables``), so Dagster knows it must rerun when those tables land.
-BRONZE_TABLES_META = "changelake_bronze_tables"
+# Sources and models say what they read of the lake through meta (pipelines.dbtenv): a source
+# its table and layer, a model reading bronze outside dbt's ref/source (e.g. a Python model
+# listing complete bronze files) its tables (or, for a model named ``bronze*``, config
+# ``tables``), so Dagster knows it must rerun when those tables land.
 
 
 class ChangelakeDbtTranslator(DagsterDbtTranslator):
@@ -47,7 +51,11 @@ class ChangelakeDbtTranslator(DagsterDbtTranslator):
     def source_table(self, props: Mapping[str, Any]) -> tuple[str, QualifiedName] | None:
         """(layer, table) a dbt source reads, or None when it is not a captured table."""
         meta = {**(props.get("source_meta") or {}), **(props.get("meta") or {})}
-        layer = "bronze" if "bronze" in f"{props.get('source_name')} {meta}".lower() else "silver"
+        layer = meta.get(SOURCE_LAYER_META)
+        if layer not in ("bronze", "silver"):
+            layer = (
+                "bronze" if "bronze" in f"{props.get('source_name')} {meta}".lower() else "silver"
+            )
         if SOURCE_TABLE_META in meta:
             return layer, QualifiedName.parse(str(meta[SOURCE_TABLE_META]))
         found = self.match(props.get("identifier") or props.get("name"), props.get("schema"))

@@ -1,0 +1,39 @@
+"""What dbt Python models call: the bronze contract, asked instead of restated in SQL.
+
+``bronze_complete_files`` (the hand-written project) and every model that
+``changelake dbt scaffold`` writes for a schema's bronze files return this table, which the
+``complete_bronze_events`` macro (dbt_project/macros/lake.sql) filters bronze events by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipelines.bronze import files
+from pipelines.bronze.layout import list_lake
+from pipelines.naming import QualifiedName
+
+
+def source_table_name(table: QualifiedName) -> str:
+    """The dbt source table name of ``table`` (``[A-Za-z0-9_]``, distinct per table of a
+    schema): the table part of ``asset_name``, so ordinary names stay as they are."""
+    return table.asset_name.split("__", 1)[1]
+
+
+def complete_files_table(lake: str | Path, tables: Iterable[QualifiedName | str]) -> pa.Table:
+    """One row per bronze file of a complete batch: (table_name, file_name), where table_name
+    is ``source_table_name`` and file_name the base name. ``tables``: names or ``schema.table``."""
+    lake = Path(lake).resolve()
+    listing = list_lake(lake)  # one walk judges every table alike
+    rows: dict[str, list[str]] = {"table_name": [], "file_name": []}
+    for t in tables:
+        qn = t if isinstance(t, QualifiedName) else QualifiedName.parse(t)
+        for path in files(lake, qn, listing):
+            rows["table_name"].append(source_table_name(qn))
+            rows["file_name"].append(path.name)
+    return pa.table(
+        rows, schema=pa.schema([("table_name", pa.string()), ("file_name", pa.string())])
+    )
