@@ -26,6 +26,7 @@ FIGURES: dict[str, tuple[str, int, int]] = {
     "P3": ("bench.compaction", 10_000_000, 2_000),  # also P4
     "P5": ("bench.timetravel", 10_000_000, 2_000),
     "REF": ("bench.reference", 30, 5),  # seconds of pgbench
+    "S1": ("bench.snapshot", 1_000_000, 2_000),  # rows of the table snapshotted incrementally
 }
 ALIASES = {"P4": "P3", "P6": "P1"}
 
