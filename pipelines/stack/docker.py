@@ -69,29 +69,8 @@ def up_docker(
         )
     if progress:
         progress(f"docker compose -f {COMPOSE_FILE} up -d")
-    res = subprocess.run(
-        [
-            docker,
-            "compose",
-            "-f",
-            str(COMPOSE_FILE),
-            "up",
-            "-d",
-            "--wait",  # noqa: S603
-            "--wait-timeout",
-            str(int(timeout)),
-            *SERVICES,
-        ],
-        env=os.environ | compose_env(settings),
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        raise StackError(
-            "docker runtime: `docker compose up` failed (is a Docker engine running?): "
-            + " | ".join(tail)
-        )
+    wait = ["--wait", "--wait-timeout", str(int(timeout))]
+    _compose(docker, settings, ["up", "-d", *wait, *SERVICES], "(is a Docker engine running?)")
     from pipelines.stack import late_tables, lifecycle, postgres
 
     with postgres.app_connect(settings) as conn:  # compose's app user is its superuser
@@ -107,9 +86,13 @@ def down_docker(settings: Settings, *, purge: bool = False) -> None:
     docker = shutil.which("docker")
     if docker is None:
         raise StackError("docker runtime: `docker` not found; nothing to stop")
-    verb = ["down", "-v"] if purge else ["stop"]
+    _compose(docker, settings, ["down", "-v"] if purge else ["stop"])
+
+
+def _compose(docker: str, settings: Settings, args: list[str], hint: str = "") -> None:
+    """``docker compose -f COMPOSE_FILE ARGS`` with the settings exported; fails in one line."""
     res = subprocess.run(  # noqa: S603
-        [docker, "compose", "-f", str(COMPOSE_FILE), *verb],
+        [docker, "compose", "-f", str(COMPOSE_FILE), *args],
         env=os.environ | compose_env(settings),
         capture_output=True,
         text=True,
@@ -117,5 +100,5 @@ def down_docker(settings: Settings, *, purge: bool = False) -> None:
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
         raise StackError(
-            "docker runtime: `docker compose " + verb[0] + "` failed: " + " | ".join(tail)
+            f"docker runtime: `docker compose {args[0]}` failed {hint}: " + " | ".join(tail)
         )
