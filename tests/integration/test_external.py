@@ -118,9 +118,9 @@ def _writer(dsn: str, stop, counts: dict) -> None:  # noqa: ANN001
 
 
 def test_an_unseen_schema_with_rows_arrives_whole_while_a_writer_keeps_changing_it(
-    stack,
-    cluster,
-    tmp_path,  # noqa: ANN001, F811
+    stack,  # noqa: ANN001
+    cluster,  # noqa: ANN001, F811
+    tmp_path,
 ) -> None:
     """The issue's first acceptance: changelake configured only with addresses captures a
     schema it has never seen (composite key, key-less table, TOAST-sized text, rows already
