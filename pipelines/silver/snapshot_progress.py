@@ -76,8 +76,8 @@ def _rows(lake: Path) -> list[tuple]:
     src = bronze_io.parquet_source(paths)
     sql = f"""
         SELECT id, type, data_collections, scanned_collection, status,
-               coalesce(ts, _kafka_ts) AS at
-        FROM {src} WHERE aggregate_type = $agg ORDER BY at, _partition, _offset
+               coalesce(ts, _kafka_ts) AS at_ts
+        FROM {src} WHERE aggregate_type = $agg ORDER BY at_ts, _partition, _offset
     """  # noqa: S608 - a quoted file list
     with duckdb.connect() as con:
         return con.execute(sql, {"agg": INCREMENTAL}).fetchall()
