@@ -38,10 +38,6 @@ def account(result, tp: TopicPartition, first: int, last: int, n: int, w: Writte
         result.per_table["_transactions"] = (
             result.per_table.get("_transactions", 0) + w.transactions
         )
-    if w.notifications:
-        result.per_table["_notifications"] = (
-            result.per_table.get("_notifications", 0) + w.notifications
-        )
     start = result.offsets.get(tp_name(tp), (first, 0))[0]
     result.offsets[tp_name(tp)] = (start, last)
 
