@@ -13,7 +13,8 @@ tell when each incremental snapshot of a table started and finished:
 Only a snapshot that brings the table's existing rows in for the first time makes the table
 partial (``initial``). The rule: the snapshot is unfiltered (changelake marks ``--where``
 snapshots in the signal id, see ``pipelines.stack.signal``), no earlier unfiltered snapshot of
-the table finished other than by ``ABORTED``, and bronze holds no read of the connector's
+the table finished with its rows in (a ``SUCCEEDED`` or ``EMPTY`` table scan, or ``COMPLETED``;
+not ``ABORTED`` nor a failed scan such as ``UNKNOWN_SCHEMA``), and bronze holds no read of the connector's
 initial (blocking) snapshot for the table. A filtered re-snapshot, a re-snapshot of a table
 whose rows already arrived, or the snapshot after an earlier one finished, only restate rows
 silver already has. A table created empty while captured and snapshotted later in full is
@@ -34,6 +35,9 @@ from pipelines.stack.signal import FILTERED_ID_PREFIX
 
 INCREMENTAL = "Incremental Snapshot"
 _ENDS = ("COMPLETED", "ABORTED")
+# outcomes after which the table's rows are in (a scan that failed, e.g. UNKNOWN_SCHEMA when
+# the connector did not know the table yet, or SQL_EXCEPTION, brought nothing in)
+_LOADED = ("TABLE_SCAN_COMPLETED:SUCCEEDED", "TABLE_SCAN_COMPLETED:EMPTY", "COMPLETED")
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ def _mark_initial(lake: Path, table: QualifiedName, runs: list[SnapshotRun]) -> 
     out, loaded = [], False
     for r in runs:
         initial = not r.filtered and not loaded
-        if initial and r.finished is not None and r.outcome != "ABORTED":
+        if initial and r.finished is not None and r.outcome in _LOADED:
             loaded = True
         out.append(
             SnapshotRun(r.id, r.table, r.started, r.finished, r.outcome, r.filtered, initial)

@@ -174,6 +174,26 @@ def test_after_an_abort_the_next_full_snapshot_still_brings_the_rows_in(tmp_path
     assert [r.finished for r in snapshot_runs(lake, QualifiedName("app", "other"))] == [at(3)]
 
 
+def test_after_a_failed_scan_the_next_full_snapshot_still_brings_the_rows_in(
+    tmp_path: Path,
+) -> None:
+    lake = tmp_path / "lake"
+    regex = r"app\.items"  # recorded: an unresolved collection, the connector lacked its schema
+    failed = [
+        note("changelake-a", "STARTED", 0, data_collections=regex),
+        note("changelake-a", "TABLE_SCAN_COMPLETED", 0.1, data_collections=regex,
+             scanned_collection=regex, status="UNKNOWN_SCHEMA"),
+        note("changelake-a", "COMPLETED", 0.2),
+    ]  # fmt: skip
+    land_batch(lake, raw([*failed, *full_run("changelake-b", 10, 20)]), topic_prefix=PREFIX)
+    runs = snapshot_runs(lake, ITEMS)
+    assert [(r.outcome, r.initial) for r in runs] == [
+        ("TABLE_SCAN_COMPLETED:UNKNOWN_SCHEMA", True),
+        ("TABLE_SCAN_COMPLETED:SUCCEEDED", True),
+    ]
+    assert snapshotting_at(lake, ITEMS, at(15)).id == "changelake-b"
+
+
 def test_no_notifications_means_no_snapshot(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
