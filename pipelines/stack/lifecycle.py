@@ -27,6 +27,7 @@ from pipelines.stack import (
     postgres,
     publication,
     signal,
+    task_restart,
 )
 from pipelines.stack.connector_config import include_tables, render
 from pipelines.stack.layout import Layout
@@ -208,9 +209,12 @@ def register_connector(settings: Settings) -> None:
     publication.ensure(settings)
     keyless = [t for t in include_tables(settings) if (t.schema, t.table) in _keyless(settings)]
     before = connect.connector_config(settings)
+    since = task_restart.notification_ends(settings) if before is not None else {}
     connect.put_config(settings, render(settings, keyless=keyless))
     added = _added_tables(settings, before, unstreamed)
     if added:
+        # the old task still runs for a moment and would answer the signal UNKNOWN_SCHEMA
+        task_restart.wait_task_restarted(settings, since)
         wait_connector_running(settings, timeout=120)
         # published now: every change from here on streams, so a table still empty has no row
         # the stream will not carry (a snapshot would only add spurious `r` versions)
