@@ -198,3 +198,25 @@ def test_no_notifications_means_no_snapshot(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert snapshot_runs(tmp_path / "lake", ITEMS) == []
+
+
+def test_status_shows_a_table_being_snapshotted(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from pipelines.cli.lakestatus import lake_table
+    from pipelines.config import Settings
+    from pipelines.lakestatus import lake_status
+
+    lake = tmp_path / "lake"
+    land_batch(lake, raw(full_run("changelake-a", 5, 20)[:2]), topic_prefix=PREFIX)
+    settings = Settings(lake=lake, tables=("app.items",), topic_prefix=PREFIX)
+    (row,) = lake_status(settings, None).tables
+    assert row.snapshotting == {
+        "id": "changelake-a",
+        "started": at(5).isoformat(),
+        "filtered": False,
+        "partial": True,
+    }
+    console = Console(record=True, width=200)
+    console.print(lake_table(lake_status(settings, None)))
+    assert "(snapshotting since 2026-03-01 12:00:05Z)" in console.export_text()
