@@ -210,11 +210,13 @@ def register_connector(settings: Settings) -> None:
     keyless = [t for t in include_tables(settings) if (t.schema, t.table) in _keyless(settings)]
     before = connect.connector_config(settings)
     since = task_restart.notification_ends(settings) if before is not None else {}
-    connect.put_config(settings, render(settings, keyless=keyless))
+    changed = connect.put_config(settings, render(settings, keyless=keyless))
+    if before is not None and changed:
+        # the old task still runs for a moment: it would drop a new table's changes and answer
+        # a snapshot signal for it UNKNOWN_SCHEMA, though "task RUNNING" already holds
+        task_restart.wait_task_restarted(settings, since)
     added = _added_tables(settings, before, unstreamed)
     if added:
-        # the old task still runs for a moment and would answer the signal UNKNOWN_SCHEMA
-        task_restart.wait_task_restarted(settings, since)
         wait_connector_running(settings, timeout=120)
         # published now: every change from here on streams, so a table still empty has no row
         # the stream will not carry (a snapshot would only add spurious `r` versions)
