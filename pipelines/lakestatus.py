@@ -18,7 +18,8 @@ stable (``version`` changes if one is renamed or removed):
     tables: [{table, captured, topic, lag, partitions: [{partition, landed_offset,
               end_offset, lag}], bronze_files, bronze_rows, quarantined,
               silver: null | {snapshot_id, rows, watermark_lsn, watermark_lsn_text,
-                              watermark_ts, freshness_seconds, created_at}}],
+                              watermark_ts, freshness_seconds, created_at},
+              snapshotting: null | {id, started, filtered, partial}}],
     transactions: {same keys as a table, silver always null}
 
 ``landed_offset`` is Kafka's position convention: the offset after the highest landed one (0
@@ -48,6 +49,7 @@ from pipelines.bronze.reader import bronze_tables, files, landed_offsets
 from pipelines.bronze.topics import topic_for, transaction_topic
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName
+from pipelines.silver.snapshot_progress import running_now
 from pipelines.silver.snapshots import Manifest, current
 
 JSON_VERSION = 1
@@ -84,6 +86,8 @@ class TableStatus:
     bronze_rows: int
     quarantined: int
     silver: SilverStatus | None
+    # an incremental snapshot of the table still running (partial: bringing its rows in)
+    snapshotting: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,18 @@ def _partitions(
     return tuple(out)
 
 
+def _snap(lake: Path, table: QualifiedName) -> dict | None:
+    run = running_now(lake, table)
+    if run is None:
+        return None
+    return {
+        "id": run.id,
+        "started": run.started.isoformat(),
+        "filtered": run.filtered,
+        "partial": run.initial,
+    }
+
+
 def _silver(lake: Path, table: QualifiedName, now: datetime) -> SilverStatus | None:
     m: Manifest | None = current(lake, table)
     if m is None:
@@ -177,7 +193,13 @@ def lake_status(
     groups.update({f"{QUARANTINE}:{topic}": ps for topic, ps in quarantine.items()})
     counts = _counts(groups)
 
-    def one(name: str, topic: str, silver: SilverStatus | None, is_captured: bool) -> TableStatus:
+    def one(
+        name: str,
+        topic: str,
+        silver: SilverStatus | None,
+        is_captured: bool,
+        snap: dict | None = None,
+    ) -> TableStatus:
         parts = _partitions(topic, landed, end_offsets)
         lags = [p.lag for p in parts]
         unknown = end_offsets is None or None in lags
@@ -193,10 +215,12 @@ def lake_status(
             bronze_rows=n_rows,
             quarantined=counts.get(f"{QUARANTINE}:{topic}", (0, 0))[1],
             silver=silver,
+            snapshotting=snap,
         )
 
     rows = tuple(
-        one(str(t), topic_for(settings, t), _silver(lake, t, now), t in captured) for t in tables
+        one(str(t), topic_for(settings, t), _silver(lake, t, now), t in captured, _snap(lake, t))
+        for t in tables
     )
     tx = one(TRANSACTIONS, transaction_topic(settings), None, True)
     total_q = sum(counts.get(f"{QUARANTINE}:{t}", (0, 0))[1] for t in quarantine)

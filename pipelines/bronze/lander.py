@@ -120,7 +120,13 @@ def land_batch(
     first, last = messages[0], messages[-1]
     batch = BatchId(first.topic, first.partition, first.offset, last.offset)
     written = write_batch(
-        lake, batch, decoded.tables, decoded.transactions, decoded.quarantine, now
+        lake,
+        batch,
+        decoded.tables,
+        decoded.transactions,
+        decoded.quarantine,
+        now,
+        notifications=decoded.notifications,
     )
     result.add_time("write", t0)
     result.tombstones += decoded.tombstones

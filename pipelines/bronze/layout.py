@@ -26,6 +26,7 @@ BRONZE = "bronze"
 QUARANTINE = "quarantine"
 LANDED = "_landed"
 TRANSACTIONS = "_transactions"
+NOTIFICATIONS = "_notifications"  # Debezium's snapshot-progress notifications
 DATE_PARTITION = "_commit_date"
 
 _NAME = re.compile(
@@ -73,12 +74,15 @@ def parse_file(path: Path) -> LakeFile | None:
 
 
 def table_dir(lake: Path, table: QualifiedName | str) -> Path:
-    """``<lake>/bronze/<schema_seg>/<table_seg>`` or ``<lake>/bronze/_transactions``."""
+    """``<lake>/bronze/<schema_seg>/<table_seg>``, ``<lake>/bronze/_transactions`` or
+    ``<lake>/bronze/_notifications``."""
     if isinstance(table, QualifiedName):
         return lake / BRONZE / table.path
-    if table == TRANSACTIONS:
-        return lake / BRONZE / TRANSACTIONS
-    raise ValueError(f"expected a QualifiedName or {TRANSACTIONS!r}, got {table!r}")
+    if table in (TRANSACTIONS, NOTIFICATIONS):
+        return lake / BRONZE / table
+    raise ValueError(
+        f"expected a QualifiedName, {TRANSACTIONS!r} or {NOTIFICATIONS!r}, got {table!r}"
+    )
 
 
 def quarantine_dir(lake: Path, topic: str) -> Path:

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from pipelines.bronze.layout import (
     BRONZE,
     DATE_PARTITION,
+    NOTIFICATIONS,
     TRANSACTIONS,
     LakeListing,
     list_lake,
@@ -24,7 +25,7 @@ from pipelines.bronze.layout import (
 )
 from pipelines.naming import QualifiedName
 
-BronzeTable = QualifiedName | Literal["_transactions"]
+BronzeTable = QualifiedName | Literal["_transactions", "_notifications"]
 
 
 class NoBronzeData(FileNotFoundError):
@@ -94,8 +95,8 @@ def bronze_tables(lake: Path) -> list[QualifiedName | str]:
     for schema_dir in sorted(root.iterdir()):
         if not schema_dir.is_dir():
             continue
-        if schema_dir.name == TRANSACTIONS:
-            out.append(TRANSACTIONS)  # a schema called _transactions shares the directory
+        if schema_dir.name in (TRANSACTIONS, NOTIFICATIONS):
+            out.append(schema_dir.name)  # a schema of that name shares the directory
         for t in sorted(schema_dir.iterdir()):
             if t.is_dir() and not t.name.startswith(f"{DATE_PARTITION}="):
                 out.append(

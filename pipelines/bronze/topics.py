@@ -1,4 +1,5 @@
-"""Which Kafka topics the lander reads: one per captured table plus the transaction topic.
+"""Which Kafka topics the lander reads: one per captured table plus the transaction
+and notification topics.
 
 The stack owns the real rule (``pipelines.stack.connector_config.topic_for``); until it exists, use Debezium's
 documented default, ``<prefix>.<schema>.<table>`` with characters outside ``[A-Za-z0-9._-]``
@@ -34,8 +35,18 @@ def transaction_topic(settings: Settings) -> str:
     return stack_tx_topic(settings)
 
 
+def notification_topic(settings: Settings) -> str:
+    """Debezium's notification topic (``<prefix>.notifications``: snapshot progress)."""
+    try:
+        from pipelines.stack.connector_config import notification_topic as stack_note_topic
+    except ImportError:
+        return _UNSAFE.sub("_", f"{settings.topic_prefix}.notifications")
+    return stack_note_topic(settings)
+
+
 def lander_topics(settings: Settings, tables: Sequence[QualifiedName] | None = None) -> list[str]:
-    """CDC topics of ``tables`` (default: every captured table) plus the transaction topic."""
+    """CDC topics of ``tables`` (default: every captured table) plus the transaction and
+    notification topics."""
     chosen = settings.captured if tables is None else tuple(tables)
     topics = sorted({topic_for(settings, t) for t in chosen})
-    return [*topics, transaction_topic(settings)]
+    return [*topics, transaction_topic(settings), notification_topic(settings)]

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from pipelines.bronze.layout import (
     DATE_PARTITION,
+    NOTIFICATIONS,
     TRANSACTIONS,
     BatchId,
     fsync_dir,
@@ -72,6 +73,7 @@ class WrittenBatch:
     rows: dict[str, int] = field(default_factory=dict)  # bronze table (str) -> rows
     quarantined: int = 0
     transactions: int = 0
+    notifications: int = 0
 
 
 def commit_dates(table: pa.Table, fallback: datetime) -> pa.Array:
@@ -111,6 +113,7 @@ def plan_files(
     transactions: pa.Table | None,
     quarantine: pa.Table | None,
     ingested_at: datetime,
+    notifications: pa.Table | None = None,
 ) -> list[tuple[Path, pa.Table]]:
     """Every (directory, rows) this batch must write, in a deterministic order."""
     parts: list[tuple[Path, pa.Table]] = []
@@ -125,6 +128,10 @@ def plan_files(
         t = _with_table_meta(transactions, TRANSACTIONS)
         for day, rows in split_by_date(t, ingested_at):
             parts.append((table_dir(lake, TRANSACTIONS) / f"{DATE_PARTITION}={day}", rows))
+    if notifications is not None and notifications.num_rows:
+        t = _with_table_meta(notifications, NOTIFICATIONS)
+        for day, rows in split_by_date(t, ingested_at):
+            parts.append((table_dir(lake, NOTIFICATIONS) / f"{DATE_PARTITION}={day}", rows))
     if quarantine is not None and quarantine.num_rows:
         parts.append((quarantine_dir(lake, batch.topic), quarantine))
     return parts
@@ -167,9 +174,10 @@ def write_batch(
     transactions: pa.Table | None,
     quarantine: pa.Table | None,
     ingested_at: datetime,
+    notifications: pa.Table | None = None,
 ) -> WrittenBatch:
     """Land one batch: its n files, or one empty marker when it had no rows at all."""
-    parts = plan_files(lake, batch, tables, transactions, quarantine, ingested_at)
+    parts = plan_files(lake, batch, tables, transactions, quarantine, ingested_at, notifications)
     out = WrittenBatch(batch)
     if not parts:
         d = marker_dir(lake, batch.topic)
@@ -196,6 +204,7 @@ def write_batch(
         if t.num_rows:
             out.rows[str(name)] = out.rows.get(str(name), 0) + t.num_rows
     out.transactions = transactions.num_rows if transactions is not None else 0
+    out.notifications = notifications.num_rows if notifications is not None else 0
     out.quarantined = quarantine.num_rows if quarantine is not None else 0
     return out
 

@@ -81,6 +81,9 @@ def lake_table(lake: LakeStatus) -> Table:
     for t in (*lake.tables, lake.transactions):
         s = t.silver
         name = t.table if t.captured else f"{t.table} [dim](not captured)[/]"
+        if t.snapshotting:
+            what = "snapshotting" if t.snapshotting["partial"] else "re-snapshotting"
+            name += f" [yellow]({what} since {_when(t.snapshotting['started'])})[/]"
         out.add_row(
             name,
             _lag(t, lake.kafka_available),

@@ -5,6 +5,7 @@ Thin: each command calls the ``pipelines.silver`` function the Dagster assets an
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -109,13 +110,21 @@ def as_of_command(
     out: OutputOpt = None,
 ) -> None:
     """The table exactly as committed at INSTANT (whole transactions only)."""
-    from pipelines.silver import as_of
+    from pipelines.silver import SnapshotInProgress, as_of
 
     settings = get_settings()
     output.check_format(fmt, out)
     qn, (ts, zone_note) = table_arg(settings, table), instant_arg(instant)
-    with user_input("--where", 'a DuckDB SQL condition on the columns, e.g. --where "id = 42"'):
+    with (
+        user_input("--where", 'a DuckDB SQL condition on the columns, e.g. --where "id = 42"'),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always", SnapshotInProgress)
         rows = as_of(settings, qn, ts, where=where)
+    partial = next((str(w.message) for w in caught if w.category is SnapshotInProgress), None)
+    for w in caught:
+        if w.category is not SnapshotInProgress:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     rows = output.select(rows, columns_arg(columns, rows.column_names))
     early = None
     if rows.num_rows == 0 and (start := _history_start(settings, qn)) and ts < start:
@@ -126,7 +135,7 @@ def as_of_command(
     if early is None or fmt != "table" or out is not None:  # on screen: the note, no empty table
         title = f"{qn} as of {ts.isoformat()}: {rows.num_rows:,} rows"
         output.show(rows, fmt, out, title=title, limit=limit)
-    for note in (zone_note, early):
+    for note in (zone_note, early, partial and f"note: {partial}"):
         if note:
             typer.echo(note, err=True)
 

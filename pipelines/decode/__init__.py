@@ -63,6 +63,7 @@ class DecodedBatch:
     quarantine: pa.Table
     tombstones: int = 0
     heartbeats: int = 0
+    notifications: pa.Table | None = None  # the ``<prefix>.notifications`` topic's rows
     warnings: list[str] = field(default_factory=list)
 
 

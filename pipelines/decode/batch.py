@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from pipelines.decode import DecodedBatch, RawMessage
 from pipelines.decode.envelope import BadMessage, EnvelopePlan, Splitter, key_names, plan_for
+from pipelines.decode.notifications import notifications_table
 from pipelines.decode.special import Quarantine, transactions_table
 from pipelines.decode.tables import build_group, merge_groups
 from pipelines.decode.types import INFINITY_HITS, SchemaMismatch
@@ -30,16 +31,20 @@ def decode_messages(
     """See ``pipelines.decode.decode_batch``."""
     heartbeat_topic = f"__debezium-heartbeat.{topic_prefix}"
     tx_topic = f"{topic_prefix}.transaction"
+    note_topic = f"{topic_prefix}.notifications"
     quarantine = Quarantine(ingested_at)
     warnings: list[str] = []
     tombstones = heartbeats = 0
     tx_msgs: list[tuple[RawMessage, dict]] = []
+    note_msgs: list[tuple[RawMessage, object]] = []
     groups: dict[tuple[bytes, QualifiedName], tuple[list[RawMessage], list[dict]]] = {}
     last_key: dict[QualifiedName, bytes | None] = {}
     names: dict[tuple[str, str], QualifiedName] = {}
     splitter = Splitter()
 
-    fast = _fast_run(messages, splitter, heartbeat_topic, tx_topic)
+    fast = None
+    if all(m.topic != note_topic for m in messages):
+        fast = _fast_run(messages, splitter, heartbeat_topic, tx_topic)
     if fast is not None:
         tombstones, heartbeats, tx_msgs, groups, last_key = fast
     else:
@@ -54,6 +59,9 @@ def decode_messages(
                 schema_bytes, payload = splitter(msg.topic, msg.value)
                 if msg.topic == tx_topic:
                     tx_msgs.append((msg, _check_tx(payload)))
+                    continue
+                if msg.topic == note_topic:
+                    note_msgs.append((msg, payload))
                     continue
                 plan_for(schema_bytes)  # validates the schema once (cached)
                 table = _check_change(payload, names)
@@ -98,9 +106,15 @@ def decode_messages(
         transactions, bad = transactions_table(tx_msgs, ingested_at)
         for msg, reason in bad:
             quarantine.add(msg, reason)
+    notifications = None
+    if note_msgs:
+        notifications, bad = notifications_table(note_msgs, ingested_at)
+        for msg, reason in bad:
+            quarantine.add(msg, reason)
     return DecodedBatch(
         tables=tables,
         transactions=transactions,
+        notifications=notifications,
         quarantine=quarantine.table(),
         tombstones=tombstones,
         heartbeats=heartbeats,

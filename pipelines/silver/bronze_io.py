@@ -46,6 +46,11 @@ def transaction_files(lake: Path) -> list[Path]:
     return _bronze_files(lake, "_transactions")
 
 
+def notification_files(lake: Path) -> list[Path]:
+    """Bronze files of Debezium's notifications (snapshot progress), complete batches only."""
+    return _bronze_files(lake, "_notifications")
+
+
 def key_columns(lake: Path, table: QualifiedName) -> list[str]:
     """Primary-key columns from the newest file's ``changelake.key`` (``[]`` = no key)."""
     return _bronze_key_columns(lake, table)

@@ -4,10 +4,16 @@
 bronze events committed in (watermark, instant] with the same SQL rule compaction uses, so a
 transaction (one commit time, one ``_tx_id``) is wholly in or wholly out; events of a
 transaction that has not fully landed are never shown (the transaction-safe cut).
+
+An instant at which an incremental snapshot was still bringing the table's existing rows in
+(``snapshot_progress``) gives a partial table: ``as_of`` then warns (``SnapshotInProgress``) and
+marks the result's schema metadata ``changelake.snapshotting``, never a silent partial table.
 """
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +23,40 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.naming import QualifiedName, quote_ident, quote_literal
-from pipelines.silver import bronze_io, plan, rules, snapshots
+from pipelines.silver import bronze_io, plan, rules, snapshot_progress, snapshots
 from pipelines.silver.compaction import LakeLike, as_table, connect, lake_of
 
 
 class NoSilverData(LookupError):
     """Neither a snapshot nor bronze events exist for the table."""
+
+
+class SnapshotInProgress(UserWarning):
+    """``as_of`` at an instant while the table's existing rows were still being snapshotted:
+    rows that existed before the snapshot may be missing. ``run`` says which snapshot."""
+
+    def __init__(self, run: snapshot_progress.SnapshotRun, instant: datetime) -> None:
+        super().__init__(run.note(instant))
+        self.run = run
+
+
+SNAPSHOTTING_META = b"changelake.snapshotting"
+
+
+def _mark_partial(rows: pa.Table, lake: Path, table: QualifiedName, ts: datetime) -> pa.Table:
+    run = snapshot_progress.snapshotting_at(lake, table, ts)
+    if run is None:
+        return rows
+    warnings.warn(SnapshotInProgress(run, ts), stacklevel=3)
+    meta = dict(rows.schema.metadata or {})
+    meta[SNAPSHOTTING_META] = json.dumps(
+        {
+            "id": run.id,
+            "started": run.started.isoformat(),
+            "finished": run.finished.isoformat() if run.finished else None,
+        }
+    ).encode()
+    return rows.replace_schema_metadata(meta)
 
 
 def to_instant(instant: datetime | str) -> datetime:
@@ -104,11 +138,12 @@ def as_of(
 
     The events to apply are materialised first so the plan can skip the steps they do not
     need (``plan.compact_table_sql``), exactly as compaction does; the rows are those of
-    ``as_of_query``."""
-    lake, qn = lake_of(settings_or_lake), as_table(table)
+    ``as_of_query``. Warns ``SnapshotInProgress`` (and marks the schema metadata) when the
+    table's existing rows were still being snapshotted at ``instant``."""
+    lake, qn, ts = lake_of(settings_or_lake), as_table(table), to_instant(instant)
     con = connect()
     try:
-        args, cols, key, base_rel = _as_of_parts(con, lake, qn, to_instant(instant))
+        args, cols, key, base_rel = _as_of_parts(con, lake, qn, ts)
         if args is None:
             sql = f"SELECT * FROM {base_rel}"  # noqa: S608
         else:
@@ -119,9 +154,10 @@ def as_of(
             con.execute(f"SET allowed_directories = [{quote_literal(str(lake))}]")
             con.execute("SET enable_external_access = false")
             rel = rel.filter(where)
-        return rel.to_arrow_table()
+        rows = rel.to_arrow_table()
     finally:
         con.close()
+    return _mark_partial(rows, lake, qn, ts)
 
 
 def history(

@@ -147,5 +147,10 @@ def transaction_topic(settings: Settings) -> str:
     return sanitize_topic(f"{settings.topic_prefix}.transaction")
 
 
+def notification_topic(settings: Settings) -> str:
+    """Where Debezium's sink channel sends notifications (``notification.sink.topic.name``)."""
+    return sanitize_topic(f"{settings.topic_prefix}.notifications")
+
+
 def heartbeat_topic(settings: Settings) -> str:
     return sanitize_topic(f"__debezium-heartbeat.{settings.topic_prefix}")

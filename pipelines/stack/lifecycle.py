@@ -226,7 +226,8 @@ def _wait_task_restarted(settings: Settings, reader: int | None) -> None:
     """After a config change, until the slot is read by another walsender than ``reader``: the
     task restarted on the new config. The old task drops the events of tables its include list
     lacks (and its offsets move past them), so a change committed to a newly captured table
-    before it stopped would be lost; from here on the new task reads every change."""
+    before it stopped would be lost, and a snapshot signal for it would be answered
+    UNKNOWN_SCHEMA (no rows ever arrive); from here on the new task reads every change."""
     layout = Layout.of(settings)
 
     def restarted() -> bool:

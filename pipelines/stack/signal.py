@@ -22,6 +22,11 @@ from pipelines.naming import QualifiedName
 from pipelines.stack.connector_config import SIGNAL
 from pipelines.stack.procs import StackError
 
+#: Signal ids: ``changelake-<uuid>``, or this prefix for a ``--where`` snapshot, so the
+#: notifications (which carry the signal id, not its data) tell a filtered snapshot apart.
+SIGNAL_ID_PREFIX = "changelake-"
+FILTERED_ID_PREFIX = "changelake-where-"
+
 
 def snapshot_signal(tables: Sequence[QualifiedName], where: str | None = None) -> dict:
     """The ``data`` of an incremental ``execute-snapshot`` signal for ``tables``; ``where`` (SQL
@@ -61,7 +66,8 @@ def request_snapshot(
     """Insert an incremental ``execute-snapshot`` signal for ``tables``; returns its id."""
     if not tables:
         raise ValueError("request_snapshot needs at least one table")
-    signal_id = f"changelake-{uuid.uuid4()}"
+    prefix = SIGNAL_ID_PREFIX if where is None else FILTERED_ID_PREFIX
+    signal_id = f"{prefix}{uuid.uuid4()}"  # <= 53 characters: the id column is varchar(64)
     data = json.dumps(snapshot_signal(tables, where))
     with psycopg.connect(settings.pg_dsn(), autocommit=True, connect_timeout=10) as conn:
         conn.execute(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 import psycopg
-import pyarrow as pa
 import pytest
+from silver_vs_pg import converge
 
 from pipelines import silver
 from pipelines.bronze.lander import land
@@ -50,33 +50,6 @@ def _writer(dsn: str, stop: threading.Event, errors: list[BaseException]) -> Non
         errors.append(exc)
 
 
-def _diff(stack, settings: Settings, table) -> tuple[int, list, list]:  # noqa: ANN001
-    with stack.pg() as conn:
-        rows = conn.execute(f"SELECT id, v, note FROM {table.sql}").fetchall()  # noqa: S608
-    pg = pa.table({k: [r[i] for r in rows] for i, k in enumerate(("id", "v", "note"))})
-    con = duckdb.connect()
-    con.register("pg", pg)
-    con.register("sv", silver.as_of(settings.lake_root, table, "9999-01-01T00:00:00+00:00"))
-    a = con.execute("SELECT * FROM pg EXCEPT SELECT id, v, note FROM sv ORDER BY 1").fetchall()
-    b = con.execute("SELECT id, v, note FROM sv EXCEPT SELECT * FROM pg ORDER BY 1").fetchall()
-    return len(rows), a, b
-
-
-def _converge(stack, settings: Settings, table, timeout: float = 180) -> int:  # noqa: ANN001
-    """Land and compact until silver equals PostgreSQL (the snapshot runs in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        wait_until_streamed(settings)
-        land(settings, until_caught_up=True)
-        silver.compact(settings, table, catalog=False)
-        n, a, b = _diff(stack, settings, table)
-        if not a and not b:
-            return n
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{table}: PG EXCEPT silver {a[:10]}; silver EXCEPT PG {b[:10]}")
-        time.sleep(2)
-
-
 def _reads(settings: Settings, table) -> int:  # noqa: ANN001
     files = bronze_io.table_files(settings.lake_root, table)
     return duckdb.sql(
@@ -104,7 +77,7 @@ def test_added_table_arrives_whole_and_snapshot_where_rereads_only_its_rows(
     fields = stack.settings.model_dump()
     fields.update(lake=tmp_path / "lake", tables=(str(table),))
     settings = Settings(**fields)
-    n = _converge(stack, settings, table)
+    n = converge(stack, settings, table)
     assert ROWS // 2 < n < ROWS  # the writer deleted some, most rows came from the snapshot
     first = _reads(settings, table)
     assert first > ROWS // 2
@@ -127,7 +100,10 @@ def test_added_table_arrives_whole_and_snapshot_where_rereads_only_its_rows(
     wait_until_streamed(settings)
     land(settings, until_caught_up=True)
     assert _reads(settings, table) == first + wanted
-    assert _converge(stack, settings, table) == n
+    assert converge(stack, settings, table) == n
+    runs = silver.snapshot_runs(settings.lake_root, table)  # from the landed notifications
+    assert [(r.filtered, r.initial) for r in runs] == [(False, True), (True, False)], runs
+    assert all(r.finished is not None for r in runs), runs
 
     bad = subprocess.run(  # noqa: S603
         [CLI, "snapshot", str(table), "--where", "nope > 1"],

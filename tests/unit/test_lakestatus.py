@@ -102,7 +102,9 @@ def test_bronze_counts_lag_and_silver_watermark(tmp_path: Path) -> None:
         "bronze_rows",
         "quarantined",
         "silver",
+        "snapshotting",
     }
+    assert row["snapshotting"] is None  # no notification landed
     assert row["silver"]["watermark_lsn"] == m.watermark_lsn
 
 
