@@ -91,10 +91,10 @@ def test_docker_runtime_is_the_external_code_path() -> None:
 
     s = Settings(_env_file=None, runtime="docker")
     assert not any(s.managed(p) for p in ("postgres", "kafka", "connect"))
-    assert s.bootstrap_servers == _default(SERVICES["kafka"]["ports"][0]).rsplit(":", 1)[0]
-    assert s.connect_url == f"http://127.0.0.1:{DEFAULTS.connect_port}"
+    assert s.bootstrap_servers == f"127.0.0.1:{s.kafka_port}"  # compose publishes it there
+    assert s.connect_url == f"http://127.0.0.1:{s.connect_port}"
     cfg = render(s)
     assert (cfg["database.hostname"], cfg["database.port"]) == ("postgres", "5432")
-    assert compose_env(s)["CHANGELAKE_PG_PORT"] == str(DEFAULTS.pg_port)  # host side
+    assert compose_env(s)["CHANGELAKE_PG_PORT"] == str(s.pg_port)  # host side
     assert set(STARTED) == set(SERVICES) - {"register"}
     assert SERVICES["register"]["profiles"] == ["register"]  # not started by `up`
