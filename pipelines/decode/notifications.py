@@ -14,7 +14,7 @@ import orjson
 import pyarrow as pa
 
 from pipelines.decode import RawMessage
-from pipelines.decode.special import KAFKA_TS, UTC_US
+from pipelines.decode.special import KAFKA_TS, SIDE_TOPIC_COORDINATES, UTC_US
 
 # additional_data keys promoted to columns (absent keys are NULL)
 DATA_KEYS = ("data_collections", "current_collection_in_progress", "scanned_collection", "status")
@@ -27,11 +27,7 @@ NOTIFICATIONS_SCHEMA = pa.schema(
         *[(k, pa.string()) for k in DATA_KEYS],
         ("additional_data", pa.string()),
         ("ts", KAFKA_TS),
-        ("_topic", pa.string()),
-        ("_partition", pa.int32()),
-        ("_offset", pa.int64()),
-        ("_kafka_ts", KAFKA_TS),
-        ("_ingested_at", UTC_US),
+        *SIDE_TOPIC_COORDINATES,
     ]
 )
 

@@ -15,6 +15,15 @@ from pipelines.decode import RawMessage
 UTC_US = pa.timestamp("us", "UTC")
 KAFKA_TS = pa.timestamp("ms", "UTC")
 
+# where a side-topic row (transactions, notifications) came from and when it was landed
+SIDE_TOPIC_COORDINATES = (
+    ("_topic", pa.string()),
+    ("_partition", pa.int32()),
+    ("_offset", pa.int64()),
+    ("_kafka_ts", KAFKA_TS),
+    ("_ingested_at", UTC_US),
+)
+
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("topic", pa.string()),
@@ -36,11 +45,7 @@ TRANSACTIONS_SCHEMA = pa.schema(
         ("event_count", pa.int64()),
         ("data_collections", pa.list_(TX_COLLECTION)),
         ("ts", KAFKA_TS),
-        ("_topic", pa.string()),
-        ("_partition", pa.int32()),
-        ("_offset", pa.int64()),
-        ("_kafka_ts", KAFKA_TS),
-        ("_ingested_at", UTC_US),
+        *SIDE_TOPIC_COORDINATES,
     ]
 )
 
