@@ -1,7 +1,11 @@
 """The one place silver reads bronze: complete-batch file lists, key columns, column names.
 
 Everything goes through ``pipelines.bronze`` readers, so a half-written batch is never seen;
-switching the source of events is an edit to this module only.
+switching the source of events is an edit to this module only.  The one exception is
+``live_source``, the glob the catalog's live views read: it sees every published bronze file,
+including those of a batch whose other files are not written yet.  Those events are real
+(committed, and they pass the same transaction cut); after a lander crash, recovery deletes
+them and they land again, so a live view may briefly step back to an earlier consistent state.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import duckdb
 
 from pipelines.bronze import files as _bronze_files
 from pipelines.bronze import key_columns as _bronze_key_columns
+from pipelines.bronze.layout import table_dir as _bronze_table_dir
 from pipelines.naming import QualifiedName, quote_literal
 
 # Metadata columns of a bronze row (docs/design.md); everything else is a source column.
@@ -34,6 +39,18 @@ META_COLUMNS = frozenset(
         "_commit_date",
     }
 )
+
+
+def table_dir(lake: Path, table: QualifiedName | str) -> Path:
+    """Where bronze keeps ``table`` (a captured table or ``"_transactions"``)."""
+    return _bronze_table_dir(lake, table)
+
+
+def live_source(directory: Path) -> str:
+    """A ``read_parquet`` over every published file under ``directory``, now and later (temp
+    files are hidden ``.*.tmp`` and never match)."""
+    glob = quote_literal(str(directory / "**" / "*.parquet"))
+    return f"read_parquet({glob}, union_by_name = true, hive_partitioning = false)"
 
 
 def table_files(lake: Path, table: QualifiedName) -> list[Path]:

@@ -1,7 +1,14 @@
 """The DuckDB catalog file ``<lake>/catalog.duckdb``: what analysts open read-only.
 
 Per silver table, in a DuckDB schema named like the source schema:
-* a view ``"<schema>"."<table>"`` over ``current`` (follows every later compaction by itself);
+* the live view ``"<schema>"."<table>"``: the newest silver snapshot plus every bronze event
+  landed after its watermark whose transaction is complete, merged by the compaction rule
+  (merge-on-read). Its bronze source is a glob, so it shows a change as soon as bronze has it,
+  without waiting for a compaction or a catalog rewrite; it equals ``as_of(now())``. (Until
+  the first transaction END has landed the view has no transactions to complete and shows the
+  snapshot; the compaction that follows that END rewrites the catalog.)
+* the snapshot-only view ``"<schema>"."snapshot_<table>"`` over ``current`` (the last
+  compaction, and what the dbt models read);
 * a table macro ``"<schema>"."as_of_<table>"(ts)`` -- the table as committed at ``ts``;
 * a table macro ``"<schema>"."history_<table>"(key_1, ...)`` -- every version of one row.
 The macros expand to the same SQL (``pipelines.silver.rules``) the Python API runs, over the
@@ -24,6 +31,7 @@ from pipelines.silver.compaction import LakeLike, connect, lake_of
 from pipelines.silver.retention import _silver_tables
 
 _MIN_LSN = "(-9223372036854775807 - 1)"
+SNAPSHOT_VIEW_PREFIX = "snapshot_"  # "<schema>"."snapshot_<table>": the last compaction only
 
 
 def catalog_path(settings_or_lake: LakeLike) -> Path:
@@ -56,26 +64,30 @@ def table_statements(lake: Path, qn: QualifiedName) -> list[str]:
         return []
     schema = quote_ident(qn.schema)
     glob = snapshots.table_dir(lake, qn) / "current" / "*.parquet"
+    snapshot_view = f"SELECT * FROM read_parquet({quote_literal(str(glob))})"  # noqa: S608
     out = [
         f"CREATE SCHEMA IF NOT EXISTS {schema}",
-        f"CREATE OR REPLACE VIEW {schema}.{quote_ident(qn.table)} AS "  # noqa: S608
-        f"SELECT * FROM read_parquet({quote_literal(str(glob))})",
+        f"CREATE OR REPLACE VIEW {schema}.{quote_ident(SNAPSHOT_VIEW_PREFIX + qn.table)} AS "
+        + snapshot_view,
     ]
     files = bronze_io.table_files(lake, qn)
+    live = f"CREATE OR REPLACE VIEW {schema}.{quote_ident(qn.table)} AS "
     if not files:
-        return out
+        return [*out, live + snapshot_view]
     con = connect()
     try:
-        cols = [c["name"] for c in cur.schema if c["name"] not in rules.KEEP_META]
-        cols += [c for c in bronze_io.source_columns(con, files) if c not in cols]
+        bronze_cols = bronze_io.source_columns(con, files)
     finally:
         con.close()
+    cols = [c["name"] for c in cur.schema if c["name"] not in rules.KEEP_META]
+    cols += [c for c in bronze_cols if c not in cols]
     key = cur.key
     tx = bronze_io.transaction_files(lake)
     common = {
         "tx_source": bronze_io.parquet_source(tx) if tx else None,
         "data_collection": f"{qn.schema}.{qn.table}",
     }
+    out.append(live + live_sql(lake, qn, cur, cols, key, bronze_cols, bool(tx)))
     source = bronze_io.parquet_source(files)
     ts = "CAST(_as_of_ts AS TIMESTAMPTZ)"
     base, after = _snapshot_choice(lake, qn, snaps, ts)
@@ -93,6 +105,38 @@ def table_statements(lake: Path, qn: QualifiedName) -> list[str]:
             f"({', '.join(params)}) AS TABLE {rules.history_sql(hev, cols, key, match)}"
         )
     return out
+
+
+def live_sql(
+    lake: Path,
+    qn: QualifiedName,
+    cur: snapshots.Manifest,
+    cols: list[str],
+    key: list[str],
+    bronze_cols: list[str],
+    has_tx: bool,
+) -> str:
+    """The live view's query: ``cur`` plus the complete bronze events after its watermark.
+
+    Bronze is read through globs (``bronze_io.live_source``), so files landed after the catalog
+    was written count too; ``cur`` and its watermark are fixed here, together, so the base and
+    the replayed tail always fit (a later compaction rewrites the catalog).
+    """
+    base = bronze_io.parquet_source(
+        [snapshots.snapshot_dir(lake, qn, cur.snapshot_id) / "part-0.parquet"]
+    )
+    after = str(int(cur.watermark_lsn)) if cur.watermark_lsn is not None else _MIN_LSN
+    ev = rules.events_sql(
+        bronze_io.live_source(bronze_io.table_dir(lake, qn)),
+        cols,
+        tx_source=bronze_io.live_source(bronze_io.table_dir(lake, "_transactions"))
+        if has_tx
+        else None,
+        data_collection=f"{qn.schema}.{qn.table}",
+        after_lsn=after,
+        absent=[c for c in cols if c not in bronze_cols],
+    )
+    return rules.compact_sql(ev, cols, key, base)
 
 
 def _snapshot_choice(
