@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     # ... and the newest snapshot of each such interval of history, so as_of stays fast (0: off)
     silver_keep_every_minutes: int = 60
 
+    # --- the always-on service (``changelake run``) -------------------------------------------
+    run_metrics_port: int = 9464  # Prometheus endpoint on BIND_HOST; 0: any free port
+    run_compact_min_interval_s: float = 1.0  # compaction follows landings, at most this often
+    run_maintenance_every_s: float = 600.0  # retention + catalog rewrite
+    run_report_every_s: float = 30.0  # runless Dagster events for what run landed/compacted
+
     # --- Iceberg (pipelines/iceberg; not wired into landing or silver yet) ------------------
     # SQLAlchemy URL of pyiceberg's SQL catalog; empty: a SQLite file LAKE/iceberg/catalog.db.
     # A shared catalog for several processes or engines: postgresql+psycopg://user:pw@host/db

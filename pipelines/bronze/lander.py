@@ -27,7 +27,7 @@ from pipelines.bronze.layout import BatchId, list_lake
 from pipelines.bronze.prefetch import Prefetcher, commit
 from pipelines.bronze.progress import ProgressMeter
 from pipelines.bronze.reader import landed_offsets
-from pipelines.bronze.sink import InlineSink, ProcessSink
+from pipelines.bronze.sink import InlineSink, OnBatch, ProcessSink
 from pipelines.bronze.source import check_source, kafka_cluster_id
 from pipelines.bronze.topics import lander_topics
 from pipelines.bronze.writer import WrittenBatch, crash_point, recover, write_batch
@@ -141,6 +141,8 @@ def land(
     until_caught_up: bool = True,
     progress: Callable[[str], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    on_batch: OnBatch | None = None,
+    on_lag: Callable[[int], None] | None = None,
 ) -> LandingResult:
     """Land the CDC topics of ``tables`` (default: all captured) plus transactions.
 
@@ -172,7 +174,8 @@ def land(
         check_source(lake, kafka_cluster_id(**settings.kafka_client_options()))
         consumer = _consumer(settings)
         try:
-            _run(consumer, settings, lake, tables, done, until_caught_up, say, result)
+            hooks = (on_batch, on_lag)
+            _run(consumer, settings, lake, tables, done, until_caught_up, say, result, hooks)
         finally:
             consumer.close(autocommit=False)
     result.seconds = time.monotonic() - started
@@ -190,7 +193,9 @@ def _run(
     until_caught_up: bool,
     say: Callable[[str], None],
     result: LandingResult,
+    hooks: tuple[OnBatch | None, Callable[[int], None] | None] = (None, None),
 ) -> None:
+    on_batch, on_lag = hooks
     topics = lander_topics(settings, tables)
     tps = assign_partitions(consumer, topics, lake)
     if not tps:
@@ -205,7 +210,7 @@ def _run(
         fetcher = Prefetcher(consumer, tps, settings.batch_max_records)
         fetcher.start()
     sink = (ProcessSink if settings.lander_decode_process else InlineSink)(
-        lake, settings.topic_prefix, result
+        lake, settings.topic_prefix, result, on_batch
     )
 
     def apply(done: list) -> None:
@@ -258,6 +263,8 @@ def _run(
             if meter.due():
                 lag = _behind(consumer, tps, landed, end, live=fetcher is None)
                 say(meter.line(result.events, result.quarantined, lag))
+                if on_lag is not None and lag is not None:
+                    on_lag(lag)
         apply(sink.drain())
         ok = True
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from pipelines.decode import RawMessage
 Positions = dict[TopicPartition, int]
 Commits = dict[TopicPartition, OffsetAndMetadata]
 Done = list[tuple[Positions, Commits]]
+OnBatch = Callable[[WrittenBatch], None]  # told of each batch once it has landed whole
 
 
 def account(result, tp: TopicPartition, first: int, last: int, n: int, w: WrittenBatch) -> None:  # noqa: ANN001
@@ -45,9 +47,12 @@ def account(result, tp: TopicPartition, first: int, last: int, n: int, w: Writte
 class InlineSink:
     """Decode and write on the calling thread: simplest, one core."""
 
-    def __init__(self, lake: Path, topic_prefix: str, result) -> None:  # noqa: ANN001
+    def __init__(
+        self, lake: Path, topic_prefix: str, result, on_batch: OnBatch | None = None
+    ) -> None:  # noqa: ANN001
         self.lake, self.prefix, self.result = lake, topic_prefix, result
         self.watch = SchemaWatch(lake)
+        self.on_batch = on_batch
 
     def put(self, polled: dict, positions: Positions) -> Done:
         from pipelines.bronze.lander import land_batch
@@ -64,6 +69,8 @@ class InlineSink:
                 self.lake, msgs, topic_prefix=self.prefix, result=self.result, watch=self.watch
             )
             account(self.result, tp, records[0].offset, records[-1].offset, len(records), w)
+            if self.on_batch is not None:
+                self.on_batch(w)
             commits[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         return [(positions, commits)]
 
@@ -87,8 +94,15 @@ class _Poll:
 class ProcessSink:
     """Hand batches to a ``DecodeProcess``; at most ``max_polls`` polls in flight (memory)."""
 
-    def __init__(self, lake: Path, topic_prefix: str, result, max_polls: int = 2) -> None:  # noqa: ANN001
-        self.result, self.max_polls = result, max_polls
+    def __init__(
+        self,
+        lake: Path,
+        topic_prefix: str,
+        result,  # noqa: ANN001
+        on_batch: OnBatch | None = None,
+        max_polls: int = 2,
+    ) -> None:
+        self.result, self.max_polls, self.on_batch = result, max_polls, on_batch
         self.proc = DecodeProcess(lake, topic_prefix)
         self.proc.start()
         self.polls: deque[_Poll] = deque()
@@ -119,6 +133,8 @@ class ProcessSink:
             self.result.tombstones += rep.tombstones
             self.result.warnings += rep.warnings
             account(self.result, tp, first, last, n, rep.written)
+            if self.on_batch is not None:
+                self.on_batch(rep.written)
             poll.commits[tp] = OffsetAndMetadata(last + 1, "", -1)
             poll.open -= 1
         if wait:

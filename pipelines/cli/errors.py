@@ -88,6 +88,7 @@ def translate(exc: Exception) -> UserError | None:
     from pipelines.bronze.source import LakeSourceMismatch
     from pipelines.dbtscaffold import ScaffoldError
     from pipelines.naming import InvalidName
+    from pipelines.service.state import AlreadyRunning
     from pipelines.silver import NoSilverData
     from pipelines.stack import StackError
 
@@ -105,6 +106,8 @@ def translate(exc: Exception) -> UserError | None:
         return UserError(str(exc), "see `changelake dbt scaffold --help`")
     if isinstance(exc, LakeSourceMismatch):
         return UserError(str(exc))
+    if isinstance(exc, AlreadyRunning):
+        return UserError(str(exc), "one `changelake run` per lake: stop it first (SIGTERM)")
     if isinstance(exc, LanderBusy):
         return UserError(str(exc), "one lander per lake: wait for it, or stop it first")
     if isinstance(exc, NoSilverData | NoBronzeData):

@@ -1,0 +1,260 @@
+"""``changelake run``: land, compact, refresh the catalog and maintain the lake, all day.
+
+Stages (``supervisor``), each retried with backoff on failure while the others go on:
+* ``land``: the lander in follow mode (``pipelines.bronze.land``); every landed batch updates
+  the metrics, marks its tables dirty and wakes ``compact``;
+* ``compact``: woken by landings (not a timer; at most one round per ``compact_min_interval_s``)
+  it compacts the dirty tables and rewrites the catalog when a snapshot changed. A table stays
+  dirty until a compaction changed it with nothing landed for it meanwhile (rows whose END is
+  still on its way are compacted on a later wake, when the END lands);
+* ``observe``: freshness latencies of the landed batches, slot lag, the status document and the
+  runless Dagster events (bronze, then silver) every ``report_every_s``;
+* ``maintain``: silver retention and a catalog rewrite every ``maintenance_every_s``.
+Exactly once comes from the lander and compaction protocols themselves, so SIGKILL at any
+moment loses and duplicates nothing; SIGTERM/SIGINT stop every stage after its current step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.bronze.lander import LandingResult, land
+from pipelines.bronze.writer import WrittenBatch
+from pipelines.config import Settings
+from pipelines.naming import QualifiedName
+from pipelines.service.freshness import Freshness
+from pipelines.service.metrics import Metrics
+from pipelines.service.state import run_lock, write_status
+from pipelines.service.supervisor import Stage, StageState, Supervisor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    tables: Sequence[QualifiedName] | None = None  # default: every captured table
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = 9464  # None: no endpoint; 0: any free port
+    compact_min_interval_s: float = 1.0
+    maintenance_every_s: float = 600.0
+    report_every_s: float = 30.0
+    report_dagster: bool = True
+    stop_timeout_s: float = 8.0
+
+
+@dataclass
+class RunSummary:
+    seconds: float = 0.0
+    stopped_by: str | None = None
+    stages: dict[str, dict] = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    metrics_port: int | None = None
+    unfinished: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        f = self.figures
+        failures = sum(s["failures"] for s in self.stages.values())
+        why = f"stopped by {self.stopped_by}: " if self.stopped_by else ""
+        return (
+            f"{why}ran {self.seconds:.1f}s; landed {f.get('events', 0):,} events "
+            f"({f.get('records', 0):,} records), quarantined {f.get('quarantined', 0):,}; "
+            f"{f.get('compactions', 0):,} snapshot(s), {f.get('catalog_writes', 0):,} catalog "
+            f"write(s); {failures} stage failure(s)"
+        )
+
+
+class Service:
+    """The stages and the state they share."""
+
+    def __init__(self, settings: Settings, opts: RunOptions) -> None:
+        self.settings, self.opts = settings, opts
+        self.lake = settings.lake_root
+        self.tables = list(opts.tables or settings.captured)
+        self.metrics = Metrics()
+        self.started = time.time()
+        self.fresh = Freshness(self.lake, self.tables, since=self.started)
+        self.landed: queue.Queue[tuple[WrittenBatch, float]] = queue.Queue(maxsize=50_000)
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.dirty: dict[str, int] = {str(t): 1 for t in self.tables}  # compact once at start
+        self.gen = 1
+        self.interval = LandingResult()  # landed since the last Dagster report
+        self.compacted: list = []  # compaction results since the last Dagster report
+        self.last_round = 0.0
+        self.last_report = 0.0
+        self.stages: dict[str, StageState] = {}
+
+    # --- land --------------------------------------------------------------------------------
+    def on_batch(self, w: WrittenBatch) -> None:
+        """Called by the lander (its thread) for each batch landed whole."""
+        now = time.time()
+        self.metrics.landed(w.rows, w.batch.last - w.batch.first + 1, w.quarantined)
+        with self.lock:
+            self.gen += 1
+            for table in w.rows:
+                self.dirty[table] = self.gen
+            r = self.interval
+            r.files += len(w.paths)
+            r.quarantined += w.quarantined
+            for table, n in w.rows.items():
+                r.per_table[table] = r.per_table.get(table, 0) + n
+                r.events += n
+            key = f"{w.batch.topic}[{w.batch.partition}]"
+            r.offsets[key] = (r.offsets.get(key, (w.batch.first, 0))[0], w.batch.last)
+        try:
+            self.landed.put_nowait((w, now))
+        except queue.Full:
+            log.warning("freshness queue full: latencies of one batch not measured")
+        if w.rows or w.transactions:
+            self.wake.set()
+
+    def land_step(self, stop: threading.Event) -> None:
+        land(
+            self.settings,
+            tables=self.opts.tables,
+            until_caught_up=False,
+            stop=stop.is_set,
+            on_batch=self.on_batch,
+            on_lag=self.metrics.set_lag,
+            progress=lambda m: log.info("land: %s", m),
+        )
+
+    # --- compact -----------------------------------------------------------------------------
+    def compact_step(self, stop: threading.Event) -> None:
+        from pipelines.silver import compact, write_catalog
+
+        while not stop.is_set() and not self.wake.wait(0.5):
+            pass
+        if stop.is_set():
+            return
+        stop.wait(max(0.0, self.last_round + self.opts.compact_min_interval_s - time.monotonic()))
+        self.wake.clear()
+        self.last_round = time.monotonic()
+        with self.lock:
+            todo = dict(self.dirty)
+        t0 = time.monotonic()
+        changed = []
+        for table, gen in sorted(todo.items()):
+            if stop.is_set():
+                break
+            try:
+                res = compact(self.lake, table, catalog=False)
+            except LookupError:  # no bronze for the table yet
+                continue
+            if res.changed:
+                changed.append(table)
+                self.compacted.append(res)
+                with self.lock:
+                    if self.dirty.get(table) == gen:
+                        del self.dirty[table]
+        if changed:
+            write_catalog(self.lake)
+        self.metrics.compacted(time.monotonic() - t0, changed, bool(changed))
+
+    # --- observe -----------------------------------------------------------------------------
+    def observe_step(self, stop: threading.Event) -> None:
+        from pipelines.stack.postgres import slot_lag_bytes
+
+        deadline = time.monotonic() + 2.0
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                w, at = self.landed.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            c2b, c2q = self.fresh.observe(w, at)
+            self.metrics.commit_to_bronze(c2b)
+            self.metrics.commit_to_queryable(c2q)
+        try:
+            self.metrics.set_slot_lag(slot_lag_bytes(self.settings))
+        except Exception:  # noqa: BLE001 - PostgreSQL restarting: the figure is just unknown
+            self.metrics.set_slot_lag(None)
+        write_status(self.lake, self.status())
+        if time.monotonic() - self.last_report >= self.opts.report_every_s or stop.is_set():
+            self.last_report = time.monotonic()
+            self.report()
+
+    def report(self) -> None:
+        """Runless Dagster events for what landed and compacted since the last report."""
+        if not self.opts.report_dagster:
+            return
+        from pipelines.defs.runless import report_compaction, report_landing
+
+        with self.lock:
+            landed, self.interval = self.interval, LandingResult()
+            results, self.compacted = self.compacted, []
+        tables = [t for t in self.tables if landed.per_table.get(str(t))]
+        if tables:
+            report_landing(self.settings, landed, tables, source="changelake run")
+        if results:
+            report_compaction(self.settings, results, source="changelake run")
+
+    # --- maintain ----------------------------------------------------------------------------
+    def maintain_step(self, stop: threading.Event) -> None:
+        from pipelines.silver import retain, write_catalog
+
+        if stop.wait(self.opts.maintenance_every_s):
+            return
+        removed = retain(self.settings)
+        write_catalog(self.lake)
+        log.info("maintain: retention removed %d snapshot(s)", sum(map(len, removed.values())))
+
+    # --- shared ------------------------------------------------------------------------------
+    def on_stage(self, state: StageState) -> None:
+        self.stages[state.name] = state
+        self.metrics.stage(state.name, state.healthy, failed=not state.healthy)
+
+    def status(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "started": self.started,
+            "updated": time.time(),
+            "lake": str(self.lake),
+            "figures": dict(self.metrics.figures.__dict__),
+            "stages": {n: s.as_dict() for n, s in self.stages.items()},
+        }
+
+
+def run_service(
+    settings: Settings,
+    opts: RunOptions | None = None,
+    *,
+    stop: Callable[[], bool] | None = None,
+    on_start: Callable[[int | None], None] | None = None,
+) -> RunSummary:
+    """Run until ``stop()`` is true (the CLI passes the SIGTERM/SIGINT request)."""
+    opts = opts or RunOptions()
+    summary = RunSummary()
+    lake: Path = settings.lake_root
+    with run_lock(lake):
+        svc = Service(settings, opts)
+        if opts.metrics_port is not None:
+            summary.metrics_port = svc.metrics.serve(opts.metrics_host, opts.metrics_port)
+        stages = [
+            Stage("land", svc.land_step, pause_s=0.5),
+            Stage("compact", svc.compact_step),
+            Stage("observe", svc.observe_step),
+            Stage("maintain", svc.maintain_step),
+        ]
+        sup = Supervisor(stages, svc.on_stage)
+        sup.start()
+        if on_start is not None:
+            on_start(summary.metrics_port)
+        t0 = time.monotonic()
+        try:
+            while not (stop is not None and stop()):
+                time.sleep(0.2)
+        finally:
+            sup.stop.set()
+            svc.wake.set()
+            summary.unfinished = sup.join(opts.stop_timeout_s)
+        summary.seconds = time.monotonic() - t0
+        summary.stages = {n: s.as_dict() for n, s in svc.stages.items()}
+        summary.figures = dict(svc.metrics.figures.__dict__)
+    return summary

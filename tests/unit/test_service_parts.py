@@ -1,0 +1,152 @@
+"""The parts of ``changelake run`` that need no stack: supervised stages, the metrics endpoint,
+one run per lake, and the commit->queryable tracker over real bronze files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from test_silver_support import METADATA, SOURCE, T0, TABLE
+
+from pipelines.bronze.layout import BatchId
+from pipelines.bronze.writer import write_batch
+from pipelines.decode.special import TRANSACTIONS_SCHEMA
+from pipelines.service.freshness import Freshness
+from pipelines.service.metrics import Metrics
+from pipelines.service.state import AlreadyRunning, run_lock, running_pid
+from pipelines.service.supervisor import Stage, Supervisor
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_failing_stage_is_retried_with_backoff_while_the_others_go_on() -> None:
+    calls = {"bad": 0, "good": 0}
+    seen = []
+
+    def bad(stop: threading.Event) -> None:
+        calls["bad"] += 1
+        if calls["bad"] < 3:
+            raise ConnectionError("broker down\nsecond line")
+
+    def good(stop: threading.Event) -> None:
+        calls["good"] += 1
+        stop.wait(0.05)
+
+    sup = Supervisor(
+        [Stage("bad", bad, pause_s=0.05), Stage("good", good)],
+        lambda st: seen.append((st.name, st.healthy)),
+    )
+    sup.start()
+    deadline = time.monotonic() + 10
+    while calls["bad"] < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sup.stop.set()
+    assert sup.join(5) == []
+    bad_state = sup.stages[0].state
+    assert bad_state.failures == 2 and bad_state.healthy
+    assert bad_state.last_error == "ConnectionError: broker down"
+    assert calls["good"] > 20  # it kept working through the 1 s + 2 s backoff of the other
+    assert ("bad", False) in seen and seen[-1] != ("bad", False)
+
+
+def test_metrics_endpoint_serves_the_series_on_loopback() -> None:
+    m = Metrics()
+    port = m.serve("127.0.0.1", 0)
+    m.landed({"s.t": 5}, 7, 1)
+    m.set_lag(3)
+    m.commit_to_queryable([0.4, 1.2])
+    m.stage("land", healthy=False, failed=True)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for series in (
+        'changelake_events_landed_total{table="s.t"} 5.0',
+        "changelake_records_consumed_total 7.0",
+        "changelake_messages_quarantined_total 1.0",
+        "changelake_consumer_lag_records 3.0",
+        "changelake_commit_to_queryable_seconds_count 2.0",
+        'changelake_stage_up{stage="land"} 0.0',
+        'changelake_stage_failures_total{stage="land"} 1.0',
+    ):
+        assert series in body
+    assert m.figures.queryable_p95_s == 0.4  # nearest rank of two samples
+
+
+def test_a_second_run_on_the_same_lake_refuses(tmp_path: Path) -> None:
+    assert running_pid(tmp_path) is None
+    with run_lock(tmp_path):
+        code = (
+            "import sys; from pathlib import Path; from pipelines.service.state import run_lock\n"
+            f"with run_lock(Path({str(tmp_path)!r})): pass"
+        )
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert other.returncode != 0 and "AlreadyRunning" in other.stderr
+        assert running_pid(tmp_path) is not None
+        with pytest.raises(AlreadyRunning, match="already serves the lake"), run_lock(tmp_path):
+            pass
+    assert running_pid(tmp_path) is None
+
+
+def _events(tx_id: int, n: int, commit: datetime, first_offset: int) -> pa.Table:
+    rows = []
+    for i in range(n):
+        rows.append(
+            {f.name: None for f in [*SOURCE, *METADATA]}
+            | {
+                "k": first_offset + i,
+                "_op": "c",
+                "_source_ts": commit,
+                "_tx_id": tx_id,
+                "_tx_order": i + 1,
+                "_topic": "cl.s.t",
+                "_partition": 0,
+                "_offset": first_offset + i,
+                "_kafka_ts": T0,
+                "_ingested_at": T0,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=pa.schema([*SOURCE, *METADATA]))
+
+
+def _end(tx_id: int, n: int, commit: datetime, offset: int) -> pa.Table:
+    row = {
+        "status": "END",
+        "id": f"{tx_id}:{1000 + tx_id}",
+        "event_count": n,
+        "data_collections": [{"data_collection": "s.t", "event_count": n}],
+        "ts": commit,
+        "_topic": "cl.transaction",
+        "_partition": 0,
+        "_offset": offset,
+        "_kafka_ts": T0,
+        "_ingested_at": T0,
+    }
+    return pa.Table.from_pylist([row], schema=TRANSACTIONS_SCHEMA)
+
+
+def test_transactions_become_queryable_in_commit_order_when_whole(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    fresh = Freshness(tmp_path, [TABLE], since=(now - timedelta(minutes=1)).timestamp())
+    c1, c2 = now - timedelta(seconds=3), now - timedelta(seconds=2)
+
+    def land(batch: BatchId, tables: dict, tx: pa.Table | None, at: float):  # noqa: ANN202
+        return fresh.observe(write_batch(tmp_path, batch, tables, tx, None, T0), at)
+
+    t = now.timestamp()
+    # the second transaction's END and events land before the first one's events
+    assert land(
+        BatchId("cl.transaction", 0, 0, 1),
+        {},
+        pa.concat_tables([_end(1, 2, c1, 0), _end(2, 1, c2, 1)]),
+        t,
+    ) == ([], [])
+    c2b, c2q = land(BatchId("cl.s.t", 0, 10, 10), {TABLE: _events(2, 1, c2, 10)}, None, t + 1)
+    assert c2q == [] and c2b == [pytest.approx(3.0, abs=1e-3)]  # waits for the first
+    c2b, c2q = land(BatchId("cl.s.t", 0, 0, 1), {TABLE: _events(1, 2, c1, 0)}, None, t + 2)
+    assert c2q == [pytest.approx(5.0, abs=1e-3), pytest.approx(4.0, abs=1e-3)]
+    assert not fresh.pending and not fresh.early
