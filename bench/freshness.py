@@ -1,113 +1,179 @@
-"""P2 freshness: commit-to-silver latency while pgbench inserts at a target rate (continuous mode).
+"""P2 freshness on the shipped path: commit -> queryable through the live view of `changelake run`.
 
-Pipeline under test, all real: pgbench (``-R`` rate-limited) -> PostgreSQL -> Debezium -> Kafka ->
-the lander in follow mode (``python -m pipelines.bronze --follow``, a separate process, fresh
-lake) -> a compaction loop in this process (``pipelines.silver.compact`` back to back). For each
-event: commit time ``_source_ts`` (PostgreSQL's clock, same machine), ``_ingested_at`` (lander),
-and the time the silver snapshot containing it was published. Reported separately: commit->bronze,
-bronze->silver, and end to end commit->silver, p50/p95/p99.
+All real: pgbench (``-R``, rate-limited Poisson schedule) -> PostgreSQL -> Debezium -> Kafka ->
+``changelake run`` (its own process, a fresh lake, exactly as deployed) -> the catalog's live view
+``bench.fresh``. A prober in this process opens the catalog read-only, again and again, and notes
+when each inserted row first shows in the live view (the time its query started: the row was
+visible then). Per row: commit time ``_source_ts`` (PostgreSQL's clock, same machine), Kafka
+timestamp ``_kafka_ts`` (Connect's producer), ``_ingested_at`` (the lander), first seen. Reported:
+commit->queryable p50/p95/p99, and where the time goes: Debezium (commit->Kafka), landing
+(Kafka->bronze), visibility (bronze->seen: the prober's query period and the transaction cut).
+Also the service's own ``changelake_commit_to_queryable_seconds`` histogram, scraped at the end.
+Runs at 1,000 tx/s (P2) and 100 tx/s (P2@100); ``BENCH_P2_RATE`` runs one other rate.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import subprocess
+import sys
+import threading
 import time
+import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 
 from bench import pgload
 from bench.common import Result, Target, percentile
 from bench.lakegen import data_dir
-from bench.stack import ensure_stack, lander_process
+from bench.stack import ensure_stack, stack_env
 from pipelines.bronze import files
 from pipelines.naming import QualifiedName
-from pipelines.silver import compact
 
 TABLE = QualifiedName("bench", "fresh")  # its own small topic (see bench.stack)
-RATE = 1000  # the brief's workload rate; BENCH_P2_RATE runs another (saved as P2@<rate>)
+RATES = (1000, 100)  # the brief's workload rate first; BENCH_P2_RATE runs another only
+CHANGELAKE = str(Path(sys.executable).parent / "changelake")
 
 
-def _wait_caught_up(s, lake, timeout: float = 900) -> None:  # noqa: ANN001
-    """Until Debezium has streamed the WAL written so far and the lander has landed the topic
-    up to its end, so the measured load starts on an idle pipeline (no earlier backlog)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    from pipelines.bronze import landed_offsets
-    from pipelines.stack import topic_for
-    from pipelines.stack.postgres import slot_lag_bytes
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and (slot_lag_bytes(s) or 0) > 1_000_000:
-        time.sleep(1)
-    topic = topic_for(s, TABLE)
-    c = KafkaConsumer(bootstrap_servers=s.bootstrap_servers)
-    try:
-        tp = TopicPartition(topic, 0)
-        end = c.end_offsets([tp])[tp] if topic in c.topics() else 0
-    finally:
-        c.close()
-    while time.monotonic() < deadline:
-        if end == 0 or landed_offsets(lake).get((topic, 0), -1) >= end - 1:
-            return
-        time.sleep(1)
-    raise TimeoutError(f"pipeline did not catch up with {topic} before the measured load")
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
-    rate = int(os.environ.get("BENCH_P2_RATE", RATE))
-    fig = "P2" if rate == RATE else f"P2@{rate}"
-    r = Result(fig, f"freshness commit->silver at {rate} tx/s", command, smoke=smoke)
-    s = ensure_stack(progress=None)
-    lake = data_dir() / f"lake-p2-{int(time.time())}"
-    lake.mkdir(parents=True, exist_ok=True)
-    log = data_dir() / f"{lake.name}-lander.log"
-    lander = lander_process(
-        lake,
-        "--follow",
-        "--table",
-        str(TABLE),
-        "--max-seconds",
-        str(seconds + 240),
+class Prober(threading.Thread):
+    """Polls the live view; ``seen[id]`` = epoch seconds when the row first showed."""
+
+    def __init__(self, catalog: Path) -> None:
+        super().__init__(daemon=True)
+        self.catalog, self.stop = catalog, threading.Event()
+        self.seen: dict[int, float] = {}
+        self.polls, self.poll_s, self.errors = 0, 0.0, 0
+
+    def run(self) -> None:
+        top = 0
+        while not self.stop.is_set():
+            t0 = time.time()
+            try:
+                with duckdb.connect(str(self.catalog), read_only=True) as con:
+                    rows = con.execute(
+                        f"SELECT id FROM {TABLE.sql} WHERE id > ?",  # noqa: S608
+                        [top - 5000],  # commits interleave ids a little: look back
+                    ).fetchall()
+            except (duckdb.Error, OSError):
+                self.errors += 1
+                time.sleep(0.05)
+                continue
+            self.polls += 1
+            self.poll_s += time.time() - t0
+            for (i,) in rows:
+                if i not in self.seen:
+                    self.seen[i] = t0
+                    top = max(top, i)
+
+
+def _service(lake: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        **stack_env(),
+        "CHANGELAKE_LAKE": str(lake),
+        "CHANGELAKE_RUN_METRICS_PORT": str(port),
+    }
+    return subprocess.Popen(
+        [CHANGELAKE, "run", "--table", str(TABLE), "--no-dagster"],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=log.open("w"),
     )
-    publishes: list[tuple[int, int, datetime]] = []  # (after_lsn, upto_lsn, published_at)
+
+
+def _wait_view(catalog: Path, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
+    """Until the service has landed the topic's backlog and the live view answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"changelake run ended: {log.read_text()[-2000:]}")
+        if catalog.exists():
+            try:
+                with duckdb.connect(str(catalog), read_only=True) as con:
+                    con.execute(f"SELECT count(*) FROM {TABLE.sql}").fetchone()  # noqa: S608
+                return
+            except duckdb.Error:
+                pass
+        time.sleep(0.5)
+    raise TimeoutError(f"no live view of {TABLE} after {timeout}s: {log.read_text()[-2000:]}")
+
+
+def _seed(s) -> None:  # noqa: ANN001
+    """One row, so a fresh lake gets a first snapshot (the live view needs a table to show)."""
+    proc = pgload.start(s, 1, rate=5, clients=1, table=TABLE)
+    pgload.finish(proc)
+
+
+def _scrape_p95(port: int) -> float | None:
+    """p95 from the service's own commit->queryable histogram (bucket upper bound)."""
     try:
-        # let the lander land whatever the topic already holds, then start the measured load
-        pgload.prepare(s)
-        _wait_caught_up(s, lake)
-        compact(lake, TABLE, catalog=False)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except OSError:
+        return None
+    buckets = [
+        (float(le), float(n))
+        for le, n in re.findall(
+            rb'changelake_commit_to_queryable_seconds_bucket\{le="([^"]+)"\} (\S+)', body
+        )
+        if le != b"+Inf"
+    ]
+    total = re.search(rb"changelake_commit_to_queryable_seconds_count (\S+)", body)
+    if not total or not float(total.group(1)):
+        return None
+    want = 0.95 * float(total.group(1))
+    return next((le for le, n in buckets if n >= want), None)
+
+
+def one_rate(rate: int, seconds: int, *, smoke: bool, command: str) -> Result:
+    fig = "P2" if rate == RATES[0] else f"P2@{rate}"
+    r = Result(
+        fig, f"freshness commit->queryable at {rate} tx/s (changelake run)", command, smoke=smoke
+    )
+    s = ensure_stack(progress=None)
+    lake = data_dir() / f"lake-p2-{rate}-{int(time.time())}"
+    log = data_dir() / f"{lake.name}-run.log"
+    port = _free_port()
+    pgload.prepare(s)
+    _seed(s)
+    proc = _service(lake, port, log)
+    prober = Prober(lake / "catalog.duckdb")
+    pg = None
+    try:
+        _wait_view(lake / "catalog.duckdb", proc, log)
+        prober.start()
+        time.sleep(2)  # the backlog is queryable; measure from an idle pipeline
         start = datetime.now(UTC)
-        proc = pgload.start(s, seconds, rate=rate, clients=4, table=TABLE)
-        pg = None
-        drain_until = None
-        while True:
-            res = compact(lake, TABLE, catalog=False)
-            if res.changed:
-                prev = publishes[-1][1] if publishes else -1
-                publishes.append((prev, res.watermark_lsn, datetime.now(UTC)))
-            if pg is None and proc.poll() is not None:
-                pg = pgload.finish(proc)
-                drain_until = time.monotonic() + 60
-            if drain_until is not None and (
-                _all_in_silver(lake, start, pg["transactions"]) or time.monotonic() > drain_until
-            ):
-                break
-            time.sleep(0.2)
+        load = pgload.start(s, seconds, rate=rate, clients=4, table=TABLE)
+        pg = pgload.finish(load, timeout=seconds + 120)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _unseen(lake, start, prober.seen) > 0:
+            time.sleep(0.5)
+        service_p95 = _scrape_p95(port)
     finally:
-        lander.terminate()
+        prober.stop.set()
+        proc.terminate()
         try:
-            lander.wait(30)
+            proc.wait(30)
         except subprocess.TimeoutExpired:
-            lander.kill()
-    lat = _latencies(lake, start, publishes)
+            proc.kill()
+    prober.join(10)
+    lat = _latencies(lake, start, prober.seen)
     if not lat["e2e"]:
-        r.notes.append(f"no events measured; lander log {log}: " + log.read_text()[-1500:])
+        r.notes.append(f"no events measured; service log {log}: " + log.read_text()[-1500:])
     shutil.rmtree(lake, ignore_errors=True)
-    e2e, c2b, b2s = lat["e2e"], lat["c2b"], lat["b2s"]
+    e2e = lat["e2e"]
+    p95 = _r(percentile(e2e, 95))
     r.params = {
         "seconds": seconds,
         "target_rate_tx_s": rate,
@@ -117,67 +183,68 @@ def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print)
     r.metrics = {
         "achieved_tx_s": round(pg["tps"]) if pg else None,
         "events_measured": len(e2e),
-        "compactions_published": len(publishes),
-        **{f"commit_to_silver_p{q}_s": _r(percentile(e2e, q)) for q in (50, 95, 99)},
-        **{f"commit_to_bronze_p{q}_s": _r(percentile(c2b, q)) for q in (50, 95, 99)},
-        **{f"bronze_to_silver_p{q}_s": _r(percentile(b2s, q)) for q in (50, 95, 99)},
-        "events_not_in_silver": lat["missing"],
+        "events_never_seen": lat["missing"],
+        **{f"commit_to_queryable_p{q}_s": _r(percentile(e2e, q)) for q in (50, 95, 99)},
+        **{f"{k}_p95_s": _r(percentile(lat[k], 95)) for k in ("debezium", "landing", "visibility")},
+        **{f"{k}_p50_s": _r(percentile(lat[k], 50)) for k in ("debezium", "landing", "visibility")},
+        "probe_polls": prober.polls,
+        "probe_query_avg_s": _r(prober.poll_s / prober.polls) if prober.polls else None,
+        "service_histogram_p95_le_s": service_p95,
+        "service_exit_code": proc.returncode,
     }
     r.targets = [
-        Target("commit->silver p95", _r(percentile(e2e, 95)), "<=", 5, "s"),
+        Target("commit->queryable p95", p95, "<=", 2, "s"),
         Target("achieved rate", round(pg["tps"]) if pg else None, ">=", rate, "tx/s"),
     ]
-    if rate != RATE:
+    if rate not in RATES:
         r.command = f"BENCH_P2_RATE={rate} {command}"
     r.notes.append(
-        "continuous mode: lander --follow (own process) + back-to-back incremental "
-        "compaction; commit times from PostgreSQL, publish times from this process"
+        "shipped path: `changelake run` in its own process; first-seen times from a prober "
+        "reading the catalog's live view; commit times from PostgreSQL"
     )
-    return [r]
+    return r
+
+
+def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
+    env_rate = os.environ.get("BENCH_P2_RATE")
+    rates = [int(env_rate)] if env_rate else ([RATES[0]] if smoke else list(RATES))
+    return [one_rate(rate, seconds, smoke=smoke, command=command) for rate in rates]
 
 
 def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-def _all_in_silver(lake, start: datetime, n: int) -> bool:  # noqa: ANN001
-    cur = lake / "silver" / TABLE.path / "current" / "part-0.parquet"
-    if not cur.exists():
-        return False
-    con = duckdb.connect()
-    try:
-        got = con.execute(
-            "SELECT count(*) FROM read_parquet(?) WHERE _source_ts >= ?", [str(cur), start]
-        ).fetchone()[0]
-    finally:
-        con.close()
-    return got >= n
-
-
-def _latencies(lake, start: datetime, publishes) -> dict:  # noqa: ANN001
-    """Per event: the first publish whose watermark covers its commit LSN."""
+def _rows(lake: Path, start: datetime) -> list[tuple]:
     paths = [str(p) for p in files(lake, TABLE)]
-    con = duckdb.connect()
-    try:
+    if not paths:
+        return []
+    with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute("CREATE TABLE pub (lo BIGINT, hi BIGINT, pub_at TIMESTAMPTZ)")
-        con.executemany("INSERT INTO pub VALUES (?, ?, ?)", publishes)
-        rows = con.execute(
-            """SELECT epoch(e._ingested_at) - epoch(e._source_ts),
-                      epoch(p.pub_at) - epoch(e._ingested_at),
-                      epoch(p.pub_at) - epoch(e._source_ts)
-               FROM read_parquet(?, union_by_name = true) e
-               LEFT JOIN pub p ON coalesce(e._commit_lsn, e._lsn) > p.lo
-                              AND coalesce(e._commit_lsn, e._lsn) <= p.hi
-               WHERE e._source_ts >= ? AND e._op = 'c'""",
+        return con.execute(
+            """SELECT id, epoch(_source_ts), epoch(_kafka_ts), epoch(_ingested_at)
+               FROM read_parquet(?, union_by_name = true)
+               WHERE _source_ts >= ? AND _op = 'c'""",
             [paths, start],
         ).fetchall()
-    finally:
-        con.close()
-    done = [x for x in rows if x[2] is not None]
-    return {
-        "c2b": [x[0] for x in done],
-        "b2s": [x[1] for x in done],
-        "e2e": [x[2] for x in done],
-        "missing": len(rows) - len(done),
-    }
+
+
+def _unseen(lake: Path, start: datetime, seen: dict[int, float]) -> int:
+    """Rows of the measured load in bronze and not seen yet (1 while bronze has none)."""
+    rows = _rows(lake, start)
+    return sum(1 for row in rows if row[0] not in seen) if rows else 1
+
+
+def _latencies(lake: Path, start: datetime, seen: dict[int, float]) -> dict:
+    out: dict[str, list[float]] = {"e2e": [], "debezium": [], "landing": [], "visibility": []}
+    missing = 0
+    for i, commit, kafka, ingested in _rows(lake, start):
+        at = seen.get(i)
+        if at is None:
+            missing += 1
+            continue
+        out["e2e"].append(at - commit)
+        out["debezium"].append(kafka - commit)
+        out["landing"].append(ingested - kafka)
+        out["visibility"].append(at - ingested)
+    return {**out, "missing": missing}

@@ -150,25 +150,25 @@ def why_missed(by: dict[str, dict[str, Any]]) -> list[str]:
         p95_met = next(t["met"] for t in p2["targets"] if "p95" in t["name"])
         line = (
             f"- **P2**: pgbench (`-R`, a Poisson schedule, 4 clients) delivered "
-            f"{m['achieved_tx_s']} of 1,000 tx/s with Debezium, the lander and the compaction "
-            "loop sharing the same 2 cores"
+            f"{m['achieved_tx_s']} of 1,000 tx/s with Debezium, `changelake run` and the prober "
+            "sharing the same 2 cores"
             + (
                 f" (in REF, without lander and compaction, one-row pgbench reached {by['REF']['metrics']['pgbench_tps']:,} tx/s)"
                 if by.get("REF")
                 else ""
             )
-            + f"; commit->silver p95 was {m['commit_to_silver_p95_s']} s"
-            + (" (met)" if p95_met else "")
-            + ". The p95 splits into "
-            f"commit->bronze {m['commit_to_bronze_p95_s']} s (Debezium + lander) and "
-            f"bronze->silver {m['bronze_to_silver_p95_s']} s: compaction runs back to back and "
-            "an event waits for the run in progress plus its own."
+            + f"; commit->queryable p95 was {m['commit_to_queryable_p95_s']} s"
+            + (" (met)" if p95_met else " (target 2 s)")
+            + ". Where the time goes (p95 of each leg): Debezium, commit->Kafka "
+            f"{m['debezium_p95_s']} s; landing, Kafka->bronze {m['landing_p95_s']} s; "
+            f"visibility, bronze->seen in the live view {m['visibility_p95_s']} s (each probe "
+            f"query of the live view took {m['probe_query_avg_s']} s on average)."
         )
         if p2b:
             b = p2b["metrics"]
             line += (
                 f" At {p2b['params']['target_rate_tx_s']} tx/s (P2@100) p95 is "
-                f"{b['commit_to_silver_p95_s']} s."
+                f"{b['commit_to_queryable_p95_s']} s."
             )
         out.append(line)
     if _missed(p3):

@@ -25,15 +25,46 @@ def kafka_end_offsets(st: StackStatus) -> dict[tuple[str, int], int] | None:
     return None if failed or not st.component("kafka").up else st.end_offsets
 
 
-def document(st: StackStatus, lake: LakeStatus) -> dict:
-    """The whole ``status --json`` document."""
+def document(st: StackStatus, lake: LakeStatus, service: dict | None = None) -> dict:
+    """The whole ``status --json`` document (``service``: the running ``changelake run``'s
+    figures and stage health, ``pipelines.service.read_status``; null when none runs)."""
     stack = dataclasses.asdict(st)
     stack["end_offsets"] = [
         {"topic": t, "partition": p, "end_offset": off}
         for (t, p), off in sorted(st.end_offsets.items())
     ]
     stack["healthy"] = st.healthy
-    return {"version": JSON_VERSION, "healthy": st.healthy, "stack": stack, "lake": lake.as_dict()}
+    return {
+        "version": JSON_VERSION,
+        "healthy": st.healthy,
+        "stack": stack,
+        "lake": lake.as_dict(),
+        "service": service,
+    }
+
+
+def service_table(doc: dict | None) -> Table | str:
+    """The running ``changelake run``: its figures and each stage's health."""
+    if not doc:
+        return "changelake run: not running for this lake"
+    f = doc.get("figures", {})
+    out = Table(title=f"changelake run (pid {doc.get('pid')})")
+    out.add_column("what")
+    out.add_column("value", justify="right")
+    out.add_row("up for", _age(doc["updated"] - doc["started"]))
+    out.add_row("events landed", f"{f.get('events', 0):,}")
+    out.add_row("quarantined", f"{f.get('quarantined', 0):,}")
+    out.add_row("consumer lag", "-" if f.get("lag") is None else f"{f['lag']:,}")
+    out.add_row(
+        "slot lag bytes", "-" if f.get("slot_lag_bytes") is None else f"{f['slot_lag_bytes']:,}"
+    )
+    p95 = f.get("queryable_p95_s")
+    out.add_row("commit->queryable p95", "-" if p95 is None else f"{p95:.2f}s")
+    out.add_row("snapshots written", f"{f.get('compactions', 0):,}")
+    for name, stage in sorted(doc.get("stages", {}).items()):
+        ok = "[green]ok[/]" if stage["healthy"] else f"[red]failing[/] ({stage['last_error']})"
+        out.add_row(f"stage {name}", f"{ok}, {stage['failures']} failure(s)")
+    return out
 
 
 def _age(seconds: float | None) -> str:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from pipelines.cli.args import table_arg
+from pipelines.cli.errors import UserError
 from pipelines.cli.services import require
 from pipelines.config import get_settings
 
@@ -49,7 +50,10 @@ def run_command(
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = get_settings()
     tables = [table_arg(settings, t, landed_ok=False) for t in table] if table else None
-    require(settings, "kafka")
+    try:  # a service rides through outages: say so once, then the land stage retries
+        require(settings, "kafka")
+    except UserError as down:
+        console.print(f"[yellow]warning:[/] {down.message}; landing retries with backoff")
     opts = RunOptions(
         tables=tables,
         metrics_host=settings.bind_host,

@@ -17,6 +17,7 @@ from pipelines.config import Settings
 from pipelines.defs.keys import bronze_key
 from pipelines.defs.resources import ChangelakeResource, KafkaResource
 from pipelines.naming import QualifiedName
+from pipelines.service.state import running_pid
 
 LANDING_TAG = "changelake/landing"
 _ACTIVE = [
@@ -64,6 +65,10 @@ def build_kafka_sensor(tables: Sequence[QualifiedName], job: object) -> dg.Senso
         context: dg.SensorEvaluationContext, changelake: ChangelakeResource, kafka: KafkaResource
     ) -> dg.SensorResult | dg.SkipReason:
         settings = changelake.settings()
+        if (pid := running_pid(settings.lake_root)) is not None:
+            return dg.SkipReason(
+                f"changelake run (pid {pid}) lands this lake; its work shows as runless events"
+            )
         active = context.instance.get_runs(
             filters=dg.RunsFilter(tags={LANDING_TAG: "true"}, statuses=_ACTIVE), limit=1
         )

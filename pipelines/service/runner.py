@@ -90,6 +90,7 @@ class Service:
         self.last_round = 0.0
         self.last_report = 0.0
         self.stages: dict[str, StageState] = {}
+        self.land_stage = Stage("land", self.land_step, pause_s=0.5)
 
     # --- land --------------------------------------------------------------------------------
     def on_batch(self, w: WrittenBatch) -> None:
@@ -114,6 +115,7 @@ class Service:
             log.warning("freshness queue full: latencies of one batch not measured")
         if w.rows or w.transactions:
             self.wake.set()
+        self.land_stage.beat()
 
     def land_step(self, stop: threading.Event) -> None:
         land(
@@ -122,9 +124,13 @@ class Service:
             until_caught_up=False,
             stop=stop.is_set,
             on_batch=self.on_batch,
-            on_lag=self.metrics.set_lag,
+            on_lag=self._lag,
             progress=lambda m: log.info("land: %s", m),
         )
+
+    def _lag(self, n: int) -> None:
+        self.metrics.set_lag(n)
+        self.land_stage.beat()
 
     # --- compact -----------------------------------------------------------------------------
     def compact_step(self, stop: threading.Event) -> None:
@@ -237,7 +243,7 @@ def run_service(
         if opts.metrics_port is not None:
             summary.metrics_port = svc.metrics.serve(opts.metrics_host, opts.metrics_port)
         stages = [
-            Stage("land", svc.land_step, pause_s=0.5),
+            svc.land_stage,
             Stage("compact", svc.compact_step),
             Stage("observe", svc.observe_step),
             Stage("maintain", svc.maintain_step),

@@ -50,9 +50,20 @@ class Stage:
 
     def __post_init__(self) -> None:
         self.state = StageState(self.name)
+        self._report: Report | None = None
+
+    def beat(self) -> None:
+        """A long step says it is working (the lander after each batch): healthy again."""
+        if not self.state.healthy or time.time() - (self.state.last_ok or 0) >= 1.0:
+            self.state.healthy = True
+            self.state.last_ok = time.time()
+            if self._report is not None:
+                self._report(self.state)
 
     def loop(self, stop: threading.Event, report: Report) -> None:
+        self._report = report
         backoff = 1.0
+        report(self.state)  # up (or still failing) from the start of each step
         while not stop.is_set():
             t0 = time.monotonic()
             try:

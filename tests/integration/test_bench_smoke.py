@@ -37,4 +37,5 @@ def test_stack_figures_run_on_tiny_sizes(stack, tmp_path, monkeypatch) -> None: 
     assert rc == 0
     p2 = json.loads((out / "P2.smoke.json").read_text())
     assert p2["metrics"]["events_measured"] > 0
-    assert p2["metrics"]["events_not_in_silver"] == 0
+    assert p2["metrics"]["events_never_seen"] == 0
+    assert p2["metrics"]["service_exit_code"] == 0  # SIGTERM: a clean stop

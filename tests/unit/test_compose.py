@@ -96,5 +96,20 @@ def test_docker_runtime_is_the_external_code_path() -> None:
     cfg = render(s)
     assert (cfg["database.hostname"], cfg["database.port"]) == ("postgres", "5432")
     assert compose_env(s)["CHANGELAKE_PG_PORT"] == str(s.pg_port)  # host side
-    assert set(STARTED) == set(SERVICES) - {"register"}
+    assert set(STARTED) == set(SERVICES) - {"register", "run"}  # opt-in profiles
     assert SERVICES["register"]["profiles"] == ["register"]  # not started by `up`
+
+
+def test_run_service_uses_the_compose_services_as_external_ones_and_keeps_metrics_local() -> None:
+    run = SERVICES["run"]
+    assert run["profiles"] == ["run"] and run["build"]["dockerfile"] == "deploy/Dockerfile"
+    env = run["environment"]
+    assert {env[f"CHANGELAKE_{c}_MODE"] for c in ("PG", "KAFKA", "CONNECT")} == {"external"}
+    assert env["CHANGELAKE_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert env["CHANGELAKE_CONNECT_REST_URL"] == "http://connect:8083"
+    port = _default(run["ports"][0])
+    assert port == f"127.0.0.1:{DEFAULTS.run_metrics_port}:{env['CHANGELAKE_RUN_METRICS_PORT']}"
+    assert 'CMD ["changelake", "run"]' in (REPO_ROOT / "deploy/Dockerfile").read_text()
+    unit = (REPO_ROOT / "deploy/changelake-run.service").read_text()
+    assert "ExecStart=/opt/changelake/.venv/bin/changelake run" in unit
+    assert "KillSignal=SIGTERM" in unit
