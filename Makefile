@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/changelake demo
 
 test: install
-	$(BIN)/pytest -m "unit or integration" -p no:cacheprovider
+	$(BIN)/pytest -m "unit or integration" -p no:cacheprovider --durations=25
 
 test-unit: install
 	$(BIN)/pytest -m unit

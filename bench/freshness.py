@@ -40,7 +40,7 @@ RATES = (1000, 100)  # the brief's workload rate first; BENCH_P2_RATE runs anoth
 CHANGELAKE = str(Path(sys.executable).parent / "changelake")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -143,7 +143,7 @@ def one_rate(rate: int, seconds: int, *, smoke: bool, command: str) -> Result:
     s = ensure_stack(progress=None)
     lake = data_dir() / f"lake-p2-{rate}-{int(time.time())}"
     log = data_dir() / f"{lake.name}-run.log"
-    port = _free_port()
+    port = free_port()
     pgload.prepare(s)
     _seed(s)
     proc = _service(lake, port, log)

@@ -16,9 +16,7 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -29,8 +27,11 @@ import psycopg
 import pytest
 from faultkit import exactly_once, lake_settings, settings_env, silver_vs_pg, wait_streamed
 
+from bench.freshness import CHANGELAKE, free_port
 from pipelines.bronze.lander import land
 from pipelines.bronze.topics import topic_for, transaction_topic
+from pipelines.defs.keys import bronze_key, silver_key
+from pipelines.defs.runless import changelake_instance
 from pipelines.naming import QualifiedName
 from pipelines.service import read_status
 from pipelines.silver import catalog_path, compact
@@ -45,13 +46,6 @@ CREATE SCHEMA IF NOT EXISTS runsvc;
 DROP TABLE IF EXISTS {ACC.sql};
 CREATE TABLE {ACC.sql} (id int PRIMARY KEY, balance bigint NOT NULL, note text);
 """
-CHANGELAKE = str(Path(sys.executable).parent / "changelake")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Transfers(threading.Thread):
@@ -142,7 +136,7 @@ def test_run_survives_restarts_and_sigkill_and_the_live_view_never_shows_half_a_
         conn.execute(DDL)
         conn.execute(f"INSERT INTO {ACC.sql} SELECT g, {START} FROM generate_series(1, {N}) g")
     settings = lake_settings(stack, tmp_path / "lake", [ACC])
-    port = _free_port()
+    port = free_port()
     env = settings_env(settings) | {
         "CHANGELAKE_RUN_METRICS_PORT": str(port),
         "CHANGELAKE_RUN_REPORT_EVERY_S": "5",
@@ -216,6 +210,11 @@ def test_run_survives_restarts_and_sigkill_and_the_live_view_never_shows_half_a_
     with stack.pg() as conn:
         diff = silver_vs_pg(conn, settings.lake_root, ACC, ["id"])
     assert not diff.only_pg and not diff.only_silver and diff.silver_dup_keys == 0, diff
+    with changelake_instance(settings) as instance:  # run's work, as the Dagster UI sees it
+        for key in (bronze_key(ACC), silver_key(ACC)):
+            ev = instance.get_latest_materialization_event(key)
+            assert ev is not None, key
+            assert "changelake run" in (ev.asset_materialization.description or ""), key
     print(
         f"\nrun faults: seed {seed}, probes {[round(p, 2) for p in probes]} s, "
         f"{sampler.samples} samples, {writers.commits} commits, SIGTERM {stop_s:.1f}s"

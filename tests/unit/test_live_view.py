@@ -12,19 +12,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from test_silver_support import TABLE, Lake, build, rows_of
+from test_silver_support import TABLE, TXS, Lake, build, rows_of
 
 from pipelines import silver
 
 pytestmark = pytest.mark.unit
-
-TXS = [
-    [("write", 1, 0, "a1", 1), ("write", 2, 0, "b1", 2)],
-    [("toast", 1, 0, None, 10), ("rekey", 2, 3, None, None)],
-    [("toast", 1, 0, None, 11), ("write", 4, 0, "d", 4)],
-    [("truncate", 0, 0, None, None), ("write", 5, 0, "e", 5)],
-    [("write", 6, 0, "f", 6), ("delete", 5, 0, None, None)],
-]
 
 
 def _read(root: Path, sql: str) -> dict:

@@ -57,6 +57,17 @@ TRANSACTIONS_SCHEMA = pa.schema(
 SOURCE = pa.schema([("k", pa.int64()), ("a", pa.string()), ("b", pa.int64())])
 
 
+# A short history through every op kind (write, TOAST placeholder, key change, truncate,
+# delete): one unit (transaction) per line.
+TXS = [
+    [("write", 1, 0, "a1", 1), ("write", 2, 0, "b1", 2)],
+    [("toast", 1, 0, None, 10), ("rekey", 2, 3, None, None)],
+    [("toast", 1, 0, None, 11), ("write", 4, 0, "d", 4)],
+    [("truncate", 0, 0, None, None), ("write", 5, 0, "e", 5)],
+    [("write", 6, 0, "f", 6), ("delete", 5, 0, None, None)],
+]
+
+
 def event(**kw: object) -> dict:
     base = {f.name: None for f in SOURCE}
     base.update({f.name: None for f in METADATA})

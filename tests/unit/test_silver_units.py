@@ -10,21 +10,13 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from test_silver_support import T0, TABLE, Lake, build, event, rows_of
+from test_silver_support import T0, TABLE, TXS, Lake, build, event, rows_of
 from typer.testing import CliRunner
 
 from pipelines import silver
 from pipelines.naming import QualifiedName
 
 pytestmark = pytest.mark.unit
-
-TXS = [
-    [("write", 1, 0, "a1", 1), ("write", 2, 0, "b1", 2)],
-    [("toast", 1, 0, None, 10), ("rekey", 2, 3, None, None)],
-    [("toast", 1, 0, None, 11), ("write", 4, 0, "d", 4)],
-    [("truncate", 0, 0, None, None), ("write", 5, 0, "e", 5)],
-    [("write", 6, 0, "f", 6), ("delete", 5, 0, None, None)],
-]
 
 
 @pytest.fixture
