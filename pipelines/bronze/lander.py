@@ -14,25 +14,22 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from pipelines.bronze.assignment import add_new_topics, assign_partitions, tp_name
-from pipelines.bronze.evolution import SchemaWatch
-from pipelines.bronze.layout import BatchId, list_lake
+from pipelines.bronze.batch import LandingResult, land_batch  # noqa: F401 - the lander's API
+from pipelines.bronze.layout import list_lake
 from pipelines.bronze.prefetch import Prefetcher, commit
 from pipelines.bronze.progress import ProgressMeter
 from pipelines.bronze.reader import landed_offsets
 from pipelines.bronze.sink import InlineSink, OnBatch, ProcessSink
 from pipelines.bronze.source import check_source, kafka_cluster_id
 from pipelines.bronze.topics import lander_topics
-from pipelines.bronze.writer import WrittenBatch, crash_point, recover, write_batch
+from pipelines.bronze.writer import crash_point, recover
 from pipelines.config import Settings
-from pipelines.decode import RawMessage, decode_batch
 from pipelines.naming import QualifiedName
 
 log = logging.getLogger(__name__)
@@ -42,31 +39,6 @@ TOPIC_REFRESH_S = 15.0
 
 class LanderBusy(RuntimeError):
     """Another lander holds the lake's lock (one writer per lake)."""
-
-
-@dataclass
-class LandingResult:
-    """What one ``land`` run did.  ``events`` counts change rows landed in table bronze;
-    ``per_table`` also lists ``_transactions``; ``offsets`` maps ``topic[partition]`` to the
-    (first, last) offsets consumed in this run; ``lag`` to records left at the end."""
-
-    events: int = 0
-    files: int = 0
-    per_table: dict[str, int] = field(default_factory=dict)
-    quarantined: int = 0
-    tombstones: int = 0
-    offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
-    lag: dict[str, int] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    messages: int = 0
-    timings: dict[str, float] = field(default_factory=dict)  # fetch/decode/write wall seconds
-
-    def add_time(self, stage: str, since: float) -> float:
-        """Add the wall time since ``since`` to ``stage``; return now (to chain stages)."""
-        now = time.monotonic()
-        self.timings[stage] = self.timings.get(stage, 0.0) + now - since
-        return now
 
 
 @contextmanager
@@ -93,44 +65,6 @@ def _consumer(settings: Settings) -> KafkaConsumer:
         fetch_max_bytes=max(fetch, 64 * 1024 * 1024),
         request_timeout_ms=60_000,
     )
-
-
-def land_batch(
-    lake: Path,
-    messages: Sequence[RawMessage],
-    *,
-    topic_prefix: str,
-    result: LandingResult | None = None,
-    watch: SchemaWatch | None = None,
-) -> WrittenBatch:
-    """Decode and write one topic-partition's consecutive messages as one all-or-nothing batch.
-
-    Public so recorded real messages can be replayed through the same path without Kafka.
-    """
-    result = result if result is not None else LandingResult()
-    watch = watch or SchemaWatch(lake)
-    now = datetime.now(UTC)
-    t0 = time.monotonic()
-    decoded = decode_batch(messages, ingested_at=now, topic_prefix=topic_prefix)
-    t0 = result.add_time("decode", t0)
-    for table, t in decoded.tables.items():
-        if t.num_rows:
-            result.warnings += watch.check(table, t.schema)
-    result.warnings += decoded.warnings
-    first, last = messages[0], messages[-1]
-    batch = BatchId(first.topic, first.partition, first.offset, last.offset)
-    written = write_batch(
-        lake,
-        batch,
-        decoded.tables,
-        decoded.transactions,
-        decoded.quarantine,
-        now,
-        notifications=decoded.notifications,
-    )
-    result.add_time("write", t0)
-    result.tombstones += decoded.tombstones
-    return written
 
 
 def land(

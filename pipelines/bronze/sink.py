@@ -17,6 +17,7 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from pipelines.bronze.assignment import tp_name
+from pipelines.bronze.batch import land_batch
 from pipelines.bronze.evolution import SchemaWatch
 from pipelines.bronze.worker import DecodeProcess
 from pipelines.bronze.writer import WrittenBatch
@@ -55,8 +56,6 @@ class InlineSink:
         self.on_batch = on_batch
 
     def put(self, polled: dict, positions: Positions) -> Done:
-        from pipelines.bronze.lander import land_batch
-
         commits: Commits = {}
         for tp, records in sorted(polled.items()):
             if not records:

@@ -132,8 +132,8 @@ def _die_with_parent(parent: int) -> None:
 
 def _serve(lake: str, topic_prefix: str, parent: int, inq: mp.Queue, outq: mp.Queue) -> None:
     """Worker main loop: land each batch in order, report it; ``None`` ends the loop."""
+    from pipelines.bronze.batch import LandingResult, land_batch
     from pipelines.bronze.evolution import SchemaWatch
-    from pipelines.bronze.lander import LandingResult, land_batch
     from pipelines.decode import RawMessage
 
     _die_with_parent(parent)

@@ -40,7 +40,7 @@ LimitOpt = Annotated[
 def _history_start(settings: Settings, table: QualifiedName) -> datetime | None:
     """Commit time of the first event of ``table`` the lake holds (None: nothing landed)."""
     from pipelines.silver import bronze_io
-    from pipelines.silver.compaction import connect
+    from pipelines.silver.engine import connect
 
     paths = bronze_io.table_files(settings.lake_root, table)
     if not paths:

@@ -27,8 +27,7 @@ import duckdb
 
 from pipelines.naming import QualifiedName, quote_ident, quote_literal
 from pipelines.silver import bronze_io, rules, snapshots
-from pipelines.silver.compaction import LakeLike, connect, lake_of
-from pipelines.silver.retention import _silver_tables
+from pipelines.silver.engine import LakeLike, connect, lake_of
 
 _MIN_LSN = "(-9223372036854775807 - 1)"
 SNAPSHOT_VIEW_PREFIX = "snapshot_"  # "<schema>"."snapshot_<table>": the last compaction only
@@ -46,7 +45,7 @@ def write_catalog(settings_or_lake: LakeLike) -> Path:
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
-        for qn in _silver_tables(lake):
+        for qn in snapshots.silver_tables(lake):
             for stmt in table_statements(lake, qn):
                 con.execute(stmt)
         con.execute("CHECKPOINT")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName
 from pipelines.silver import snapshots
-from pipelines.silver.compaction import LakeLike, as_table, lake_of
+from pipelines.silver.engine import LakeLike, as_table, lake_of
 
 DEFAULT_KEEP_LAST = 5
 DEFAULT_KEEP_EVERY_MIN = 60
@@ -36,25 +36,10 @@ def retain(
             settings_or_lake.silver_keep_every_minutes if is_settings else DEFAULT_KEEP_EVERY_MIN
         )
         keep_every = timedelta(minutes=minutes)
-    tables = [as_table(table)] if table is not None else _silver_tables(lake)
+    tables = [as_table(table)] if table is not None else snapshots.silver_tables(lake)
     return {
         str(t): snapshots.retain(
             lake, t, keep_last=keep_last, keep_newer_than=keep_newer_than, keep_every=keep_every
         )
         for t in tables
     }
-
-
-def _silver_tables(lake) -> list[QualifiedName]:
-    from pipelines.naming import from_path_segment
-
-    root = lake / "silver"
-    if not root.is_dir():
-        return []
-    return [
-        QualifiedName(from_path_segment(s.name), from_path_segment(t.name))
-        for s in sorted(root.iterdir())
-        if s.is_dir()
-        for t in sorted(s.iterdir())
-        if (t / "snapshots").is_dir()
-    ]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipelines.naming import QualifiedName
+from pipelines.naming import QualifiedName, from_path_segment
 
 MANIFEST = "manifest.json"
 
@@ -55,6 +55,20 @@ class Manifest:
 
 def table_dir(lake: Path, table: QualifiedName) -> Path:
     return Path(lake) / "silver" / table.path
+
+
+def silver_tables(lake: Path) -> list[QualifiedName]:
+    """Every table of the lake that has a snapshot directory."""
+    root = lake / "silver"
+    if not root.is_dir():
+        return []
+    return [
+        QualifiedName(from_path_segment(s.name), from_path_segment(t.name))
+        for s in sorted(root.iterdir())
+        if s.is_dir()
+        for t in sorted(s.iterdir())
+        if (t / "snapshots").is_dir()
+    ]
 
 
 def snapshot_dir(lake: Path, table: QualifiedName, snapshot_id: str) -> Path:

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from pipelines.naming import QualifiedName, quote_ident, quote_literal
 from pipelines.silver import bronze_io, plan, rules, snapshot_progress, snapshots
-from pipelines.silver.compaction import LakeLike, as_table, connect, lake_of
+from pipelines.silver.engine import LakeLike, as_table, connect, lake_of
 
 
 class NoSilverData(LookupError):
