@@ -150,3 +150,33 @@ def test_transactions_become_queryable_in_commit_order_when_whole(tmp_path: Path
     c2b, c2q = land(BatchId("cl.s.t", 0, 0, 1), {TABLE: _events(1, 2, c1, 0)}, None, t + 2)
     assert c2q == [pytest.approx(5.0, abs=1e-3), pytest.approx(4.0, abs=1e-3)]
     assert not fresh.pending and not fresh.early
+
+
+def test_status_shows_the_running_service_figures_and_stage_health(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from pipelines.cli.lakestatus import service_table
+    from pipelines.service import read_status
+    from pipelines.service.state import write_status
+
+    assert read_status(tmp_path) is None  # no run: nothing, even with a stale document
+    doc = {
+        "pid": 123,
+        "started": 1000.0,
+        "updated": 1090.0,
+        "figures": {"events": 4200, "quarantined": 1, "lag": 7, "queryable_p95_s": 0.8},
+        "stages": {
+            "land": {"healthy": True, "failures": 0, "last_error": None},
+            "compact": {"healthy": False, "failures": 3, "last_error": "OSError: disk full"},
+        },
+    }
+    with run_lock(tmp_path):
+        write_status(tmp_path, doc)
+        assert read_status(tmp_path) == doc
+        console = Console(width=200, record=True)
+        console.print(service_table(read_status(tmp_path)))
+    text = console.export_text()
+    for part in ("pid 123", "1m 30s", "4,200", "0.80s", "failing (OSError: disk full)"):
+        assert part in text, part
+    assert read_status(tmp_path) is None
+    assert "not running" in service_table(None)
