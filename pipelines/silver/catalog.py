@@ -134,6 +134,7 @@ def live_sql(
         data_collection=f"{qn.schema}.{qn.table}",
         after_lsn=after,
         absent=[c for c in cols if c not in bronze_cols],
+        single_scan=True,
     )
     return rules.compact_sql(ev, cols, key, base)
 

@@ -53,6 +53,11 @@ def _q(cols: Sequence[str]) -> str:
 
 
 EFFECTIVE_LSN = "coalesce(_commit_lsn, _lsn)"
+# the bronze metadata an events window reads (the cut's and the compaction's inputs)
+_SCANNED_META = (
+    "_op", "_source_ts", "_lsn", "_commit_lsn", "_tx_id", "_tx_order", "_snapshot",
+    "_partition", "_offset", "_unavailable",
+)  # fmt: skip
 # the change LSN as ordered: an incremental-snapshot read (no _lsn) after its commit LSN's changes
 ORDER_LSN = f"coalesce(_lsn, {_MAX_LSN})"
 
@@ -81,6 +86,7 @@ def events_sql(
     where: str | None = None,
     absent: Sequence[str] = (),
     tx_since: str | None = None,
+    single_scan: bool = False,
 ) -> str:
     """Events of one table usable now: after ``after_lsn``, committed by ``until_ts``, before the cut.
 
@@ -90,6 +96,11 @@ def events_sql(
 
     ``absent``: columns of ``columns`` that no file of ``source`` has (a column dropped before
     these files were written, known from the base snapshot); they read as NULL.
+
+    ``single_scan``: ``source`` is a glob that grows while the query runs (the live views). It is
+    then read once, into a materialized CTE, so the cut and the rows come from the same files; two
+    scans expand the glob at different instants, and a file published between them would add
+    half a transaction the cut never saw.
 
     ``source``/``tx_source`` are table functions (``read_parquet(...)``); ``after_lsn`` and
     ``until_ts`` are SQL expressions; ``where`` an extra row filter (applied after the cut is
@@ -136,14 +147,20 @@ def events_sql(
     select = ", ".join(
         f"NULL AS {quote_ident(c)}" if c in absent else quote_ident(c) for c in columns
     )
+    rows, head = source, ""
+    if single_scan:
+        read = ", ".join(f"{quote_ident(c)}" for c in columns if c not in absent)
+        read += (", " if read else "") + ", ".join(_SCANNED_META)
+        head = f"src AS MATERIALIZED (SELECT {read} FROM {source} WHERE {window}),\n        "
+        rows = "src"
     return f"""(
-        WITH win AS NOT MATERIALIZED (  -- a projection: re-scanning beats storing it
+        WITH {head}win AS NOT MATERIALIZED (  -- a projection: re-scanning beats storing it
             SELECT _op, {eff} AS _commit_lsn, _tx_id, _tx_order, _snapshot
-            FROM {source} WHERE {window}){ends},
+            FROM {rows} WHERE {window}){ends},
         cut AS (SELECT coalesce(min(c), {_MAX_LSN}) AS c FROM ({unit_sql}))
         SELECT {select}, _op, _source_ts, _lsn, {eff} AS _commit_lsn, _tx_id,
                _partition, _offset, coalesce(_unavailable, []::VARCHAR[]) AS _unavailable
-        FROM {source}
+        FROM {rows}
         WHERE {window} AND {eff} < (SELECT c FROM cut){extra}
     )"""
 

@@ -126,6 +126,17 @@ def _visible_within(catalog: Path, conn: psycopg.Connection, token: str, bound: 
     raise AssertionError(f"probe {token} not in the live view {bound}s after its commit")
 
 
+def _status_with_events(lake: Path, bound: float) -> dict | None:
+    """The status document once it counts landed events (it is rewritten every ~2 s, and the
+    first Dagster report of a fresh process can hold the observe stage for a few seconds)."""
+    t0 = time.monotonic()
+    doc = read_status(lake)
+    while not (doc and doc["figures"]["events"] > 0) and time.monotonic() - t0 < bound:
+        time.sleep(0.5)
+        doc = read_status(lake)
+    return doc
+
+
 def test_run_survives_restarts_and_sigkill_and_the_live_view_never_shows_half_a_transaction(
     stack, tmp_path
 ) -> None:  # noqa: ANN001
@@ -167,7 +178,7 @@ def test_run_survives_restarts_and_sigkill_and_the_live_view_never_shows_half_a_
             proc = _start_run(env)
             probes.append(_visible_within(cat, probe, "after-restarts", 30.0))
             probes.append(_visible_within(cat, probe, "steady", 5.0))
-        doc = read_status(settings.lake_root)  # what `changelake status` shows
+        doc = _status_with_events(settings.lake_root, 30.0)  # what `changelake status` shows
         assert doc and doc["pid"] == proc.pid and doc["figures"]["events"] > 0, doc
         assert set(doc["stages"]) == {"land", "compact", "observe", "maintain"}
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
