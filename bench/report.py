@@ -203,7 +203,7 @@ def why_missed(by: dict[str, dict[str, Any]]) -> list[str]:
             "key), applies the events after it (up to half a tenth of the history here) and "
             "returns every row; returning the whole table is itself a sizeable part. Replay "
             "cost grows with the history, the snapshot route's with the table and the tail, so "
-            "denser snapshots (compaction runs every few seconds in continuous mode; `retain` "
+            "denser snapshots (`changelake run` compacts after every landing that completes transactions; `retain` "
             "decides how many are kept) lower it."
         )
     return out if len(out) > 3 else []
