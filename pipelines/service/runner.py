@@ -33,6 +33,7 @@ from pipelines.service.freshness import Freshness
 from pipelines.service.metrics import Metrics
 from pipelines.service.state import run_lock, write_status
 from pipelines.service.supervisor import Stage, StageState, Supervisor
+from pipelines.stack.reach import wait_reachable
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,10 @@ class Service:
         self.land_stage.beat()
 
     def land_step(self, stop: threading.Event) -> None:
+        # kafka-python's bootstrap blocks for 30 s or more and ignores the stop request: wait
+        # for the broker here instead, where SIGTERM is seen within 0.1 s
+        if not wait_reachable(self.settings, "kafka", stop.is_set):
+            return
         land(
             self.settings,
             tables=self.opts.tables,

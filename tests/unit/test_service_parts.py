@@ -180,3 +180,44 @@ def test_status_shows_the_running_service_figures_and_stage_health(tmp_path: Pat
         assert part in text, part
     assert read_status(tmp_path) is None
     assert "not running" in service_table(None)
+
+
+def test_run_with_kafka_down_stops_on_sigterm_at_once(tmp_path: Path) -> None:
+    """kafka-python's bootstrap cannot be interrupted; the land stage waits for the broker with
+    probes instead, so SIGTERM ends ``run`` promptly even when Kafka never came up."""
+    import os
+    import signal
+
+    from bench.freshness import CHANGELAKE, free_port
+
+    env = os.environ | {
+        "CHANGELAKE_HOME": str(tmp_path),
+        "CHANGELAKE_KAFKA_PORT": str(free_port()),  # nothing listens there
+        "CHANGELAKE_PG_PORT": str(free_port()),
+        "CHANGELAKE_RUN_METRICS_PORT": str(free_port()),
+    }
+    proc = subprocess.Popen(
+        [CHANGELAKE, "run", "--no-dagster"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "lake" / ".run-status.json").exists() and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    time.sleep(1.0)  # the land stage is now waiting for the broker
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    took = time.monotonic() - t0
+    assert proc.returncode == 0, err[-2000:]
+    assert took < 3, f"SIGTERM took {took:.1f}s"
+    assert "not reachable" in err and "still busy" not in err, err[-2000:]
+
+
+def test_the_kafka_probe_uses_the_configured_bootstrap_servers() -> None:
+    from pipelines.config import Settings
+    from pipelines.stack.reach import address
+
+    s = Settings(kafka_mode="external", kafka_bootstrap_servers="kafka-1.internal:9094,k2:9094")
+    assert address(s, "kafka") == ("kafka-1.internal", 9094)
+    s = Settings(connect_mode="external", connect_rest_url="https://connect.example:8443/")
+    assert address(s, "connect") == ("connect.example", 8443)
