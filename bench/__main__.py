@@ -27,6 +27,7 @@ FIGURES: dict[str, tuple[str, int, int]] = {
     "P5": ("bench.timetravel", 10_000_000, 2_000),
     "REF": ("bench.reference", 30, 5),  # seconds of pgbench
     "S1": ("bench.snapshot", 1_000_000, 2_000),  # rows of the table snapshotted incrementally
+    "N1": ("bench.notification", 10_000, 300),  # thin events through each enrichment strategy
 }
 ALIASES = {"P4": "P3", "P6": "P1"}
 
@@ -61,7 +62,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-NEEDS_STACK = {"P1", "P2", "REF"}
+NEEDS_STACK = {"P1", "P2", "REF", "N1"}
 TIMED = {"P2", "REF"}  # sized in seconds of load, not events
 
 

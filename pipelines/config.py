@@ -137,6 +137,17 @@ class Settings(BaseSettings):
     run_maintenance_every_s: float = 600.0  # retention + catalog rewrite
     run_report_every_s: float = 30.0  # runless Dagster events for what run landed/compacted
 
+    # --- the demo shop's order API and notification enrichment (pipelines/enrich) -----------
+    order_api_port: int = 18090  # `up` serves the order API on BIND_HOST:PORT; 0: not started
+    order_api_rate: float = 500.0  # server-side limit, requests/s over all clients (429 beyond)
+    order_api_burst: int = 100  # requests the server lets through at once before limiting
+    order_api_db_connections: int = 4  # the API's PostgreSQL connections
+    enrich_strategy: Literal["n_plus_one", "batched", "lake"] = "batched"
+    enrich_batch_size: int = 100  # ids per batch call (batched)
+    enrich_concurrency: int = 4  # batch calls in flight at once (batched)
+    enrich_client_rate: float = 100.0  # client-side token bucket, calls/s (batched)
+    enrich_max_retries: int = 8  # retries of one call answered 429, with exponential backoff
+
     # --- Iceberg (pipelines/iceberg; not wired into landing or silver yet) ------------------
     # SQLAlchemy URL of pyiceberg's SQL catalog; empty: a SQLite file LAKE/iceberg/catalog.db.
     # A shared catalog for several processes or engines: postgresql+psycopg://user:pw@host/db
@@ -270,6 +281,18 @@ class Settings(BaseSettings):
             f"host={self.pg_host} port={self.pg_port} dbname={self.pg_database} "
             f"user={user or self.pg_user} password={password or self.pg_password}"
         )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Settings as CHANGELAKE_* variables, so a subprocess sees exactly this configuration."""
+    out = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        out[f"CHANGELAKE_{name.upper()}"] = str(value)
+    return out
 
 
 def get_settings() -> Settings:

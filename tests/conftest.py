@@ -118,13 +118,14 @@ def stack() -> Iterator[StackHandle]:
     home.chmod(0o755)  # the postgres server user must reach its data dir inside
     SHARED_JAR_CACHE.mkdir(parents=True, exist_ok=True)
     (home / "jars").symlink_to(SHARED_JAR_CACHE, target_is_directory=True)  # download once
-    pg, kafka, controller, connect = free_ports(4)
+    pg, kafka, controller, connect, order_api = free_ports(5)
     env = {
         "CHANGELAKE_HOME": str(home),
         "CHANGELAKE_PG_PORT": str(pg),
         "CHANGELAKE_KAFKA_PORT": str(kafka),
         "CHANGELAKE_KAFKA_CONTROLLER_PORT": str(controller),
         "CHANGELAKE_CONNECT_PORT": str(connect),
+        "CHANGELAKE_ORDER_API_PORT": str(order_api),
         "CHANGELAKE_TABLES": "",
     }
     saved = {k: os.environ.get(k) for k in env}

@@ -13,6 +13,7 @@ from pipelines.config import Settings, get_settings
 from pipelines.defs.bronze_assets import build_bronze_assets
 from pipelines.defs.checks import build_checks
 from pipelines.defs.dbt_assets import build_dbt_assets
+from pipelines.defs.enrich_assets import build_enrich_asset, build_enrich_sensor
 from pipelines.defs.keys import BRONZE_GROUP
 from pipelines.defs.resources import build_resources
 from pipelines.defs.schedules import build_maintenance
@@ -36,10 +37,15 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             *build_bronze_assets(tables),
             *build_silver_assets(tables),
             *build_dbt_assets(settings),
+            build_enrich_asset(tables),
         ],
         asset_checks=build_checks(tables),
         jobs=[landing_job, maintenance_job],
-        sensors=[build_kafka_sensor(tables, landing_job), build_automation_sensor()],
+        sensors=[
+            build_kafka_sensor(tables, landing_job),
+            build_automation_sensor(),
+            build_enrich_sensor(),
+        ],
         schedules=[maintenance_schedule],
         resources=build_resources(settings),
         # One process per run: each step would otherwise re-import dagster, dbt and the code

@@ -20,7 +20,7 @@ from typing import Literal
 
 import psycopg
 
-from pipelines.config import REPO_ROOT, Settings
+from pipelines.config import REPO_ROOT, Settings, settings_env
 from pipelines.dbtenv import DBT_PROJECT_DIR, dbt_env, dbt_executable
 from pipelines.instance import prepare_dagster_home
 from pipelines.naming import QualifiedName
@@ -132,7 +132,7 @@ def _dagster_materialize(settings: Settings, say: Say) -> None:
     env = {
         **os.environ,
         **dbt_env(settings),
-        **_changelake_env(settings),
+        **settings_env(settings),
         "DAGSTER_HOME": str(prepare_dagster_home(settings)),
     }
     exe = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
@@ -155,18 +155,6 @@ def _dagster_materialize(settings: Settings, say: Say) -> None:
     if proc.returncode != 0:
         raise RuntimeError("dagster materialize failed:\n" + "\n".join(tail))
     say("dagster: all assets materialised")
-
-
-def _changelake_env(settings: Settings) -> dict[str, str]:
-    """Settings as CHANGELAKE_* variables, so a subprocess sees exactly this configuration."""
-    out = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        out[f"CHANGELAKE_{name.upper()}"] = str(value)
-    return out
 
 
 def run_demo(

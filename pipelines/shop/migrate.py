@@ -13,6 +13,7 @@ import psycopg
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName
 
+SHOP_DDL_FILES = ("schema.sql", "notify.sql")  # in this order
 SHOP_TABLES: tuple[QualifiedName, ...] = tuple(
     QualifiedName("shop", t)
     for t in (
@@ -31,8 +32,10 @@ SHOP_TABLES: tuple[QualifiedName, ...] = tuple(
 
 
 def shop_ddl() -> str:
-    """The full, idempotent DDL of the shop schema (one string, several statements)."""
-    return files("pipelines.shop").joinpath("schema.sql").read_text(encoding="utf-8")
+    """The full, idempotent DDL of the shop schema (one string, several statements), with the
+    trigger emitting thin notification events (``notify.sql``)."""
+    shop = files("pipelines.shop")
+    return "\n".join(shop.joinpath(f).read_text(encoding="utf-8") for f in SHOP_DDL_FILES)
 
 
 def create_shop(settings: Settings) -> list[QualifiedName]:

@@ -112,7 +112,25 @@ def render(
                 "topic.creation.default.max.message.bytes"
             ],
         }
-    return config
+    return _notify_topic_group(settings, config)
+
+
+def _notify_topic_group(settings: Settings, config: dict[str, str]) -> dict[str, str]:
+    """The message topic never compacts: every logical decoding message carries the same key
+    (its prefix), so compaction would keep only the newest notification."""
+    if settings.topic_cleanup_policy != "compact":
+        return config  # every topic keeps everything already
+    groups = [g for g in config.get("topic.creation.groups", "").split(",") if g]
+    return config | {
+        "topic.creation.groups": ",".join([*groups, "notify"]),
+        "topic.creation.notify.include": re.escape(message_topic(settings)),
+        "topic.creation.notify.cleanup.policy": "delete",
+        "topic.creation.notify.retention.ms": "-1",
+        "topic.creation.notify.replication.factor": config[
+            "topic.creation.default.replication.factor"
+        ],
+        "topic.creation.notify.partitions": config["topic.creation.default.partitions"],
+    }
 
 
 def _valid_topic_char(unit: int) -> bool:
@@ -154,3 +172,13 @@ def notification_topic(settings: Settings) -> str:
 
 def heartbeat_topic(settings: Settings) -> str:
     return sanitize_topic(f"__debezium-heartbeat.{settings.topic_prefix}")
+
+
+# The logical decoding messages Debezium streams (``message.prefix.include.list`` in the
+# template holds this prefix, regex-escaped); the shop's notify.sql emits them.
+NOTIFY_PREFIX = "changelake.notify"
+
+
+def message_topic(settings: Settings) -> str:
+    """Where Debezium's pgoutput connector sends logical decoding messages."""
+    return sanitize_topic(f"{settings.topic_prefix}.message")

@@ -24,6 +24,7 @@ from pipelines.stack import (
     jvm,
     kafka,
     late_tables,
+    orderapi,
     postgres,
     publication,
     signal,
@@ -153,6 +154,19 @@ def _up_locked(settings: Settings, layout: Layout, timeout: float, progress: Pro
     _say(progress, f"connector {settings.connector_name}: registered, waiting for RUNNING")
     wait_connector_running(settings, timeout=dl.left())
     _say(progress, f"connector {settings.connector_name}: RUNNING")
+    if settings.order_api_port:
+        _up_order_api(settings, layout, dl, progress)
+
+
+def _up_order_api(settings: Settings, layout: Layout, dl: _Deadline, progress: Progress) -> None:
+    """The demo shop's order API (pipelines/shop/api.py). An add-on, not part of the CDC path:
+    a port held by another program is reported and the API left out, the stack still comes up."""
+    where = f"{settings.bind_host}:{settings.order_api_port}"
+    if not orderapi.pid(layout) and _port_taken(settings.bind_host, settings.order_api_port):
+        _say(progress, f"{orderapi.NAME}: NOT started, {where} is in use by another program")
+        return
+    orderapi.start(settings, layout, dl.left())
+    _say(progress, f"{orderapi.NAME}: serving on {where}")
 
 
 def down(
@@ -167,7 +181,7 @@ def down(
         return PurgeReport()
     with _home_lock(layout):
         errors = []
-        for stop in (connect.stop, kafka.stop, postgres.stop):
+        for stop in (orderapi.stop, connect.stop, kafka.stop, postgres.stop):
             try:
                 stop(layout)
             except StackError as exc:

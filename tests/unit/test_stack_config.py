@@ -16,6 +16,7 @@ from pipelines.stack.connector_config import (
     SIGNAL,
     heartbeat_topic,
     include_tables,
+    message_topic,
     publish_option,
     render,
     sanitize_topic,
@@ -136,7 +137,7 @@ def test_keyless_tables_get_delete_policy_topics_under_compaction() -> None:
     s = settings(tables=("shop.orders", "shop.log"))
     cfg = render(s, keyless=[QualifiedName("shop", "log")])
     assert cfg["topic.creation.default.cleanup.policy"] == "compact"
-    assert cfg["topic.creation.groups"] == "keyless"
+    assert cfg["topic.creation.groups"] == "keyless,notify"
     assert re.fullmatch(
         cfg["topic.creation.keyless.include"], topic_for(s, QualifiedName("shop", "log"))
     )
@@ -145,6 +146,19 @@ def test_keyless_tables_get_delete_policy_topics_under_compaction() -> None:
     )
     assert cfg["topic.creation.keyless.cleanup.policy"] == "delete"
     assert cfg["topic.creation.keyless.retention.ms"] == "-1"
+
+
+def test_the_notification_topic_is_never_compacted() -> None:
+    # every logical decoding message has the same key (its prefix): compaction keeps one
+    s = settings(tables=("shop.orders",))
+    cfg = render(s)
+    assert cfg["topic.creation.groups"] == "notify"
+    assert re.fullmatch(cfg["topic.creation.notify.include"], message_topic(s))
+    assert not re.fullmatch(
+        cfg["topic.creation.notify.include"], topic_for(s, QualifiedName("shop", "orders"))
+    )
+    assert cfg["topic.creation.notify.cleanup.policy"] == "delete"
+    assert cfg["topic.creation.notify.retention.ms"] == "-1"
 
 
 def test_delete_policy_streams_truncates_and_keeps_everything() -> None:
