@@ -11,11 +11,12 @@ connector config (``table.include.list``) and the Dagster assets are both derive
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipelines.naming import QualifiedName, split_name_list
@@ -46,6 +47,9 @@ _JAAS_MODULES = {
     "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
     "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
 }
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")  # S3's bucket naming rules
 
 
 class Settings(BaseSettings):
@@ -154,9 +158,21 @@ class Settings(BaseSettings):
     iceberg_catalog_uri: str = ""
     # the catalog_name rows are stored under (Spark/Trino must use the same name)
     iceberg_catalog_name: str = "changelake"
-    # where table data and metadata live: a local folder or (later) an s3:// URI;
+    # where table data and metadata live: a local folder or s3://bucket/prefix;
     # empty: LAKE/iceberg/warehouse
     iceberg_warehouse: str = ""
+
+    # --- S3 (an s3:// iceberg_warehouse) ------------------------------------------------------
+    # managed: changelake runs s3proxy (an S3 API over HOME/s3proxy/data) on BIND_HOST:S3_PORT,
+    # started by ``up`` only when the warehouse is s3://; external: the S3 service at
+    # S3_ENDPOINT (empty: AWS's own endpoint for S3_REGION)
+    s3_mode: Mode = "managed"
+    s3_port: int = 19000
+    s3_endpoint: str = ""  # external: e.g. https://minio.example:9000
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = "changelake"
+    s3_secret_access_key: SecretStr = SecretStr("changelake-s3")  # managed default; override
+    s3_path_style_access: bool = True  # http://host/bucket/key (s3proxy, MinIO) vs bucket.host
 
     @field_validator("tables", mode="before")
     @classmethod
@@ -193,6 +209,8 @@ class Settings(BaseSettings):
             )
         if self.connect_mode == "external" and not self.connect_rest_url.strip():
             raise ValueError("CHANGELAKE_CONNECT_MODE=external needs CHANGELAKE_CONNECT_REST_URL")
+        if self.warehouse_on_s3:
+            self.s3_bucket  # noqa: B018 - validates the bucket name now, not at first use
         return self
 
     @cached_property
@@ -219,6 +237,36 @@ class Settings(BaseSettings):
         return str(
             Path(configured).resolve() if configured else self.lake_root / "iceberg" / "warehouse"
         )
+
+    @property
+    def warehouse_on_s3(self) -> bool:
+        return self.iceberg_warehouse_location.startswith("s3://")
+
+    @cached_property
+    def s3_bucket(self) -> str:
+        """The bucket of an s3:// warehouse (a folder of the managed endpoint: validated)."""
+        location = self.iceberg_warehouse_location
+        if not location.startswith("s3://"):
+            raise ValueError(f"the Iceberg warehouse is not on S3: {location}")
+        bucket = location.removeprefix("s3://").split("/", 1)[0]
+        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+            raise ValueError(
+                f"CHANGELAKE_ICEBERG_WAREHOUSE: {bucket!r} is not an S3 bucket name "
+                "(3-63 characters of a-z, 0-9, '.', '-'; starting and ending alphanumeric)"
+            )
+        return bucket
+
+    @property
+    def s3_managed(self) -> bool:
+        """Whether ``up`` runs the S3 endpoint (s3proxy): an s3:// warehouse, S3_MODE=managed."""
+        return self.warehouse_on_s3 and self.s3_mode == "managed"
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        """The S3 endpoint clients use; empty: the client's default (AWS for the region)."""
+        if self.s3_mode == "managed":
+            return f"http://{self.bind_host}:{int(self.s3_port)}"
+        return self.s3_endpoint.strip().rstrip("/")
 
     @cached_property
     def captured(self) -> tuple[QualifiedName, ...]:

@@ -22,6 +22,7 @@ from pyiceberg.table import Table
 
 from pipelines.config import Settings
 from pipelines.iceberg.names import NAMESPACES, identifier
+from pipelines.iceberg.storage import fileio_properties
 from pipelines.naming import QualifiedName
 
 PYICEBERG_RETRIES = "commit.retry.num-retries"
@@ -30,7 +31,7 @@ SQLITE_BUSY_TIMEOUT_S = 30  # concurrent committers wait for SQLite's write lock
 
 
 def catalog_properties(settings: Settings) -> dict[str, str]:
-    """pyiceberg SqlCatalog properties (uri, warehouse) for ``settings``."""
+    """pyiceberg SqlCatalog properties (uri, warehouse, S3 FileIO) for ``settings``."""
     uri = settings.iceberg_catalog_url
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +40,7 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     warehouse = settings.iceberg_warehouse_location
     if "://" not in warehouse:
         Path(warehouse).mkdir(parents=True, exist_ok=True)
-    return {"uri": uri, "warehouse": warehouse}
+    return {"uri": uri, "warehouse": warehouse, **fileio_properties(settings)}
 
 
 def open_catalog(settings: Settings, *, create_namespaces: bool = True) -> SqlCatalog:

@@ -1,11 +1,13 @@
-"""DuckDB's Iceberg extension, loaded from the ``duckdb-extension-*`` PyPI packages.
+"""DuckDB's Iceberg and httpfs extensions, loaded from the ``duckdb-extension-*`` PyPI packages.
 
-DuckDB cannot download extensions at run time here. The packages ``duckdb-extension-iceberg``
-and ``duckdb-extension-avro`` (pinned to DuckDB's exact version in pyproject.toml) have an
-empty ``__init__.py`` and carry the signed binary at
+DuckDB cannot download extensions at run time here. The packages ``duckdb-extension-iceberg``,
+``-avro`` and ``-httpfs`` (pinned to DuckDB's exact version in pyproject.toml) have an empty
+``__init__.py`` and carry the signed binary at
 ``<package>/extensions/v<duckdb version>/<name>.duckdb_extension``. ``LOAD '<that path>'``
-loads it without installing anything (nothing is written to ``~/.duckdb``); avro must be
-loaded first, or iceberg's initialisation tries to auto-install it and fails. Then
+loads it without installing anything; avro must be loaded first, or iceberg's initialisation
+tries to auto-install it and fails. ``connect`` also points DuckDB's extension directory under
+the home (nothing is written to ``~/.duckdb``), turns auto-install off, and for an s3://
+warehouse creates the S3 secret httpfs reads the bucket with (``storage``). Then
 ``iceberg_scan(?)`` / ``iceberg_snapshots(?)`` take a table's metadata location as a parameter.
 """
 
@@ -16,9 +18,11 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.config import Settings
+from pipelines.iceberg.storage import duckdb_secret_sql
 from pipelines.naming import quote_literal
 
-EXTENSIONS = ("avro", "iceberg")  # load order: iceberg needs avro
+EXTENSIONS = ("avro", "httpfs", "iceberg")  # load order: iceberg needs avro (and S3: httpfs)
 
 
 class MissingExtension(RuntimeError):
@@ -44,6 +48,25 @@ def extension_file(name: str) -> Path:
 
 
 def load_iceberg(con: duckdb.DuckDBPyConnection) -> None:
-    """Load avro and iceberg into ``con`` (``iceberg_scan``, ``iceberg_snapshots``...)."""
+    """Load avro, httpfs and iceberg into ``con`` (``iceberg_scan``, ``iceberg_snapshots``...)."""
     for name in EXTENSIONS:
         con.execute(f"LOAD {quote_literal(str(extension_file(name)))}")
+
+
+def extension_directory(settings: Settings) -> Path:
+    return settings.home.resolve() / "duckdb" / "extensions"
+
+
+def connect(settings: Settings, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that reads the lake's Iceberg tables, on local disk or on S3."""
+    con = duckdb.connect(
+        database,
+        config={
+            "extension_directory": str(extension_directory(settings)),
+            "autoinstall_known_extensions": False,
+        },
+    )
+    load_iceberg(con)
+    if settings.warehouse_on_s3:
+        con.execute(duckdb_secret_sql(settings))
+    return con

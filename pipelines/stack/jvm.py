@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pipelines.stack.layout import CONNECTORS_DIR, JAR_SETS, Layout
@@ -43,21 +43,27 @@ def jars_resolved(layout: Layout, name: str) -> bool:
     return marker.exists() and marker.read_text().strip() == _pom_hash(name)
 
 
-def resolve_jars(layout: Layout, progress: Callable[[str], None] | None = None) -> list[str]:
-    """Copy each jar set from Maven (cached in ~/.m2); returns the names actually resolved.
+def resolve_jars(
+    layout: Layout,
+    progress: Callable[[str], None] | None = None,
+    names: Sequence[str] = JAR_SETS,
+) -> list[str]:
+    """Copy each jar set of ``names`` from Maven (cached in ~/.m2); returns those resolved now.
 
     A file lock serialises resolution, since test sessions share one jar cache."""
-    if all(jars_resolved(layout, name) for name in JAR_SETS):
+    if all(jars_resolved(layout, name) for name in names):
         return []
     layout.jars.mkdir(parents=True, exist_ok=True)
     with open(layout.jars / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _resolve_locked(layout, progress)
+        return _resolve_locked(layout, progress, names)
 
 
-def _resolve_locked(layout: Layout, progress: Callable[[str], None] | None) -> list[str]:
+def _resolve_locked(
+    layout: Layout, progress: Callable[[str], None] | None, names: Sequence[str]
+) -> list[str]:
     done = []
-    for name in JAR_SETS:
+    for name in names:
         if jars_resolved(layout, name):
             continue
         mvn = require_tool("mvn", "maven")
@@ -90,7 +96,12 @@ def _resolve_locked(layout: Layout, progress: Callable[[str], None] | None) -> l
 
 
 def java_argv(
-    layout: Layout, component: str, main: str, *args: str, heap: str | None = None
+    layout: Layout,
+    component: str,
+    main: str,
+    *args: str,
+    heap: str | None = None,
+    jvm_options: Sequence[str] = (),
 ) -> list[str]:
     """A java command line for one of our JVMs with its own classpath and log4j2 config."""
     java = require_tool("java", "openjdk-17-jre-headless")
@@ -106,6 +117,7 @@ def java_argv(
         f"-Dlog4j2.configurationFile={layout.conf / 'log4j2.properties'}",
         f"-Dchangelake.log.file={layout.log_file(component)}",
         f"-Dkafka.logs.dir={layout.logs}",
+        *jvm_options,
         "-cp",
         f"{layout.jar_dir(jar_set)}/*",
         main,

@@ -12,7 +12,9 @@ from pathlib import Path
 from pipelines.config import REPO_ROOT, Settings
 
 COMPONENTS = ("postgres", "kafka", "connect")
-JAR_SETS = ("kafka", "connect", "debezium")
+JAR_SETS = ("kafka", "connect", "debezium")  # what every managed ``up`` needs
+S3PROXY_JARS = "s3proxy"  # only for an s3:// warehouse on the managed endpoint
+SPARK_JARS = "spark-iceberg"  # only for Spark attaching to the lake (tests, docs/iceberg.md)
 CONNECTORS_DIR = REPO_ROOT / "connectors"
 CONNECTOR_TEMPLATE = CONNECTORS_DIR / "postgres-connector.json"
 
@@ -69,6 +71,11 @@ class Layout:
     @property
     def kafka_data(self) -> Path:
         return self.home / "kafka" / "data"
+
+    @property
+    def s3_data(self) -> Path:
+        """The managed S3 endpoint's objects: one folder per bucket (s3proxy's basedir)."""
+        return self.home / "s3proxy" / "data"
 
     def pid_file(self, component: str) -> Path:
         return self.run / f"{component}.pid"

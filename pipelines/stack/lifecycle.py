@@ -9,7 +9,6 @@ component and its log file.
 from __future__ import annotations
 
 import fcntl
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,34 +26,16 @@ from pipelines.stack import (
     orderapi,
     postgres,
     publication,
+    s3proxy,
     signal,
 )
 from pipelines.stack.connector_config import include_tables, render
-from pipelines.stack.layout import Layout
-from pipelines.stack.procs import StackError, wait_until
+from pipelines.stack.layout import S3PROXY_JARS, Layout
+from pipelines.stack.procs import StackError, check_port_free, port_taken, wait_until
 from pipelines.stack.purge import PurgeReport
 from pipelines.stack.purge import purge as purge_home
 
 Progress = Callable[[str], None] | None
-
-
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def _check_port_free(component: str, host: str, port: int, grace: float = 15.0) -> None:
-    """Fail clearly when another program holds the port. ``grace``: a port we freed a moment
-    ago (restart) can still answer briefly, so it is re-checked for that long first."""
-    deadline = time.monotonic() + grace
-    while _port_taken(host, port) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if _port_taken(host, port):
-        raise StackError(
-            f"{component}: port {host}:{port} is already in use by another program "
-            f"(not started by this CHANGELAKE_HOME); choose another port in Settings"
-        )
 
 
 class _Deadline:
@@ -75,7 +56,7 @@ def _up_postgres(settings: Settings, layout: Layout, dl: _Deadline, progress: Pr
     if postgres.init_cluster(settings, layout):
         _say(progress, "postgres: initialised a new cluster")
     if not postgres.pid(layout):
-        _check_port_free("postgres", settings.pg_host, settings.pg_port)
+        check_port_free("postgres", settings.pg_host, settings.pg_port)
         _say(progress, f"postgres: starting on {settings.pg_host}:{settings.pg_port}")
         postgres.start(settings, layout, dl.left())
     postgres.bootstrap(settings, layout)
@@ -89,8 +70,8 @@ def _up_kafka(settings: Settings, layout: Layout, dl: _Deadline, progress: Progr
     if kafka.format_storage(layout):
         _say(progress, "kafka: formatted KRaft storage")
     if not kafka.pid(layout):
-        _check_port_free("kafka", settings.bind_host, settings.kafka_port)
-        _check_port_free("kafka", settings.bind_host, settings.kafka_controller_port)
+        check_port_free("kafka", settings.bind_host, settings.kafka_port)
+        check_port_free("kafka", settings.bind_host, settings.kafka_controller_port)
         _say(progress, f"kafka: starting on {settings.bootstrap_servers}")
         kafka.start(layout)
     kafka.wait_healthy(settings, layout, dl.left())
@@ -99,10 +80,21 @@ def _up_kafka(settings: Settings, layout: Layout, dl: _Deadline, progress: Progr
 def _up_connect(settings: Settings, layout: Layout, dl: _Deadline, progress: Progress) -> None:
     connect.write_config(settings, layout)
     if not connect.pid(layout):
-        _check_port_free("connect", settings.bind_host, settings.connect_port)
+        check_port_free("connect", settings.bind_host, settings.connect_port)
         _say(progress, f"connect: starting on {settings.connect_url}")
         connect.start(layout)
     connect.wait_healthy(settings, layout, dl.left())
+
+
+def _up_s3proxy(settings: Settings, layout: Layout, dl: _Deadline, progress: Progress) -> None:
+    s3proxy.write_config(settings, layout)
+    s3proxy.ensure_bucket(settings, layout)
+    if not s3proxy.pid(layout):
+        check_port_free("s3proxy", settings.bind_host, settings.s3_port)
+        _say(progress, f"s3proxy: starting on {settings.s3_endpoint_url}")
+        s3proxy.start(layout)
+    s3proxy.wait_healthy(settings, layout, dl.left())
+    _say(progress, f"s3proxy: healthy (bucket {settings.s3_bucket})")
 
 
 @contextmanager
@@ -115,7 +107,8 @@ def _home_lock(layout: Layout) -> Iterator[None]:
 
 
 def up(settings: Settings, *, timeout: float = 180, progress: Progress = None) -> None:
-    """Bring PostgreSQL, Kafka and Connect up and the connector RUNNING (idempotent)."""
+    """Bring PostgreSQL, Kafka and Connect up and the connector RUNNING (idempotent); and the
+    managed S3 endpoint (s3proxy) when the Iceberg warehouse is on it."""
     layout = Layout.of(settings)
     for d in (layout.home, layout.run, layout.logs, layout.conf):
         d.mkdir(parents=True, exist_ok=True)
@@ -142,11 +135,16 @@ def _up_locked(settings: Settings, layout: Layout, timeout: float, progress: Pro
         jvm.require_tool("java", "openjdk-17-jre-headless")
         jvm.resolve_jars(layout, progress)  # a one-off download: not part of the health timeout
         jvm.write_log4j2(layout)
+    if settings.s3_managed:
+        jvm.require_tool("java", "openjdk-17-jre-headless")
+        jvm.resolve_jars(layout, progress, names=(S3PROXY_JARS,))
     dl = _Deadline(timeout)
     for name, start in (("postgres", _up_postgres), ("kafka", _up_kafka), ("connect", _up_connect)):
         if settings.managed(name):
             start(settings, layout, dl, progress)
             _say(progress, f"{name}: healthy")
+    if settings.s3_managed:
+        _up_s3proxy(settings, layout, dl, progress)
     _preflight(settings, managed, progress)  # the managed ones, once they run
     if not settings.managed("postgres"):
         external.prepare(settings, layout)
@@ -162,7 +160,7 @@ def _up_order_api(settings: Settings, layout: Layout, dl: _Deadline, progress: P
     """The demo shop's order API (pipelines/shop/api.py). An add-on, not part of the CDC path:
     a port held by another program is reported and the API left out, the stack still comes up."""
     where = f"{settings.bind_host}:{settings.order_api_port}"
-    if not orderapi.pid(layout) and _port_taken(settings.bind_host, settings.order_api_port):
+    if not orderapi.pid(layout) and port_taken(settings.bind_host, settings.order_api_port):
         _say(progress, f"{orderapi.NAME}: NOT started, {where} is in use by another program")
         return
     orderapi.start(settings, layout, dl.left())
@@ -181,7 +179,7 @@ def down(
         return PurgeReport()
     with _home_lock(layout):
         errors = []
-        for stop in (orderapi.stop, connect.stop, kafka.stop, postgres.stop):
+        for stop in (orderapi.stop, s3proxy.stop, connect.stop, kafka.stop, postgres.stop):
             try:
                 stop(layout)
             except StackError as exc:

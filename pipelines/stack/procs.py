@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -172,3 +173,22 @@ def wait_until(check, *, timeout: float, what: str, log: Path | None, interval: 
             where = f"; see {log}" if log else ""
             raise StackError(f"{what} not healthy after {timeout:.0f}s{detail}{where}")
         time.sleep(interval)
+
+
+def port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def check_port_free(component: str, host: str, port: int, grace: float = 15.0) -> None:
+    """Fail clearly when another program holds the port. ``grace``: a port we freed a moment
+    ago (restart) can still answer briefly, so it is re-checked for that long first."""
+    deadline = time.monotonic() + grace
+    while port_taken(host, port) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if port_taken(host, port):
+        raise StackError(
+            f"{component}: port {host}:{port} is already in use by another program "
+            f"(not started by this CHANGELAKE_HOME); choose another port in Settings"
+        )

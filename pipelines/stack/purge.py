@@ -42,12 +42,15 @@ def _inside(path: Path, home: Path) -> bool:
 
 
 def _lake_paths(settings: Settings) -> list[tuple[Path, str]]:
-    """The lake and warehouse (with DuckDB's WAL next to it), and the setting naming each."""
+    """The lake, the warehouse (with DuckDB's WAL next to it) and the managed S3 endpoint's
+    data, and the setting naming each."""
     wh = settings.warehouse_path
     return [
         (settings.lake_root, "CHANGELAKE_LAKE"),
         (wh, "CHANGELAKE_WAREHOUSE"),
         (wh.with_name(wh.name + ".wal"), "CHANGELAKE_WAREHOUSE"),
+        # the managed S3 endpoint's buckets: an s3:// lake's files
+        (Layout.of(settings).s3_data, "CHANGELAKE_ICEBERG_WAREHOUSE"),
     ]
 
 

@@ -66,6 +66,7 @@ def test_catalog_defaults_live_under_the_lake(tmp_path: Path) -> None:
     props = catalog_properties(settings)
     assert props["uri"] == f"sqlite:///{tmp_path}/lake/iceberg/catalog.db?timeout=30"
     assert props["warehouse"] == f"{tmp_path}/lake/iceberg/warehouse"
+    assert set(props) == {"uri", "warehouse"}  # a local warehouse needs no FileIO options
     shared = Settings(
         _env_file=None,
         home=tmp_path,
@@ -75,4 +76,9 @@ def test_catalog_defaults_live_under_the_lake(tmp_path: Path) -> None:
     assert catalog_properties(shared) == {
         "uri": "postgresql+psycopg://u:p@db/cat",
         "warehouse": "s3://bucket/lake",
+        "s3.endpoint": "http://127.0.0.1:19000",  # the managed endpoint (s3proxy)
+        "s3.region": "us-east-1",
+        "s3.access-key-id": "changelake",
+        "s3.secret-access-key": "changelake-s3",
+        "s3.path-style-access": "true",
     }
