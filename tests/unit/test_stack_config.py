@@ -19,6 +19,7 @@ from pipelines.stack.connector_config import (
     publish_option,
     render,
     sanitize_topic,
+    template_env,
     topic_for,
 )
 from pipelines.stack.docker import compose_env
@@ -38,7 +39,8 @@ def test_render_fills_every_placeholder_from_settings() -> None:
     assert not any("${" in v for v in cfg.values())
     assert cfg["database.port"] == "5555" and cfg["slot.name"] == "s1"
     assert cfg["table.include.list"] == (
-        rf"shop\.orders,odd\.We\.ird,{HEARTBEAT.include_list_regex},{SIGNAL.include_list_regex}"
+        rf"shop\.orders,odd\.We\.ird,shop\.outbox,{HEARTBEAT.include_list_regex},"
+        rf"{SIGNAL.include_list_regex}"
     )
     assert cfg["signal.data.collection"] == f"{SIGNAL.schema}.{SIGNAL.table}"
     for tbl in include_tables(s):  # each regex matches exactly its own table
@@ -73,11 +75,15 @@ def test_values_with_quotes_cannot_break_the_json() -> None:
 
 
 def test_compose_env_escapes_regex_for_envsubst_into_json() -> None:
-    env = compose_env(settings(tables=("shop.orders",)))
+    s = settings(tables=("shop.orders",))
+    env = compose_env(s)
     text = '{"v": "${X}"}'.replace("${X}", env["CHANGELAKE_TABLE_INCLUDE_LIST"])
     assert json.loads(text)["v"] == (
-        rf"shop\.orders,{HEARTBEAT.include_list_regex},{SIGNAL.include_list_regex}"
+        rf"shop\.orders,shop\.outbox,{HEARTBEAT.include_list_regex},{SIGNAL.include_list_regex}"
     )
+    for key in ("CHANGELAKE_OUTBOX_TOPIC_REGEX", "CHANGELAKE_EVENT_TOPIC_REGEX"):
+        text = '{"v": "${X}"}'.replace("${X}", env[key])
+        assert json.loads(text)["v"] == template_env(s)[key]
 
 
 @pytest.mark.parametrize(
@@ -136,7 +142,7 @@ def test_keyless_tables_get_delete_policy_topics_under_compaction() -> None:
     s = settings(tables=("shop.orders", "shop.log"))
     cfg = render(s, keyless=[QualifiedName("shop", "log")])
     assert cfg["topic.creation.default.cleanup.policy"] == "compact"
-    assert cfg["topic.creation.groups"] == "keyless"
+    assert cfg["topic.creation.groups"] == "events,keyless"  # the template's group kept
     assert re.fullmatch(
         cfg["topic.creation.keyless.include"], topic_for(s, QualifiedName("shop", "log"))
     )
@@ -151,7 +157,7 @@ def test_delete_policy_streams_truncates_and_keeps_everything() -> None:
     cfg = render(settings(topic_cleanup_policy="delete"), keyless=[QualifiedName("shop", "log")])
     assert cfg["topic.creation.default.cleanup.policy"] == "delete"
     assert cfg["topic.creation.default.retention.ms"] == "-1"
-    assert "topic.creation.groups" not in cfg
+    assert cfg["topic.creation.groups"] == "events"  # no keyless group needed
     assert publish_option(settings(topic_cleanup_policy="delete")).endswith("truncate")
     assert "truncate" not in publish_option(settings())
 
