@@ -7,6 +7,8 @@ values, so two checkouts can run side by side by changing ``CHANGELAKE_HOME`` an
 
 The captured tables are declared in exactly one place, ``CHANGELAKE_TABLES``; the
 connector config (``table.include.list``) and the Dagster assets are both derived from it.
+Domain events are declared beside them: ``CHANGELAKE_OUTBOX_TABLES`` (captured, routed by the
+Outbox Event Router) and ``CHANGELAKE_EVENT_AGGREGATES`` (the event topics landed).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pipelines.naming import QualifiedName, split_name_list
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# an aggregate type becomes a topic-name segment and a bronze directory: keep it plain
+_AGGREGATE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 DEMO_TABLES = (
     "shop.customers",
@@ -35,6 +39,8 @@ DEMO_TABLES = (
     "shop.stock_levels",
     "shop.stock_movements",
 )
+DEMO_OUTBOX_TABLES = ("shop.outbox",)
+DEMO_EVENT_AGGREGATES = ("order",)
 
 
 # managed: changelake runs the component itself (native processes under HOME); external: someone
@@ -113,6 +119,12 @@ class Settings(BaseSettings):
     publication_name: str = "changelake_pub"
     connector_name: str = "changelake-postgres"
     tables: Annotated[tuple[str, ...], NoDecode] = DEMO_TABLES
+    # Domain events (the outbox pattern, ``pipelines/shop/outbox.py``): the outbox tables whose
+    # rows Debezium's Outbox Event Router turns into events on ``<prefix>.events.<aggregate>``
+    # (captured like the tables above, never landed as tables), and the aggregate types whose
+    # event topics the lander lands, each into bronze ``_events/<aggregate>``.
+    outbox_tables: Annotated[tuple[str, ...], NoDecode] = DEMO_OUTBOX_TABLES
+    event_aggregates: Annotated[tuple[str, ...], NoDecode] = DEMO_EVENT_AGGREGATES
     heartbeat_interval_ms: int = 5000
     # ``status`` warns and a Dagster check fails when the slot retains more WAL than this
     max_slot_lag_bytes: int = 1024**3
@@ -174,12 +186,23 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr = SecretStr("changelake-s3")  # managed default; override
     s3_path_style_access: bool = True  # http://host/bucket/key (s3proxy, MinIO) vs bucket.host
 
-    @field_validator("tables", mode="before")
+    @field_validator("tables", "outbox_tables", mode="before")
     @classmethod
     def _split_tables(cls, value: object) -> object:
         if isinstance(value, str):
             value = split_name_list(value)
         return tuple(str(QualifiedName.parse(v)) for v in value)  # validates each name
+
+    @field_validator("event_aggregates", mode="before")
+    @classmethod
+    def _split_aggregates(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        out = tuple(value)  # type: ignore[arg-type]
+        bad = [a for a in out if not _AGGREGATE.fullmatch(a)]
+        if bad:
+            raise ValueError(f"event aggregate types must match {_AGGREGATE.pattern}: {bad}")
+        return out
 
     @model_validator(mode="before")
     @classmethod
@@ -271,6 +294,11 @@ class Settings(BaseSettings):
     @cached_property
     def captured(self) -> tuple[QualifiedName, ...]:
         return tuple(QualifiedName.parse(t) for t in self.tables)
+
+    @cached_property
+    def outboxes(self) -> tuple[QualifiedName, ...]:
+        """The outbox tables: captured for their events, never landed as tables."""
+        return tuple(QualifiedName.parse(t) for t in self.outbox_tables)
 
     def managed(self, component: str) -> bool:
         """Whether changelake runs ``component`` (postgres, kafka or connect) itself."""

@@ -37,3 +37,26 @@ def complete_files_table(lake: str | Path, tables: Iterable[QualifiedName | str]
     return pa.table(
         rows, schema=pa.schema([("table_name", pa.string()), ("file_name", pa.string())])
     )
+
+
+def event_rows(lake: str | Path, aggregate: str, expected: pa.Schema) -> pa.Table:
+    """Every landed domain event of ``aggregate`` (bronze ``_events/<aggregate>``, complete
+    batches only), as ``expected``'s columns: the versions' files unioned by name, a field a
+    version lacks NULL, types cast to ``expected``. No event landed yet: an empty table of
+    ``expected`` (an outbox not captured yet is no error for dbt)."""
+    import duckdb
+
+    from pipelines.decode.events import event_table
+
+    paths = files(Path(lake).resolve(), event_table(aggregate))
+    if not paths:
+        return expected.empty_table()
+    with duckdb.connect() as con:
+        got = con.read_parquet([str(p) for p in paths], union_by_name=True).to_arrow_table()
+    columns = [
+        got.column(f.name).cast(f.type)
+        if f.name in got.column_names
+        else pa.nulls(len(got), f.type)
+        for f in expected
+    ]
+    return pa.Table.from_arrays(columns, schema=expected)

@@ -46,8 +46,9 @@ from pipelines.bronze.layout import (
     quarantine_dir,
 )
 from pipelines.bronze.reader import bronze_tables, files, landed_offsets
-from pipelines.bronze.topics import topic_for, transaction_topic
+from pipelines.bronze.topics import bronze_topic, transaction_topic
 from pipelines.config import Settings
+from pipelines.decode.events import event_table
 from pipelines.naming import QualifiedName
 from pipelines.silver.snapshot_progress import running_now
 from pipelines.silver.snapshots import Manifest, current
@@ -185,6 +186,7 @@ def lake_status(
     listing = list_lake(lake)
     landed = landed_offsets(lake, listing)
     captured = list(settings.captured)
+    declared = captured + [event_table(a) for a in settings.event_aggregates]  # and landed
     extra = [t for t in bronze_tables(lake) if isinstance(t, QualifiedName) and t not in captured]
     tables = [*captured, *extra]
     quarantine = _quarantine_files(lake, listing)
@@ -219,7 +221,7 @@ def lake_status(
         )
 
     rows = tuple(
-        one(str(t), topic_for(settings, t), _silver(lake, t, now), t in captured, _snap(lake, t))
+        one(str(t), bronze_topic(settings, t), _silver(lake, t, now), t in declared, _snap(lake, t))
         for t in tables
     )
     tx = one(TRANSACTIONS, transaction_topic(settings), None, True)

@@ -16,6 +16,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -100,6 +101,24 @@ class StackHandle:
         wait_connector_running(settings, timeout=timeout)
         return names
 
+    @contextmanager
+    def outbox(self, outbox: str = "shop.outbox", aggregates: str = "order") -> Iterator[None]:
+        """Domain events on for the block: ``outbox`` routed by the Outbox Event Router (the
+        next ``capture`` registers it) and ``aggregates``' event topics landed by landers built
+        from the session settings; off again afterwards (the connector keeps routing until
+        the next registration, but no later lander lands the events)."""
+        keys = ("CHANGELAKE_OUTBOX_TABLES", "CHANGELAKE_EVENT_AGGREGATES")
+        saved = {k: os.environ.get(k) for k in keys}
+        os.environ.update(dict(zip(keys, (outbox, aggregates), strict=True)))
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
     def topic(self, table: str | QualifiedName) -> str:
         """Debezium's topic for ``table``."""
         from pipelines.stack import topic_for
@@ -127,6 +146,10 @@ def stack() -> Iterator[StackHandle]:
         "CHANGELAKE_CONNECT_PORT": str(connect),
         "CHANGELAKE_ORDER_API_PORT": str(order_api),
         "CHANGELAKE_TABLES": "",
+        # domain events are opt-in per test (tests/integration/test_outbox.py): a session
+        # lander must not pick up the shop's events that another test's workload emits
+        "CHANGELAKE_OUTBOX_TABLES": "",
+        "CHANGELAKE_EVENT_AGGREGATES": "",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

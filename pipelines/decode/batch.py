@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from pipelines.decode import DecodedBatch, RawMessage
 from pipelines.decode.envelope import BadMessage, EnvelopePlan, Splitter, key_names, plan_for
+from pipelines.decode.events import check_event, event_plan, event_tables
 from pipelines.decode.notifications import notifications_table
 from pipelines.decode.special import Quarantine, transactions_table
 from pipelines.decode.tables import build_group, merge_groups
@@ -38,6 +39,7 @@ def decode_messages(
     tx_msgs: list[tuple[RawMessage, dict]] = []
     note_msgs: list[tuple[RawMessage, object]] = []
     groups: dict[tuple[bytes, QualifiedName], tuple[list[RawMessage], list[dict]]] = {}
+    events: dict[tuple[bytes, QualifiedName], tuple[list[RawMessage], list[dict]]] = {}
     last_key: dict[QualifiedName, bytes | None] = {}
     names: dict[tuple[str, str], QualifiedName] = {}
     splitter = Splitter()
@@ -62,6 +64,11 @@ def decode_messages(
                     continue
                 if msg.topic == note_topic:
                     note_msgs.append((msg, payload))
+                    continue
+                if event_plan(schema_bytes) is not None:  # a domain event (outbox)
+                    group = events.setdefault((schema_bytes, check_event(payload)), ([], []))
+                    group[0].append(msg)
+                    group[1].append(payload)
                     continue
                 plan_for(schema_bytes)  # validates the schema once (cached)
                 table = _check_change(payload, names)
@@ -100,6 +107,11 @@ def decode_messages(
             "changelake.table": str(table),
         }
         tables[table] = merged.replace_schema_metadata(meta)
+
+    if events:
+        built, notes = event_tables(events, ingested_at, quarantine)
+        tables |= built
+        warnings.extend(notes)
 
     transactions = None
     if tx_msgs:

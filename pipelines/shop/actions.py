@@ -15,6 +15,8 @@ from decimal import Decimal
 import psycopg
 from psycopg import sql
 
+from pipelines.shop.outbox import EVENT_TYPES, emit_status
+
 Action = Callable[[psycopg.Connection, random.Random, str], bool]
 CITIES = [("Berlin", "DE"), ("Paris", "FR"), ("Madrid", "ES"), ("Milan", "IT"), ("Vienna", "AT")]
 FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
@@ -185,6 +187,7 @@ def place_order(conn: psycopg.Connection, rng: random.Random, tag: str) -> bool:
             (order_id, n, p, -d, price),
         )
     _move_stock(conn, [(w, p, d) for w, p, d, _ in lines], "sale", order_id)
+    emit_status(conn, order_id, "placed")  # the domain event, same transaction (outbox)
     return True
 
 
@@ -194,6 +197,8 @@ def _advance(conn: psycopg.Connection, rng: random.Random, src: str, dst: str) -
         conn.execute(
             "UPDATE shop.orders SET status = %s, updated_at = now() WHERE order_id = %s", (dst, oid)
         )
+        if dst in EVENT_TYPES:
+            emit_status(conn, oid, dst)  # the domain event, same transaction (outbox)
     return oid
 
 

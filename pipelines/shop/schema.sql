@@ -119,3 +119,17 @@ CREATE TABLE IF NOT EXISTS shop.stock_movements (
   created_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS stock_movements_product_idx ON shop.stock_movements (warehouse_id, product_id);
+
+-- The outbox (transactional outbox pattern): every order state change also inserts its domain
+-- event here, in the same transaction, and deletes it again at once (pipelines/shop/outbox.py).
+-- Debezium reads the insert from the WAL; its Outbox Event Router routes it to
+-- <prefix>.events.<aggregatetype> and drops the delete, so the table stays empty.
+CREATE TABLE IF NOT EXISTS shop.outbox (
+  id             uuid        PRIMARY KEY,
+  aggregatetype  text        NOT NULL,
+  aggregateid    text        NOT NULL,
+  type           text        NOT NULL,
+  schema_version integer     NOT NULL,
+  payload        jsonb       NOT NULL,
+  created_at     timestamptz NOT NULL DEFAULT now()
+);

@@ -22,12 +22,34 @@ from pipelines.stack.postgres import HEARTBEAT_SCHEMA, HEARTBEAT_TABLE, SIGNAL_T
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
 HEARTBEAT = QualifiedName(HEARTBEAT_SCHEMA, HEARTBEAT_TABLE)
 SIGNAL = QualifiedName(HEARTBEAT_SCHEMA, SIGNAL_TABLE)
+EVENTS_SEGMENT = "events"  # <prefix>.events.<aggregatetype>: the domain-event topics
 
 
 def include_tables(settings: Settings) -> tuple[QualifiedName, ...]:
-    """Captured tables plus the heartbeat and signal tables (Debezium reads signals from the
-    WAL, so the signal table must be in the publication), without duplicates, in order."""
-    return tuple(dict.fromkeys((*settings.captured, HEARTBEAT, SIGNAL)))
+    """Captured tables, the outbox tables, then the heartbeat and signal tables (Debezium reads
+    signals from the WAL, so the signal table must be in the publication), without duplicates,
+    in order."""
+    return tuple(dict.fromkeys((*settings.captured, *settings.outboxes, HEARTBEAT, SIGNAL)))
+
+
+def outbox_topic_regex(settings: Settings) -> str:
+    """Java regex of the outbox tables' CDC topics: the records the Outbox Event Router routes
+    (a topic predicate); one that matches no topic when there is no outbox table."""
+    topics = [re.escape(topic_for(settings, t)) for t in settings.outboxes]
+    return "|".join(topics) if topics else "(?!)"
+
+
+def outbox_tombstone_topic(settings: Settings) -> str:
+    """Where the outbox rows' tombstones are renamed to, to be filtered out at once: Kafka's
+    ``HeaderFrom`` fails the task on a null value, and a topic predicate cannot also test for
+    tombstones, so a ``RegexRouter`` applied to tombstones only renames the outbox's, and a
+    ``Filter`` drops that name (one dot: never a table's ``<prefix>.<schema>.<table>``)."""
+    return sanitize_topic(f"{settings.topic_prefix}.outbox-tombstone")
+
+
+def event_topic_regex(settings: Settings) -> str:
+    """Java regex of every domain-event topic (``event_topic`` for any aggregate type)."""
+    return re.escape(sanitize_topic(f"{settings.topic_prefix}.{EVENTS_SEGMENT}.")) + ".+"
 
 
 def template_env(settings: Settings) -> dict[str, str]:
@@ -55,6 +77,10 @@ def template_env(settings: Settings) -> dict[str, str]:
         "CHANGELAKE_SKIPPED_OPERATIONS": "t"
         if settings.topic_cleanup_policy == "compact"
         else "none",
+        "CHANGELAKE_OUTBOX_TOPIC_REGEX": outbox_topic_regex(settings),
+        "CHANGELAKE_OUTBOX_TOMBSTONE_TOPIC": outbox_tombstone_topic(settings),
+        "CHANGELAKE_OUTBOX_TOMBSTONE_TOPIC_REGEX": re.escape(outbox_tombstone_topic(settings)),
+        "CHANGELAKE_EVENT_TOPIC_REGEX": event_topic_regex(settings),
     }
 
 
@@ -97,8 +123,9 @@ def render(
 
     config = {key: sub(value) for key, value in load_template().items()}
     if keyless and settings.topic_cleanup_policy == "compact":
+        groups = [g for g in config.get("topic.creation.groups", "").split(",") if g]
         config |= {
-            "topic.creation.groups": "keyless",
+            "topic.creation.groups": ",".join([*groups, "keyless"]),
             "topic.creation.keyless.include": ",".join(
                 re.escape(topic_for(settings, t)) for t in keyless
             ),
@@ -159,6 +186,12 @@ def sanitize_topic(name: str) -> str:
 def topic_for(settings: Settings, table: QualifiedName) -> str:
     """The topic Debezium writes ``table``'s change events to: ``<prefix>.<schema>.<table>``."""
     return sanitize_topic(f"{settings.topic_prefix}.{table.schema}.{table.table}")
+
+
+def event_topic(settings: Settings, aggregate: str) -> str:
+    """Where the Outbox Event Router sends ``aggregate``'s domain events:
+    ``<prefix>.events.<aggregatetype>`` (``route.topic.replacement`` in the template)."""
+    return sanitize_topic(f"{settings.topic_prefix}.{EVENTS_SEGMENT}.{aggregate}")
 
 
 def transaction_topic(settings: Settings) -> str:

@@ -27,10 +27,14 @@ SERVICES = ("postgres", "kafka", "connect")  # not `register`: changelake regist
 def compose_env(settings: Settings) -> dict[str, str]:
     """Environment for compose: the template values, JSON-escaped where envsubst needs it."""
     env = template_env(settings)
-    # envsubst pastes text into JSON: the include-list regex's backslashes must be escaped there
-    env["CHANGELAKE_TABLE_INCLUDE_LIST"] = env["CHANGELAKE_TABLE_INCLUDE_LIST"].replace(
-        "\\", "\\\\"
-    )
+    # envsubst pastes text into JSON: the regexes' backslashes must be escaped there
+    for key in (
+        "CHANGELAKE_TABLE_INCLUDE_LIST",
+        "CHANGELAKE_OUTBOX_TOPIC_REGEX",
+        "CHANGELAKE_OUTBOX_TOMBSTONE_TOPIC_REGEX",
+        "CHANGELAKE_EVENT_TOPIC_REGEX",
+    ):
+        env[key] = env[key].replace("\\", "\\\\")
     env["CHANGELAKE_PG_PORT"] = str(settings.pg_port)  # the host side of the compose mapping
     env["CHANGELAKE_PG_PASSWORD"] = settings.pg_password
     env["CHANGELAKE_PG_USER"] = settings.pg_user

@@ -45,7 +45,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
-        if name == "tables":
+        if isinstance(value, tuple):  # tables, outbox_tables, event_aggregates
             value = ",".join(value)
         env[f"CHANGELAKE_{name.upper()}"] = str(value)
     return env

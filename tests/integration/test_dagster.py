@@ -37,7 +37,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
         if value is not None:
-            env[f"CHANGELAKE_{name.upper()}"] = ",".join(value) if name == "tables" else str(value)
+            env[f"CHANGELAKE_{name.upper()}"] = (
+                ",".join(value) if isinstance(value, tuple) else str(value)
+            )
     return env
 
 

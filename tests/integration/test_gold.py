@@ -23,17 +23,46 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def gold(stack):
-    stack.capture(shop_ddl(), *(str(t) for t in SHOP_TABLES))
-    settings = stack.settings
-    work = run_workload(settings, rate=25, duration=12, connections=3, seed=7, black_friday=True)
-    assert work.committed > 100 and work.failed == 0, work.errors[:5]
-    wait_until_streamed(settings)
-    materialize_all(settings, engine="plain", tables=SHOP_TABLES, say=lambda _m: None)
-    return stack, settings, work
+    with stack.outbox():  # the shop's domain events land too (fct_order_lifecycle & co.)
+        stack.capture(shop_ddl(), *(str(t) for t in SHOP_TABLES))
+        settings = stack.settings
+        work = run_workload(
+            settings, rate=25, duration=12, connections=3, seed=7, black_friday=True
+        )
+        assert work.committed > 100 and work.failed == 0, work.errors[:5]
+        wait_until_streamed(settings)
+        materialize_all(settings, engine="plain", tables=SHOP_TABLES, say=lambda _m: None)
+    yield stack, settings, work
 
 
 def _warehouse(settings) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(settings.warehouse_path), read_only=True)
+
+
+def test_events_only_revenue_by_day_equals_cdc_revenue(gold) -> None:
+    """Issue 16: revenue by day from the order domain events alone (outbox -> bronze
+    _events/order -> fct_revenue_by_day_events) equals revenue by day from the CDC-built
+    fct_orders; the lifecycle mart holds every order, with its steps in order."""
+    _, settings, work = gold
+    with _warehouse(settings) as con:
+        cdc = con.execute(
+            "SELECT cast(timezone('UTC', placed_at) AS date), count(*), sum(total_amount) "
+            "FROM marts.fct_orders WHERE is_revenue GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        events = con.execute(
+            "SELECT revenue_date, orders, revenue FROM marts.fct_revenue_by_day_events ORDER BY 1"
+        ).fetchall()
+        orders = con.execute("SELECT count(*) FROM marts.fct_orders").fetchone()[0]
+        life = con.execute(
+            "SELECT count(*), count(paid_at), count(shipped_at), count(*) FILTER (is_cancelled), "
+            "count(*) FILTER (paid_at < placed_committed_at OR shipped_at < paid_at) "
+            "FROM marts.fct_order_lifecycle"
+        ).fetchone()
+    assert work.by_action["pay_order"] > 0 and cdc, "the workload paid no order"
+    assert events == cdc
+    assert life[0] == orders and life[1] > 0 and life[2] > 0, life
+    assert life[3] == work.by_action["cancel_order"], life
+    assert life[4] == 0, "a step committed before the one it follows"
 
 
 def test_fact_totals_equal_postgres(gold) -> None:

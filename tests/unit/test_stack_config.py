@@ -20,6 +20,7 @@ from pipelines.stack.connector_config import (
     publish_option,
     render,
     sanitize_topic,
+    template_env,
     topic_for,
 )
 from pipelines.stack.docker import compose_env
@@ -39,7 +40,8 @@ def test_render_fills_every_placeholder_from_settings() -> None:
     assert not any("${" in v for v in cfg.values())
     assert cfg["database.port"] == "5555" and cfg["slot.name"] == "s1"
     assert cfg["table.include.list"] == (
-        rf"shop\.orders,odd\.We\.ird,{HEARTBEAT.include_list_regex},{SIGNAL.include_list_regex}"
+        rf"shop\.orders,odd\.We\.ird,shop\.outbox,{HEARTBEAT.include_list_regex},"
+        rf"{SIGNAL.include_list_regex}"
     )
     assert cfg["signal.data.collection"] == f"{SIGNAL.schema}.{SIGNAL.table}"
     for tbl in include_tables(s):  # each regex matches exactly its own table
@@ -74,11 +76,15 @@ def test_values_with_quotes_cannot_break_the_json() -> None:
 
 
 def test_compose_env_escapes_regex_for_envsubst_into_json() -> None:
-    env = compose_env(settings(tables=("shop.orders",)))
+    s = settings(tables=("shop.orders",))
+    env = compose_env(s)
     text = '{"v": "${X}"}'.replace("${X}", env["CHANGELAKE_TABLE_INCLUDE_LIST"])
     assert json.loads(text)["v"] == (
-        rf"shop\.orders,{HEARTBEAT.include_list_regex},{SIGNAL.include_list_regex}"
+        rf"shop\.orders,shop\.outbox,{HEARTBEAT.include_list_regex},{SIGNAL.include_list_regex}"
     )
+    for key in ("CHANGELAKE_OUTBOX_TOPIC_REGEX", "CHANGELAKE_EVENT_TOPIC_REGEX"):
+        text = '{"v": "${X}"}'.replace("${X}", env[key])
+        assert json.loads(text)["v"] == template_env(s)[key]
 
 
 @pytest.mark.parametrize(
@@ -137,7 +143,7 @@ def test_keyless_tables_get_delete_policy_topics_under_compaction() -> None:
     s = settings(tables=("shop.orders", "shop.log"))
     cfg = render(s, keyless=[QualifiedName("shop", "log")])
     assert cfg["topic.creation.default.cleanup.policy"] == "compact"
-    assert cfg["topic.creation.groups"] == "keyless,notify"
+    assert cfg["topic.creation.groups"] == "events,keyless,notify"  # the template's group kept
     assert re.fullmatch(
         cfg["topic.creation.keyless.include"], topic_for(s, QualifiedName("shop", "log"))
     )
@@ -152,7 +158,7 @@ def test_the_notification_topic_is_never_compacted() -> None:
     # every logical decoding message has the same key (its prefix): compaction keeps one
     s = settings(tables=("shop.orders",))
     cfg = render(s)
-    assert cfg["topic.creation.groups"] == "notify"
+    assert cfg["topic.creation.groups"] == "events,notify"  # the outbox events group kept
     assert re.fullmatch(cfg["topic.creation.notify.include"], message_topic(s))
     assert not re.fullmatch(
         cfg["topic.creation.notify.include"], topic_for(s, QualifiedName("shop", "orders"))
@@ -165,7 +171,7 @@ def test_delete_policy_streams_truncates_and_keeps_everything() -> None:
     cfg = render(settings(topic_cleanup_policy="delete"), keyless=[QualifiedName("shop", "log")])
     assert cfg["topic.creation.default.cleanup.policy"] == "delete"
     assert cfg["topic.creation.default.retention.ms"] == "-1"
-    assert "topic.creation.groups" not in cfg
+    assert cfg["topic.creation.groups"] == "events"  # no keyless group needed
     assert publish_option(settings(topic_cleanup_policy="delete")).endswith("truncate")
     assert "truncate" not in publish_option(settings())
 
