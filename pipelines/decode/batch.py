@@ -15,8 +15,9 @@ import orjson
 import pyarrow as pa
 
 from pipelines.decode import DecodedBatch, RawMessage
-from pipelines.decode.envelope import BadMessage, EnvelopePlan, Splitter, key_names, plan_for
+from pipelines.decode.envelope import BadMessage, Splitter, key_names, plan_for
 from pipelines.decode.events import check_event, event_plan, event_tables
+from pipelines.decode.groups import build_or_split
 from pipelines.decode.notifications import notifications_table
 from pipelines.decode.special import Quarantine, transactions_table
 from pipelines.decode.tables import build_group, merge_groups
@@ -88,7 +89,14 @@ def decode_messages(
         hits: list[str] = []
         token = INFINITY_HITS.set(hits)
         try:
-            built = _build_or_split(plan, msgs, payloads, ingested_at, quarantine)
+            built = build_or_split(
+                lambda m, p, plan=plan: build_group(plan, m, p, ingested_at),
+                msgs,
+                payloads,
+                quarantine,
+                (SchemaMismatch, pa.ArrowException, ValueError, TypeError, OverflowError),
+                "value contradicts its schema",
+            )
         finally:
             INFINITY_HITS.reset(token)
         warnings.extend(
@@ -162,29 +170,6 @@ def _check_tx(payload: object) -> dict:
     if not isinstance(payload.get("id"), str):
         raise BadMessage("transaction message without id")
     return payload
-
-
-def _build_or_split(
-    plan: EnvelopePlan,
-    msgs: list[RawMessage],
-    payloads: list[dict],
-    ingested_at: datetime,
-    quarantine: Quarantine,
-) -> pa.Table | None:
-    """Columnar build of a group; on a bad value, find the culprits one by one and rebuild."""
-    try:
-        return build_group(plan, msgs, payloads, ingested_at)
-    except (SchemaMismatch, pa.ArrowException, ValueError, TypeError, OverflowError):
-        pass
-    good_m, good_p = [], []
-    for msg, payload in zip(msgs, payloads, strict=True):
-        try:
-            build_group(plan, [msg], [payload], ingested_at)
-            good_m.append(msg)
-            good_p.append(payload)
-        except (SchemaMismatch, pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
-            quarantine.add(msg, f"value contradicts its schema: {exc}")
-    return build_group(plan, good_m, good_p, ingested_at) if good_m else None
 
 
 _Fast = tuple[

@@ -23,12 +23,12 @@ from functools import lru_cache
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.decode import RawMessage
 from pipelines.decode.envelope import BadMessage
+from pipelines.decode.groups import build_or_split, union_groups
 from pipelines.decode.special import KAFKA_TS, UTC_US, Quarantine
-from pipelines.decode.tables import _as_text, _epoch_us, _extract, _repeat, _source_columns
+from pipelines.decode.tables import _epoch_us, _extract, _repeat, _source_columns
 from pipelines.decode.types import Column, SchemaMismatch, column_for
 from pipelines.naming import QualifiedName
 
@@ -137,48 +137,12 @@ def build_events(
     return pa.Table.from_arrays(arrays + meta, names=names)
 
 
-def build_or_split(
-    plan: EventPlan,
-    msgs: list[RawMessage],
-    payloads: list[dict],
-    ingested_at: datetime,
-    quarantine: Quarantine,
-) -> pa.Table | None:
-    """``build_events``; on a bad value, quarantine the culprits one by one and rebuild."""
-    try:
-        return build_events(plan, msgs, payloads, ingested_at)
-    except _ERRORS:
-        pass
-    good_m, good_p = [], []
-    for msg, payload in zip(msgs, payloads, strict=True):
-        try:
-            build_events(plan, [msg], [payload], ingested_at)
-            good_m.append(msg)
-            good_p.append(payload)
-        except _ERRORS as exc:
-            quarantine.add(msg, f"event value contradicts its schema: {exc}")
-    return build_events(plan, good_m, good_p, ingested_at) if good_m else None
-
-
 def merge_events(parts: list[pa.Table]) -> tuple[pa.Table, list[str]]:
     """Union one aggregate's schema groups (event versions) in offset order; a field whose
     type changed between versions is stored as text, with a note."""
-    notes: list[str] = []
-    try:
-        merged = pa.concat_tables(parts, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        types: dict[str, set] = {}
-        for t in parts:
-            for f in t.schema:
-                types.setdefault(f.name, set()).add(f.type)
-        clash = sorted(name for name, ts in types.items() if len(ts) > 1)
-        notes.append(f"incompatible type change in event field(s) {clash}: stored as text")
-        merged = pa.concat_tables([_as_text(t, clash) for t in parts], promote_options="permissive")
-    meta = set(EVENT_METADATA.names)
-    fields = list(dict.fromkeys(n for t in parts for n in t.column_names if n not in meta))
-    merged = merged.select([*fields, *EVENT_METADATA.names])
-    order = pc.sort_indices(merged, [("_partition", "ascending"), ("_offset", "ascending")])
-    return merged.take(order), notes
+    merged, clash = union_groups(parts, EVENT_METADATA.names)
+    notes = [f"incompatible type change in event field(s) {clash}: stored as text"] if clash else []
+    return merged, notes
 
 
 def event_tables(
@@ -193,7 +157,14 @@ def event_tables(
         plan = event_plan(schema_bytes)
         assert plan is not None  # grouped only after event_plan recognised the schema
         warnings.extend(f"{table}: {w}" for w in plan.warnings)
-        built = build_or_split(plan, msgs, payloads, ingested_at, quarantine)
+        built = build_or_split(
+            lambda m, p, plan=plan: build_events(plan, m, p, ingested_at),
+            msgs,
+            payloads,
+            quarantine,
+            _ERRORS,
+            "event value contradicts its schema",
+        )
         if built is not None:
             per_table.setdefault(table, []).append(built)
     out = {}

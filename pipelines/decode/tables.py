@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from pipelines.decode import RawMessage
 from pipelines.decode.envelope import EnvelopePlan
+from pipelines.decode.groups import union_groups
 from pipelines.decode.types import PLACEHOLDER, PLACEHOLDER_B64, SchemaMismatch
 
 UTC_US = pa.timestamp("us", "UTC")
@@ -255,44 +256,10 @@ def merge_groups(parts: list[pa.Table]) -> tuple[pa.Table, list[str]]:
     """Union the schema groups of one table; incompatible type changes fall back to text."""
     if len(parts) == 1:
         return parts[0], []
-    notes: list[str] = []
-    try:
-        merged = pa.concat_tables(parts, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        types: dict[str, set] = {}
-        for t in parts:
-            for f in t.schema:
-                types.setdefault(f.name, set()).add(f.type)
-        clash = sorted(name for name, ts in types.items() if len(ts) > 1 and name != "_before")
-        clash_all = [*clash, "_before"]
-        notes.append(
-            f"incompatible type change in column(s) {clash}: stored as text (incl. _before)"
-        )
-        parts = [_as_text(t, clash_all) for t in parts]
-        merged = pa.concat_tables(parts, promote_options="permissive")
-    meta = set(METADATA.names) | {"_before"}
-    source = list(dict.fromkeys(n for t in parts for n in t.column_names if n not in meta))
-    merged = merged.select([*source, *METADATA.names, "_before"])
-    order = pa.compute.sort_indices(merged, [("_partition", "ascending"), ("_offset", "ascending")])
-    return merged.take(order), notes
-
-
-def _as_text(table: pa.Table, columns: list[str]) -> pa.Table:
-    """Clashing columns as text: Arrow's own cast where it has one, else JSON of the value."""
-    for name in columns:
-        if name not in table.column_names:
-            continue
-        i = table.column_names.index(name)
-        col = table.column(i)
-        try:
-            text = pc.cast(col, pa.string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            text = pa.array(
-                [
-                    None if v is None else orjson.dumps(v, default=str).decode()
-                    for v in col.to_pylist()
-                ],
-                pa.string(),
-            )
-        table = table.set_column(i, name, text)
-    return table
+    merged, clash = union_groups(parts, [*METADATA.names, "_before"], text_on_clash=["_before"])
+    notes = (
+        [f"incompatible type change in column(s) {clash}: stored as text (incl. _before)"]
+        if clash
+        else []
+    )
+    return merged, notes
