@@ -10,25 +10,23 @@ event carries the commit time, transaction id and commit LSN of the transaction 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import duckdb
 import psycopg
 import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from test_landing import run_lander
 
 from pipelines.bronze import scan
 from pipelines.bronze.topics import event_topics, topic_for
-from pipelines.config import REPO_ROOT, Settings
+from pipelines.config import Settings
 from pipelines.decode.events import event_table
 from pipelines.naming import QualifiedName
 from pipelines.shop.demo import wait_until_streamed
 from pipelines.shop.migrate import SHOP_TABLES, shop_ddl
 from pipelines.shop.outbox import AGGREGATE, OUTBOX, emit
 from pipelines.shop.workload import run_workload
-from tests.faults.faultkit import exactly_once, settings_env
+from tests.faults.faultkit import exactly_once
 
 pytestmark = pytest.mark.integration
 ORDERS = QualifiedName("shop", "orders")
@@ -40,22 +38,6 @@ def shop(stack):
     with stack.outbox():
         stack.capture(shop_ddl(), *(str(t) for t in SHOP_TABLES))
         yield stack
-
-
-def _lander(settings: Settings, crash_at: str | None = None, skip: int = 0) -> int:
-    env = settings_env(settings)
-    if crash_at:
-        env.update(CHANGELAKE_CRASH_AT=crash_at, CHANGELAKE_CRASH_SKIP=str(skip))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.bronze"],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert crash_at or proc.returncode == 0, proc.stderr[-3000:]
-    return proc.returncode
 
 
 def _last_value(settings: Settings, topic: str) -> bytes:
@@ -113,8 +95,8 @@ def test_outbox_events_land_exactly_once_under_sigkill_with_v2_and_quarantine(
     lake = tmp_path / "lake"
     fields = settings.model_dump() | {"lake": lake, "tables": (str(ORDERS),)}
     lander = Settings(**fields | {"batch_max_records": 20})
-    assert _lander(lander, crash_at="after_rename", skip=3) == -9  # SIGKILL mid-batch
-    _lander(lander)
+    assert run_lander(lander, crash_at="after_rename", skip=3) == -9  # SIGKILL mid-batch
+    run_lander(lander)
     for t in (topic, topic_for(lander, ORDERS)):
         once = exactly_once(lander, lake, [t])
         assert not (once.duplicated or once.missing or once.invented), (t, once)
