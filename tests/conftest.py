@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import psycopg
 import pytest
@@ -108,16 +109,8 @@ class StackHandle:
         from the session settings; off again afterwards (the connector keeps routing until
         the next registration, but no later lander lands the events)."""
         keys = ("CHANGELAKE_OUTBOX_TABLES", "CHANGELAKE_EVENT_AGGREGATES")
-        saved = {k: os.environ.get(k) for k in keys}
-        os.environ.update(dict(zip(keys, (outbox, aggregates), strict=True)))
-        try:
+        with mock.patch.dict(os.environ, dict(zip(keys, (outbox, aggregates), strict=True))):
             yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     def topic(self, table: str | QualifiedName) -> str:
         """Debezium's topic for ``table``."""
