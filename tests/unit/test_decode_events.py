@@ -129,7 +129,13 @@ def test_malformed_events_are_quarantined_raw_and_neighbours_land(recorded) -> N
 
 
 def test_event_topics_are_declared_beside_tables_and_only_the_outbox_is_routed() -> None:
-    s = Settings(_env_file=None, tables="shop.orders", outbox_tables="shop.outbox")
+    s = Settings(  # explicit: the session stack exports its own prefix and aggregates
+        _env_file=None,
+        tables="shop.orders",
+        outbox_tables="shop.outbox",
+        event_aggregates="order",
+        topic_prefix="changelake",
+    )
     assert event_topic(s, "order") == "changelake.events.order"
     topics = lander_topics(s)
     assert "changelake.events.order" in topics
