@@ -16,7 +16,11 @@ pytestmark = pytest.mark.unit
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-DEFAULTS = Settings(_env_file=None)
+
+
+def defaults() -> Settings:
+    """The documented defaults (built per test: the unit conftest clears CHANGELAKE_* first)."""
+    return Settings(_env_file=None)
 
 
 def _default(value: str) -> str:
@@ -45,28 +49,28 @@ def test_register_mounts_the_same_connector_file_and_substitutes_every_placehold
 
 def test_ports_match_settings_defaults() -> None:
     pg = _default(SERVICES["postgres"]["ports"][0])
-    assert pg == f"127.0.0.1:{DEFAULTS.pg_port}:5432"
+    assert pg == f"127.0.0.1:{defaults().pg_port}:5432"
     kafka = _default(SERVICES["kafka"]["ports"][0])
-    assert kafka == f"127.0.0.1:{DEFAULTS.kafka_port}:{DEFAULTS.kafka_port}"
-    assert _default(SERVICES["connect"]["ports"][0]) == f"127.0.0.1:{DEFAULTS.connect_port}:8083"
+    assert kafka == f"127.0.0.1:{defaults().kafka_port}:{defaults().kafka_port}"
+    assert _default(SERVICES["connect"]["ports"][0]) == f"127.0.0.1:{defaults().connect_port}:8083"
 
 
 def test_postgres_logical_and_kafka_limits_and_converters_match_native() -> None:
     assert "wal_level=logical" in SERVICES["postgres"]["command"]
     kenv = SERVICES["kafka"]["environment"]
-    assert int(_default(kenv["KAFKA_MESSAGE_MAX_BYTES"])) == DEFAULTS.max_message_bytes
-    assert int(_default(kenv["KAFKA_REPLICA_FETCH_MAX_BYTES"])) == DEFAULTS.max_message_bytes
+    assert int(_default(kenv["KAFKA_MESSAGE_MAX_BYTES"])) == defaults().max_message_bytes
+    assert int(_default(kenv["KAFKA_REPLICA_FETCH_MAX_BYTES"])) == defaults().max_message_bytes
     assert kenv["KAFKA_PROCESS_ROLES"] == "broker,controller"
     cenv = SERVICES["connect"]["environment"]
     assert cenv["CONNECT_KEY_CONVERTER_REPLACE_NULL_WITH_DEFAULT"] == "false"
     assert cenv["CONNECT_VALUE_CONVERTER_REPLACE_NULL_WITH_DEFAULT"] == "false"
     assert cenv["CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE"] == "true"
-    assert int(_default(cenv["CONNECT_PRODUCER_MAX_REQUEST_SIZE"])) == DEFAULTS.max_message_bytes
+    assert int(_default(cenv["CONNECT_PRODUCER_MAX_REQUEST_SIZE"])) == defaults().max_message_bytes
 
 
 def test_register_defaults_equal_native_values() -> None:
     env = SERVICES["register"]["environment"]
-    native = compose_env(DEFAULTS.model_copy(update={"tables": ()}))
+    native = compose_env(defaults().model_copy(update={"tables": ()}))
     for key in (
         "CHANGELAKE_TOPIC_PREFIX",
         "CHANGELAKE_SLOT_NAME",
@@ -108,7 +112,7 @@ def test_run_service_uses_the_compose_services_as_external_ones_and_keeps_metric
     assert env["CHANGELAKE_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert env["CHANGELAKE_CONNECT_REST_URL"] == "http://connect:8083"
     port = _default(run["ports"][0])
-    assert port == f"127.0.0.1:{DEFAULTS.run_metrics_port}:{env['CHANGELAKE_RUN_METRICS_PORT']}"
+    assert port == f"127.0.0.1:{defaults().run_metrics_port}:{env['CHANGELAKE_RUN_METRICS_PORT']}"
     assert 'CMD ["changelake", "run"]' in (REPO_ROOT / "deploy/Dockerfile").read_text()
     unit = (REPO_ROOT / "deploy/changelake-run.service").read_text()
     assert "ExecStart=/opt/changelake/.venv/bin/changelake run" in unit
