@@ -142,12 +142,3 @@ def list_lake(lake: Path) -> LakeListing:
         ok = len(ns) == 1 and ks == set(range(1, next(iter(ns)) + 1))
         (complete if ok else incomplete)[batch] = fs
     return LakeListing(complete, incomplete, temps)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,13 +8,13 @@ the old offsets. The lake therefore remembers its cluster id and refuses a diffe
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
 from kafka.admin import KafkaAdminClient
 
-from pipelines.bronze.layout import LANDED, fsync_dir
+from pipelines.bronze.layout import LANDED
+from pipelines.durable import write_bytes
 
 SOURCE_FILE = "_source.json"
 
@@ -48,9 +48,4 @@ def check_source(lake: Path, cluster_id: str) -> None:
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{SOURCE_FILE}.tmp")
-    tmp.write_bytes(orjson.dumps({"kafka_cluster_id": cluster_id}))
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_bytes(path, orjson.dumps({"kafka_cluster_id": cluster_id}))

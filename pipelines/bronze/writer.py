@@ -29,12 +29,12 @@ from pipelines.bronze.layout import (
     NOTIFICATIONS,
     TRANSACTIONS,
     BatchId,
-    fsync_dir,
     list_lake,
     marker_dir,
     quarantine_dir,
     table_dir,
 )
+from pipelines.durable import fsync_dir
 from pipelines.naming import QualifiedName
 
 log = logging.getLogger(__name__)

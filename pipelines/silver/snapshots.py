@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipelines.durable import fsync_dir
 from pipelines.naming import QualifiedName, from_path_segment
 
 MANIFEST = "manifest.json"
@@ -133,23 +134,15 @@ def publish(lake: Path, table: QualifiedName, staging: Path, manifest: Manifest)
             os.fsync(fh.fileno())
     final = snapshot_dir(lake, table, manifest.snapshot_id)
     os.rename(staging, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     tdir = table_dir(lake, table)
     tmp_link = tdir / f".current-{os.getpid()}"
     if tmp_link.is_symlink():
         tmp_link.unlink()
     os.symlink(f"snapshots/{manifest.snapshot_id}", tmp_link)
     os.replace(tmp_link, tdir / "current")
-    _fsync_dir(tdir)
+    fsync_dir(tdir)
     return final
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def retain(
