@@ -24,8 +24,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/changelake demo
 
+# Two workers (pytest-xdist), each starting its own stack on free ports: most of a stack test is
+# waiting on Debezium and Kafka, so two of them share the 2 cores well. A module's tests stay
+# on one worker; modules that run dbt or Dagster in the repo's project share one worker.
 test: install
-	$(BIN)/pytest -m "unit or integration" -p no:cacheprovider --durations=25
+	$(BIN)/pytest -m "unit or integration" -p no:cacheprovider --durations=25 -n 2 --dist loadgroup
 
 test-unit: install
 	$(BIN)/pytest -m unit
