@@ -26,7 +26,7 @@ demo: install
 
 # Two workers (pytest-xdist), each starting its own stack on free ports: most of a stack test is
 # waiting on Debezium and Kafka, so two of them share the 2 cores well. A module's tests stay
-# on one worker; modules that run dbt or Dagster in the repo's project share one worker.
+# on one worker; modules sharing the demo shop or the repo's dbt project share one (tests/conftest.py).
 test: install
 	$(BIN)/pytest -m "unit or integration" -p no:cacheprovider --durations=25 -n 2 --dist loadgroup
 
