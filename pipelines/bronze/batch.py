@@ -59,7 +59,7 @@ def land_batch(
     watch = watch or SchemaWatch(lake)
     now = datetime.now(UTC)
     t0 = time.monotonic()
-    decoded = decode_batch(messages, ingested_at=now, topic_prefix=topic_prefix)
+    decoded = decode_batch(messages, ingested_at=now, topic_prefix=topic_prefix, lake=lake)
     t0 = result.add_time("decode", t0)
     for table, t in decoded.tables.items():
         if t.num_rows:

@@ -17,6 +17,7 @@ import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -68,9 +69,14 @@ class DecodedBatch:
 
 
 def decode_batch(
-    messages: Sequence[RawMessage], *, ingested_at: datetime, topic_prefix: str
+    messages: Sequence[RawMessage],
+    *,
+    ingested_at: datetime,
+    topic_prefix: str,
+    lake: Path | None = None,
 ) -> DecodedBatch:
-    """Decode one consumed batch; bad messages are quarantined, never raised.
+    """Decode one consumed batch; bad messages are quarantined, never raised. ``lake`` is
+    where claim-checked events' payloads are read from (``pipelines/claimcheck.py``).
 
     The cyclic GC is paused meanwhile: parsing creates ~10 containers per message and none of
     them form cycles (refcounting frees them), yet the collector would otherwise rescan them
@@ -80,7 +86,9 @@ def decode_batch(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return decode_messages(messages, ingested_at=ingested_at, topic_prefix=topic_prefix)
+        return decode_messages(
+            messages, ingested_at=ingested_at, topic_prefix=topic_prefix, lake=lake
+        )
     finally:
         if was_enabled:
             gc.enable()

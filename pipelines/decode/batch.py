@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import repeat
+from pathlib import Path
 
 import orjson
 import pyarrow as pa
 
 from pipelines.decode import DecodedBatch, RawMessage
+from pipelines.decode.claims import resolve as resolve_claim
 from pipelines.decode.envelope import BadMessage, Splitter, key_names, plan_for
 from pipelines.decode.events import check_event, event_plan, event_tables
 from pipelines.decode.groups import build_or_split
@@ -28,7 +30,11 @@ _OPS = frozenset("crudt")
 
 
 def decode_messages(
-    messages: Sequence[RawMessage], *, ingested_at: datetime, topic_prefix: str
+    messages: Sequence[RawMessage],
+    *,
+    ingested_at: datetime,
+    topic_prefix: str,
+    lake: Path | None = None,
 ) -> DecodedBatch:
     """See ``pipelines.decode.decode_batch``."""
     heartbeat_topic = f"__debezium-heartbeat.{topic_prefix}"
@@ -66,8 +72,11 @@ def decode_messages(
                 if msg.topic == note_topic:
                     note_msgs.append((msg, payload))
                     continue
-                if event_plan(schema_bytes) is not None:  # a domain event (outbox)
-                    group = events.setdefault((schema_bytes, check_event(payload)), ([], []))
+                if (event := event_plan(schema_bytes)) is not None:  # a domain event (outbox)
+                    table = check_event(payload)
+                    if event.claimed:  # too large for Kafka: its payload is in the lake
+                        schema_bytes = resolve_claim(schema_bytes, payload, lake)
+                    group = events.setdefault((schema_bytes, table), ([], []))
                     group[0].append(msg)
                     group[1].append(payload)
                     continue

@@ -24,6 +24,7 @@ from functools import lru_cache
 import orjson
 import pyarrow as pa
 
+from pipelines.claimcheck import REFERENCE
 from pipelines.decode import RawMessage
 from pipelines.decode.envelope import BadMessage
 from pipelines.decode.groups import build_or_split, union_groups
@@ -66,6 +67,7 @@ class EventPlan:
 
     columns: tuple[Column, ...]
     warnings: tuple[str, ...]
+    claimed: bool = False  # the payload is a claim reference (pipelines/decode/claims.py)
 
 
 @lru_cache(maxsize=256)
@@ -92,7 +94,8 @@ def event_plan(schema_bytes: bytes) -> EventPlan | None:
     clash = [c.name for c in cols if c.name in EVENT_METADATA.names]
     if clash:
         raise BadMessage(f"event payload field(s) {clash} clash with bronze metadata columns")
-    return EventPlan(cols, tuple(w for c in cols for w in c.warnings))
+    claimed = [c.name for c in cols] == [REFERENCE]
+    return EventPlan(cols, tuple(w for c in cols for w in c.warnings), claimed)
 
 
 def check_event(payload: object) -> QualifiedName:
