@@ -12,13 +12,24 @@ Payload contract (``schema_version`` 1): ``order_id``, ``customer_id``, ``wareho
 ``quantity``, ``unit_price`` (decimal text); ``shipping_address_id`` when the order has one.
 Version 2 adds ``item_count``. Amounts travel as text because a JSON number would reach
 the lake as a double.
+
+An order too large for one Kafka message (several thousand items under a low
+``CHANGELAKE_MAX_MESSAGE_BYTES``) is published by claim check: its payload is stored in the
+lake and the event carries the reference; the lander lands the full payload.
 """
 
 from __future__ import annotations
 
+import uuid
+from functools import cache
+
+import orjson
 import psycopg
 import pyarrow as pa
 
+from pipelines import claimcheck
+from pipelines.claimcheck import Policy
+from pipelines.config import get_settings
 from pipelines.decode.events import EVENT_METADATA
 from pipelines.naming import QualifiedName
 
@@ -33,12 +44,10 @@ EVENT_TYPES = {
     "refunded": "OrderRefunded",
 }
 
-# the event row: the order as of now with its items (ISO UTC instants, decimals as text);
-# version 2 adds item_count. One constant statement, every value a parameter.
-_INSERT = """
-INSERT INTO shop.outbox (id, aggregatetype, aggregateid, type, schema_version, payload)
-SELECT gen_random_uuid(), %(aggregate)s, o.order_id::text, %(type)s, %(version)s,
-  jsonb_strip_nulls(jsonb_build_object(
+# the event payload: the order as of now with its items (ISO UTC instants, decimals as text);
+# version 2 adds item_count. Constant SQL, every value a parameter.
+_PAYLOAD = """
+SELECT jsonb_strip_nulls(jsonb_build_object(
     'order_id', o.order_id, 'customer_id', o.customer_id, 'warehouse_id', o.warehouse_id,
     'shipping_address_id', o.shipping_address_id, 'status', o.status::text,
     'currency', o.currency, 'total_amount', o.total_amount::text,
@@ -46,7 +55,7 @@ SELECT gen_random_uuid(), %(aggregate)s, o.order_id::text, %(type)s, %(version)s
     'updated_at', to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
     'items', coalesce(items.lines, '[]'::jsonb)))
   || CASE WHEN %(version)s >= 2 THEN jsonb_build_object('item_count', coalesce(items.n, 0))
-          ELSE '{}'::jsonb END
+          ELSE '{}'::jsonb END AS payload
 FROM shop.orders o
 LEFT JOIN LATERAL (
   SELECT count(*) AS n, jsonb_agg(jsonb_build_object(
@@ -54,8 +63,22 @@ LEFT JOIN LATERAL (
            'unit_price', i.unit_price::text) ORDER BY i.line_no) AS lines
   FROM shop.order_items i WHERE i.order_id = o.order_id) items ON true
 WHERE o.order_id = %(order_id)s
-RETURNING id
 """
+_COLUMNS = "INSERT INTO shop.outbox (id, aggregatetype, aggregateid, type, schema_version, payload)"
+# the common case in one statement: inline when the payload's JSON text fits, else no row
+_INSERT_INLINE = f"""
+WITH ev AS ({_PAYLOAD})
+{_COLUMNS}
+SELECT %(id)s, %(aggregate)s, %(order_id)s::text, %(type)s, %(version)s, ev.payload FROM ev
+WHERE octet_length(ev.payload::text) <= %(inline_max)s
+RETURNING id
+"""  # noqa: S608 - composed of constants; every value is a parameter
+_PAYLOAD_TEXT = f"SELECT ev.payload::text FROM ({_PAYLOAD}) ev"  # noqa: S608 - constants
+_INSERT_REFERENCE = f"""
+{_COLUMNS}
+VALUES (%(id)s, %(aggregate)s, %(order_id)s::text, %(type)s, %(version)s, %(reference)s::jsonb)
+"""
+
 
 _ITEM = pa.struct(
     [
@@ -86,18 +109,44 @@ ORDER_EVENT_SCHEMA = pa.schema(
 
 
 def emit(
-    conn: psycopg.Connection, order_id: int, event_type: str, *, version: int = SCHEMA_VERSION
+    conn: psycopg.Connection,
+    order_id: int,
+    event_type: str,
+    *,
+    version: int = SCHEMA_VERSION,
+    claims: Policy | None = None,
 ) -> str:
     """Publish ``event_type`` for the order's state as of now, in the caller's transaction:
-    insert the outbox row, then delete it. Returns the event id (a uuid)."""
+    insert the outbox row, then delete it. Returns the event id (a uuid).
+
+    A payload longer than ``claims.inline_max`` (default: this process' settings) is stored
+    in the lake first and the row carries the claim reference (``pipelines/claimcheck.py``)."""
     if version not in (1, 2):
         raise ValueError(f"unknown order event schema version {version}")
-    params = {"aggregate": AGGREGATE, "type": event_type, "version": version, "order_id": order_id}
-    row = conn.execute(_INSERT, params).fetchone()
-    if row is None:
-        raise LookupError(f"order {order_id} does not exist")
-    conn.execute("DELETE FROM shop.outbox WHERE id = %s", (row[0],))
-    return str(row[0])
+    policy = claims or _policy()
+    event_id = uuid.uuid4()
+    params = {
+        "id": event_id,
+        "aggregate": AGGREGATE,
+        "type": event_type,
+        "version": version,
+        "order_id": order_id,
+        "inline_max": policy.inline_max,
+    }
+    if conn.execute(_INSERT_INLINE, params).fetchone() is None:
+        row = conn.execute(_PAYLOAD_TEXT, params).fetchone()
+        if row is None:
+            raise LookupError(f"order {order_id} does not exist")
+        reference = claimcheck.store(policy.lake, AGGREGATE, str(event_id), row[0].encode())
+        conn.execute(_INSERT_REFERENCE, {**params, "reference": orjson.dumps(reference).decode()})
+    conn.execute("DELETE FROM shop.outbox WHERE id = %s", (event_id,))
+    return str(event_id)
+
+
+@cache
+def _policy() -> Policy:
+    """The claim policy of this process' settings (read once)."""
+    return Policy.of(get_settings())
 
 
 def emit_status(conn: psycopg.Connection, order_id: int, status: str) -> str:
