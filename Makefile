@@ -25,10 +25,10 @@ demo: install
 	$(BIN)/changelake demo
 
 # Two workers (pytest-xdist), each starting its own stack on free ports: most of a stack test is
-# waiting on Debezium and Kafka, so two of them share the 2 cores well. A module's tests stay
-# on one worker; modules sharing the demo shop or the repo's dbt project share one (tests/conftest.py).
+# waiting on Debezium and Kafka, so two of them share the 2 cores well. --dist loadscope keeps
+# each module whole, in order, on one worker (its module fixtures are set up once).
 test: install
-	$(BIN)/pytest -m "unit or integration" -p no:cacheprovider --durations=25 -n 2 --dist loadgroup
+	$(BIN)/pytest -m "unit or integration" -p no:cacheprovider --durations=25 -n 2 --dist loadscope
 
 test-unit: install
 	$(BIN)/pytest -m unit

@@ -41,37 +41,7 @@ hypothesis_settings.load_profile(
 SHARED_JAR_CACHE = REPO_ROOT / ".changelake" / "jars"
 
 
-# Under pytest-xdist (`make test`: -n 2 --dist loadgroup) these modules share one worker and
-# run in collection order, as in a serial run: they run dbt in the repo's dbt_project (its
-# target/ and logs/) or a Dagster instance, or they create and capture the demo shop's tables
-# on the worker's stack (a module that captures tables another one created and filled would
-# start an incremental snapshot that its own waits do not cover).
-SHARED_MODULES = frozenset(
-    {
-        "test_lake_status",
-        "test_late_tables",
-        "test_outbox",
-        "test_cli_dbt",
-        "test_dbt_project",
-        "test_dbt_scaffold",
-        "test_definitions",
-        "test_enrich_units",
-        "test_service_parts",
-        "test_dagster",
-        "test_dbt_scaffold_stack",
-        "test_gold",
-        "test_notify",
-        "test_ui_browser",
-        "test_faults_poison",
-    }
-)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:  # one xdist group per module (its module fixtures are set up once)
-        module = item.path.stem
-        group = "shared" if module in SHARED_MODULES else module
-        item.add_marker(pytest.mark.xdist_group(group))
     if not SKIP_INTEGRATION:
         return
     skip = pytest.mark.skip(reason="CHANGELAKE_SKIP_INTEGRATION=1")
