@@ -30,7 +30,7 @@ SCHEMA = pa.schema(
         ("id", pa.int64()),
         ("payload", pa.string()),
         ("_topic", pa.string()),
-        ("_partition", pa.int32()),
+        ("_kafka_partition", pa.int32()),
         ("_offset", pa.int64()),
     ]
 )
@@ -49,7 +49,7 @@ def make_batch(partition: int, start: int, end: int, *, skip_every: int = 0) -> 
             "id": [partition * 1_000_000 + o for o in offs],
             "payload": [f"p{partition}o{o}" for o in offs],
             "_topic": [TOPIC] * len(offs),
-            "_partition": pa.array([partition] * len(offs), pa.int32()),
+            "_kafka_partition": pa.array([partition] * len(offs), pa.int32()),
             "_offset": pa.array(offs, pa.int64()),
         },
         schema=SCHEMA,

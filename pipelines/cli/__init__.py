@@ -38,7 +38,7 @@ def _options(
 
 
 # Stage modules, in data-path order. Each exposes register(app: typer.Typer) -> None.
-_STAGES = ("check", "stack", "snapshot", "lake", "silver", "run", "dbt", "shop", "ui")
+_STAGES = ("check", "stack", "snapshot", "lake", "silver", "publish", "run", "dbt", "shop", "ui")
 
 for _name in _STAGES:
     try:

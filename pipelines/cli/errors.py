@@ -150,6 +150,16 @@ def _service_error(exc: Exception) -> UserError | None:
     if isinstance(exc, connect_errors):
         where = s.connect_url if s else "CHANGELAKE_CONNECT_PORT"
         return UserError(f"Kafka Connect at {where} did not answer ({first_line(exc)})", SLOW_HINT)
+    from sqlalchemy.exc import OperationalError as CatalogDown
+
+    if isinstance(exc, CatalogDown):  # pyiceberg's SQL catalog (the password is not shown)
+        from sqlalchemy.engine import make_url
+
+        where = make_url(s.iceberg_catalog_url).render_as_string(hide_password=True) if s else ""
+        return UserError(
+            f"the Iceberg catalog {where} did not answer ({first_line(exc.orig or exc)})",
+            "check CHANGELAKE_ICEBERG_CATALOG_URI (empty: a SQLite file under the lake)",
+        )
     import duckdb
 
     if isinstance(exc, duckdb.IOException):  # e.g. a DuckDB file another process holds open

@@ -13,17 +13,23 @@ with the snapshot summary it was built with, which would write a stale offsets m
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.table import Table
 
 from pipelines.config import Settings
+from pipelines.iceberg import pyiceberg_fixes
 from pipelines.iceberg.names import NAMESPACES, identifier
 from pipelines.iceberg.storage import fileio_properties
 from pipelines.naming import QualifiedName
+
+pyiceberg_fixes.apply()  # NULL lists of structs stay NULL (see the module)
 
 PYICEBERG_RETRIES = "commit.retry.num-retries"
 TABLE_PROPERTIES = {PYICEBERG_RETRIES: "0", "format-version": "2"}
@@ -55,7 +61,7 @@ def open_catalog(settings: Settings, *, create_namespaces: bool = True) -> SqlCa
 def ensure_table(
     catalog: SqlCatalog,
     layer: str,
-    name: QualifiedName,
+    name: QualifiedName | str,
     schema: pa.Schema,
     partition_spec: PartitionSpec = UNPARTITIONED_PARTITION_SPEC,
 ) -> Table:
@@ -76,6 +82,23 @@ def ensure_table(
     return table
 
 
-def load_table(catalog: SqlCatalog, layer: str, name: QualifiedName) -> Table:
+def load_table(catalog: SqlCatalog, layer: str, name: QualifiedName | str) -> Table:
     """The existing Iceberg table of ``name`` in ``layer`` (NoSuchTableError if absent)."""
     return catalog.load_table(identifier(layer, name))
+
+
+def set_properties(table: Table, properties: dict[str, str], *, attempts: int = 8) -> None:
+    """Set table properties not already set; a concurrent commit makes it refresh and retry."""
+    for attempt in range(1, attempts + 1):
+        missing = {k: v for k, v in properties.items() if table.properties.get(k) != v}
+        if not missing:
+            return
+        try:
+            with table.transaction() as tx:
+                tx.set_properties(missing)
+            return
+        except CommitFailedException:
+            if attempt == attempts:
+                raise
+            table.refresh()
+            time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 6)))

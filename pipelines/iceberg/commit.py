@@ -48,10 +48,13 @@ from pyiceberg.table import Table
 
 from pipelines.iceberg import offsets as off
 from pipelines.iceberg.catalog import PYICEBERG_RETRIES
+from pipelines.iceberg.conform import ICEBERG_COLUMN_NAMES
 from pipelines.iceberg.offsets import OffsetRange, Offsets, TopicPartition
 
-# the per-row Kafka coordinates a batch's rows carry (bronze's metadata columns)
-TOPIC_COLUMN, PARTITION_COLUMN, OFFSET_COLUMN = "_topic", "_partition", "_offset"
+# the per-row Kafka coordinates a batch's rows carry (bronze's metadata columns, as Iceberg
+# names them: ``_partition`` is reserved there, see ``conform``)
+TOPIC_COLUMN, OFFSET_COLUMN = "_topic", "_offset"
+PARTITION_COLUMN = ICEBERG_COLUMN_NAMES["_partition"]
 
 
 class CommitState(Enum):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 
+from pipelines.bronze.layout import NOTIFICATIONS, TRANSACTIONS
 from pipelines.naming import InvalidName, QualifiedName
 
 BRONZE = "bronze"
 SILVER = "silver"
 QUARANTINE = "quarantine"
 NAMESPACES = (BRONZE, SILVER, QUARANTINE)
+BRONZE_OWN_TABLES = (TRANSACTIONS, NOTIFICATIONS)  # bronze tables that are no captured table
 
 # the SQL catalog's table_name column (Iceberg's JDBC catalog layout) is VARCHAR(255)
 MAX_TABLE_NAME = 255
@@ -64,10 +66,18 @@ def table_name(name: QualifiedName) -> str:
     return encoded
 
 
-def identifier(layer: str, name: QualifiedName) -> tuple[str, str]:
-    """The pyiceberg identifier of ``name`` in ``layer`` (bronze, silver or quarantine)."""
+def identifier(layer: str, name: QualifiedName | str) -> tuple[str, str]:
+    """The pyiceberg identifier of ``name`` in ``layer`` (bronze, silver or quarantine).
+
+    Bronze's own tables ``_transactions`` and ``_notifications`` keep their names: a leading
+    underscore never starts an encoded captured-table name, so they cannot collide.
+    """
     if layer not in NAMESPACES:
         raise InvalidName(f"unknown lake layer {layer!r}; expected one of {', '.join(NAMESPACES)}")
+    if isinstance(name, str):
+        if layer != BRONZE or name not in BRONZE_OWN_TABLES:
+            raise InvalidName(f"{name!r} is not a table of the {layer} layer")
+        return (layer, name)
     return (layer, table_name(name))
 
 

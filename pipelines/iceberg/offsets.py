@@ -86,26 +86,40 @@ def encode_ranges(ranges: dict[TopicPartition, OffsetRange]) -> str:
     return orjson.dumps({tp.key: [r.start, r.end] for tp, r in sorted(ranges.items())}).decode()
 
 
-def committed_offsets(table: Table) -> Offsets:
-    """The table's committed positions, from the newest snapshot of ``main`` that has them.
+def newest_summary_value(table: Table, key: str) -> tuple[bool, str | None]:
+    """(table has snapshots, ``key`` of the newest snapshot of ``main`` that records it).
 
     Walks back through parents past snapshots other writers made without the key (a
-    maintenance rewrite, say); an empty table has none. Raises ``LostOffsets`` when the table
-    has snapshots but the walk finds no record (expired ancestors): resuming from nothing would
-    re-land the whole topic, so that is never guessed.
+    maintenance rewrite, say). (False, None): an empty table; (True, None): no reachable
+    snapshot has it (expired ancestors).
     """
     snapshot = table.current_snapshot()
     if snapshot is None:
-        return {}
+        return False, None
     while snapshot is not None:
         summary = snapshot.summary
-        text = summary.get(OFFSETS_KEY) if summary is not None else None
+        text = summary.get(key) if summary is not None else None
         if text is not None:
-            return decode(text)
+            return True, text
         if snapshot.parent_snapshot_id is None:
             break
         snapshot = table.snapshot_by_id(snapshot.parent_snapshot_id)
-    raise LostOffsets(f"{'.'.join(table.name())}: no snapshot records {OFFSETS_KEY}")
+    return True, None
+
+
+def committed_offsets(table: Table) -> Offsets:
+    """The table's committed positions, from the newest snapshot of ``main`` that has them.
+
+    An empty table has none. Raises ``LostOffsets`` when the table has snapshots but none
+    reachable records them: resuming from nothing would re-land the whole topic, so that is
+    never guessed.
+    """
+    has_snapshots, text = newest_summary_value(table, OFFSETS_KEY)
+    if not has_snapshots:
+        return {}
+    if text is None:
+        raise LostOffsets(f"{'.'.join(table.name())}: no snapshot records {OFFSETS_KEY}")
+    return decode(text)
 
 
 def resume_positions(table: Table, topic: str) -> dict[int, int]:

@@ -57,8 +57,10 @@ def home(pg_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def landed(home: Path) -> Counter[tuple[int, int]]:
     table = load_table(open_catalog(settings_for(home)), BRONZE, TABLE)
-    rows = table.scan(selected_fields=("_partition", "_offset")).to_arrow()
-    return Counter(zip(rows["_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True))
+    rows = table.scan(selected_fields=("_kafka_partition", "_offset")).to_arrow()
+    return Counter(
+        zip(rows["_kafka_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True)
+    )
 
 
 def test_killed_and_racing_committers_on_a_postgres_catalog(home: Path) -> None:

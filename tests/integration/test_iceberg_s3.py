@@ -58,9 +58,9 @@ def test_commit_batch_on_s3proxy_is_exactly_once_and_duckdb_reads_it(
         [(0, o, f"p0o{o}") for o in range(20)] + [(1, o, f"p1o{o}") for o in range(5)]
     )
     current = load_table(open_catalog(lake), BRONZE, TABLE)
-    rows = current.scan(selected_fields=("_partition", "_offset", "payload")).to_arrow()
+    rows = current.scan(selected_fields=("_kafka_partition", "_offset", "payload")).to_arrow()
     got = sorted(
-        zip(*(rows[c].to_pylist() for c in ("_partition", "_offset", "payload")), strict=True)
+        zip(*(rows[c].to_pylist() for c in ("_kafka_partition", "_offset", "payload")), strict=True)
     )
     assert got == expected
     assert Counter((p, o) for p, o, _ in got).most_common(1)[0][1] == 1  # no offset twice

@@ -58,8 +58,10 @@ def reopen(home: Path) -> Table:
 
 def landed(table: Table) -> Counter[tuple[int, int]]:
     table.refresh()
-    rows = table.scan(selected_fields=("_partition", "_offset")).to_arrow()
-    return Counter(zip(rows["_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True))
+    rows = table.scan(selected_fields=("_kafka_partition", "_offset")).to_arrow()
+    return Counter(
+        zip(rows["_kafka_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True)
+    )
 
 
 def exactly(partition: int, end: int, skip_every: int = 0) -> Counter[tuple[int, int]]:

@@ -49,7 +49,7 @@ def test_duckdb_sees_exactly_the_committed_rows(tmp_path: Path, table: Table) ->
     current = load_table(open_catalog(settings_for(tmp_path)), BRONZE, TABLE)
     con = duck(tmp_path)
     rows = con.execute(
-        "SELECT _partition, _offset, payload FROM iceberg_scan(?) ORDER BY ALL",
+        "SELECT _kafka_partition, _offset, payload FROM iceberg_scan(?) ORDER BY ALL",
         [current.metadata_location],
     ).fetchall()
     expected = [(0, o, f"p0o{o}") for o in range(10)] + [(1, o, f"p1o{o}") for o in range(5)]

@@ -47,8 +47,10 @@ _names = (QualifiedName("prop", f"t{i}") for i in itertools.count())
 
 def landed(table) -> Counter:
     table.refresh()
-    rows = table.scan(selected_fields=("_partition", "_offset")).to_arrow()
-    return Counter(zip(rows["_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True))
+    rows = table.scan(selected_fields=("_kafka_partition", "_offset")).to_arrow()
+    return Counter(
+        zip(rows["_kafka_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True)
+    )
 
 
 @pytest.fixture(scope="module")

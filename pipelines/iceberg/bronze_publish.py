@@ -1,0 +1,170 @@
+"""Publish bronze to Iceberg: every complete batch of the lake, exactly once, in offset order.
+
+Bronze batches are already exactly-once in the lake (``bronze.layout``: a batch of one
+topic-partition counts only when all its files exist). Publishing appends their rows to the
+Iceberg table ``bronze.<table>`` through ``commit.commit_batch``, so each Iceberg snapshot
+records the Kafka positions its rows reach and a publish that dies anywhere, or runs twice,
+or races another publisher, leaves every event in the Iceberg table once:
+
+- a batch is published only if every batch before it on its topic-partition is complete
+  (the lander writes a partition's batches in order, so an incomplete one is in flight, or
+  about to be deleted and landed again by the lander's recovery);
+- a batch's range starts where the table's committed position for the partition is: batches
+  in between wrote no rows to this table (all tombstones, or all quarantined), so there is
+  nothing to lose there;
+- consecutive batches are combined into one Iceberg append of up to ``max_rows`` rows (one
+  snapshot, one data file per commit date, instead of one per small batch).
+
+Rows go through ``conform`` (Iceberg's types, ``_kafka_partition``) and the table's schema
+follows them (``evolve``). The primary key is kept as the table property ``changelake.key``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+
+from pipelines.bronze.layout import DATE_PARTITION, BatchId, LakeListing, table_dir
+from pipelines.bronze.reader import BronzeTable
+from pipelines.bronze.writer import crash_point
+from pipelines.iceberg import offsets as off
+from pipelines.iceberg.catalog import ensure_table, load_table
+from pipelines.iceberg.commit import Batch, CommitState, commit_batch
+from pipelines.iceberg.conform import to_iceberg
+from pipelines.iceberg.evolve import evolve
+from pipelines.iceberg.names import BRONZE
+from pipelines.iceberg.offsets import OffsetRange, TopicPartition
+from pipelines.iceberg.published import Published, added_bytes, keep_key
+
+MAX_ROWS = 500_000  # rows per Iceberg append (memory: one chunk is held at a time)
+
+
+def crash_at_state(state: CommitState) -> None:
+    """Tests: ``CHANGELAKE_CRASH_AT=publish_<state>`` SIGKILLs a publisher entering ``state``."""
+    crash_point(f"publish_{state.value}")
+
+
+def _batches(lake: Path, table: BronzeTable, listing: LakeListing) -> dict[BatchId, list[Path]]:
+    root = table_dir(lake, table)
+    out: dict[BatchId, list[Path]] = defaultdict(list)
+    for batch, files in listing.complete.items():
+        for f in files:
+            if f.path.suffix == ".parquet" and f.path.parent.parent == root:
+                out[batch].append(f.path)
+    return {b: sorted(ps) for b, ps in out.items()}
+
+
+def _in_flight(listing: LakeListing) -> dict[TopicPartition, int]:
+    """Per topic-partition, the first offset of the oldest batch that is not complete."""
+    out: dict[TopicPartition, int] = {}
+    for b in listing.incomplete:
+        tp = TopicPartition(b.topic, b.partition)
+        out[tp] = min(out.get(tp, b.first), b.first)
+    return out
+
+
+def _read(path: Path) -> pa.Table:
+    """One bronze file with its ``_commit_date`` (a directory name in the lake) as a column."""
+    rows = pq.ParquetFile(path).read()
+    day = date.fromisoformat(path.parent.name.removeprefix(f"{DATE_PARTITION}="))
+    return rows.append_column(DATE_PARTITION, pa.array([day] * rows.num_rows, pa.date32()))
+
+
+def _key(paths: list[Path]) -> list[str] | None:
+    raw = (pq.read_schema(paths[-1]).metadata or {}).get(b"changelake.key")
+    return json.loads(raw) if raw is not None else None
+
+
+def pending(
+    batches: dict[BatchId, list[Path]],
+    committed: off.Offsets,
+    in_flight: dict[TopicPartition, int],
+) -> list[tuple[TopicPartition, OffsetRange, list[Path]]]:
+    """The batches to publish, oldest first per partition, each with the range it covers."""
+    out = []
+    position = dict(committed)
+    for b in sorted(batches):
+        tp = TopicPartition(b.topic, b.partition)
+        if b.last + 1 <= position.get(tp, -1):
+            continue  # published before
+        if b.last >= in_flight.get(tp, b.last + 1):
+            continue  # an earlier batch of the partition is not complete yet
+        start = position.get(tp, b.first)
+        out.append((tp, OffsetRange(min(start, b.first), b.last + 1), batches[b]))
+        position[tp] = b.last + 1
+    return out
+
+
+def publish_bronze(
+    catalog: SqlCatalog,
+    lake: Path,
+    table: BronzeTable,
+    listing: LakeListing,
+    *,
+    max_rows: int = MAX_ROWS,
+) -> Published:
+    """Append ``table``'s unpublished complete batches to its Iceberg table (see the module)."""
+    report = Published(BRONZE, str(table))
+    batches = _batches(lake, table, listing)
+    if not batches:
+        return report
+    try:
+        iceberg = load_table(catalog, BRONZE, table)
+        committed = off.committed_offsets(iceberg)
+    except NoSuchTableError:
+        iceberg, committed = None, {}
+    todo = pending(batches, committed, _in_flight(listing))
+    chunk: list[pa.Table] = []
+    ranges: dict[TopicPartition, OffsetRange] = {}
+
+    def flush() -> None:
+        nonlocal iceberg
+        if not chunk:
+            return
+        rows = pa.concat_tables(chunk, promote_options="permissive")
+        if iceberg is None:
+            iceberg = ensure_table(catalog, BRONZE, table, rows.schema)
+        report.changes += evolve(iceberg, rows.schema)
+        keep_key(iceberg, _key(last_paths))
+        result = commit_batch(iceberg, Batch(rows, dict(ranges)), on_state=crash_at_state)
+        if result.state is CommitState.COMMITTED:
+            report.rows += result.rows
+            report.snapshots.append(result.snapshot_id)
+            report.bytes_written += added_bytes(iceberg)
+        chunk.clear()
+        ranges.clear()
+
+    last_paths: list[Path] = []
+    held = 0
+    for tp, rng, paths in todo:
+        part = [to_iceberg(_read(p)) for p in paths]
+        if chunk and not _concatenates(chunk + part):
+            flush()  # a type change between batches: one append per side of it
+            held = 0
+        chunk.extend(part)
+        last_paths = paths
+        prev = ranges.get(tp)
+        ranges[tp] = OffsetRange(prev.start if prev else rng.start, rng.end)
+        held += sum(t.num_rows for t in part)
+        if held >= max_rows:
+            flush()
+            held = 0
+    flush()
+    if iceberg is not None:
+        report.detail = {tp.key: str(n) for tp, n in off.committed_offsets(iceberg).items()}
+    return report
+
+
+def _concatenates(tables: list[pa.Table]) -> bool:
+    try:
+        pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return False
+    return True

@@ -1,0 +1,73 @@
+"""``publish_lake``: bring the lake's Iceberg tables up to date with bronze and silver.
+
+One walk of the lake judges which bronze batches are complete (``bronze.layout``); then every
+bronze table (captured tables, ``_transactions``, ``_notifications``) gets its unpublished
+batches appended (``bronze_publish``) and every silver table its new snapshots
+(``silver_publish``). Each table is exactly-once on its own, so a publish may be stopped,
+killed or run twice at any point, by several processes at once; the next one goes on where the
+tables say. The Parquet lake stays the source of truth: publishing only reads it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pipelines.bronze.layout import list_lake
+from pipelines.bronze.reader import bronze_tables
+from pipelines.config import Settings
+from pipelines.iceberg.bronze_publish import MAX_ROWS, publish_bronze
+from pipelines.iceberg.catalog import open_catalog
+from pipelines.iceberg.published import Published
+from pipelines.iceberg.silver_publish import publish_silver
+from pipelines.naming import QualifiedName
+from pipelines.silver.snapshots import silver_tables
+
+
+@dataclass
+class PublishReport:
+    tables: list[Published] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    @property
+    def snapshots(self) -> int:
+        return sum(len(t.snapshots) for t in self.tables)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(t.bytes_written for t in self.tables)
+
+
+def publish_lake(
+    settings: Settings,
+    *,
+    tables: Iterable[QualifiedName] | None = None,
+    progress: Callable[[str], None] | None = None,
+    max_rows: int = MAX_ROWS,
+) -> PublishReport:
+    """Publish every bronze and silver table (or only ``tables``) to the lake's catalog."""
+    started = time.monotonic()
+    lake = settings.lake_root
+    wanted = set(tables) if tables is not None else None
+    catalog = open_catalog(settings)
+    listing = list_lake(lake)
+    report = PublishReport()
+    for table in bronze_tables(lake):
+        if wanted is not None and table not in wanted:
+            continue
+        if progress:
+            progress(f"bronze {table}")
+        report.tables.append(publish_bronze(catalog, lake, table, listing, max_rows=max_rows))
+    for qn in silver_tables(lake):
+        if wanted is not None and qn not in wanted:
+            continue
+        if progress:
+            progress(f"silver {qn}")
+        report.tables.append(publish_silver(catalog, lake, qn))
+    report.seconds = time.monotonic() - started
+    return report

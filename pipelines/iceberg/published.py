@@ -1,0 +1,38 @@
+"""What publishing one table to Iceberg did, and the table properties both publishers keep."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from pyiceberg.table import Table
+
+from pipelines.iceberg.catalog import set_properties
+
+KEY_PROPERTY = "changelake.key"  # the captured table's primary key, a JSON list of columns
+
+
+@dataclass
+class Published:
+    layer: str
+    table: str
+    rows: int = 0
+    snapshots: list[int] = field(default_factory=list)  # Iceberg snapshot ids committed
+    bytes_written: int = 0  # data files added by those snapshots
+    changes: list[str] = field(default_factory=list)  # schema evolution
+    detail: dict[str, str] = field(default_factory=dict)  # offsets / silver snapshot reached
+
+
+def keep_key(table: Table, key: list[str] | None) -> None:
+    """Record ``key`` as the table's ``changelake.key`` (no commit when it is already)."""
+    if key is None:
+        return
+    set_properties(table, {KEY_PROPERTY: json.dumps(key)})
+
+
+def added_bytes(table: Table) -> int:
+    """Bytes of data files the table's current snapshot added."""
+    snapshot = table.current_snapshot()
+    summary = snapshot.summary if snapshot is not None else None
+    value = summary.get("added-files-size") if summary is not None else None
+    return int(value) if value else 0
