@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     enrich_client_rate: float = 100.0  # client-side token bucket, calls/s (batched)
     enrich_max_retries: int = 8  # retries of one call answered 429, with exponential backoff
 
-    # --- Iceberg (pipelines/iceberg; not wired into landing or silver yet) ------------------
+    # --- Iceberg (pipelines/iceberg: ``changelake publish`` copies bronze and silver there) --
     # SQLAlchemy URL of pyiceberg's SQL catalog; empty: a SQLite file LAKE/iceberg/catalog.db.
     # A shared catalog for several processes or engines: postgresql+psycopg://user:pw@host/db
     iceberg_catalog_uri: str = ""
@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     # where table data and metadata live: a local folder or s3://bucket/prefix;
     # empty: LAKE/iceberg/warehouse
     iceberg_warehouse: str = ""
+    # PostgreSQL ``time`` columns as Iceberg ``time`` (false) or as ``long`` microseconds since
+    # midnight (true): Spark's Iceberg reader refuses any table with a time column
+    iceberg_time_as_micros: bool = False
 
     # --- S3 (an s3:// iceberg_warehouse) ------------------------------------------------------
     # managed: changelake runs s3proxy (an S3 API over HOME/s3proxy/data) on BIND_HOST:S3_PORT,

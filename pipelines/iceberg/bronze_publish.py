@@ -109,6 +109,7 @@ def publish_bronze(
     listing: LakeListing,
     *,
     max_rows: int = MAX_ROWS,
+    time_as_micros: bool = False,
 ) -> Published:
     """Append ``table``'s unpublished complete batches to its Iceberg table (see the module)."""
     report = Published(BRONZE, str(table))
@@ -144,7 +145,7 @@ def publish_bronze(
     last_paths: list[Path] = []
     held = 0
     for tp, rng, paths in todo:
-        part = [to_iceberg(_read(p)) for p in paths]
+        part = [to_iceberg(_read(p), time_as_micros=time_as_micros) for p in paths]
         if chunk and not _concatenates(chunk + part):
             flush()  # a type change between batches: one append per side of it
             held = 0

@@ -12,7 +12,9 @@ int8, int16, uint8, uint16             int
 uint32                                 long
 float16                                float
 timestamp[s|ms|ns] (with or w/o zone)  timestamp / timestamptz (microseconds)
-time32, time64[ns]                     time (microseconds)
+time32, time64                         time (microseconds), or long microseconds since
+                                       midnight with ``CHANGELAKE_ICEBERG_TIME_AS_MICROS``
+                                       (Spark's Iceberg reader refuses time columns)
 duration[*]                            long, microseconds (Iceberg has no duration)
 month_day_nano_interval                struct<months: int, days: int, nanoseconds: long>
 dictionary<value>                      value
@@ -36,12 +38,12 @@ _PER_MICRO = {"s": 1_000_000, "ms": 1_000}
 INTERVAL = pa.struct([("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())])
 
 
-def iceberg_type(t: pa.DataType) -> pa.DataType | None:
+def iceberg_type(t: pa.DataType, *, time_as_micros: bool = False) -> pa.DataType | None:
     """The Arrow type an Iceberg column holds values of ``t`` as; None: leave the column out."""
     if pa.types.is_null(t):
         return None
     if pa.types.is_dictionary(t):
-        return iceberg_type(t.value_type)
+        return iceberg_type(t.value_type, time_as_micros=time_as_micros)
     if t in (pa.int8(), pa.int16(), pa.uint8(), pa.uint16()):
         return pa.int32()
     if t == pa.uint32():
@@ -51,23 +53,26 @@ def iceberg_type(t: pa.DataType) -> pa.DataType | None:
     if pa.types.is_timestamp(t):
         return pa.timestamp("us", t.tz)
     if pa.types.is_time(t):
-        return pa.time64("us")
+        return pa.int64() if time_as_micros else pa.time64("us")
     if pa.types.is_duration(t):
         return pa.int64()
     if t == pa.month_day_nano_interval():
         return INTERVAL
     if pa.types.is_list(t) or pa.types.is_large_list(t):
-        inner = iceberg_type(t.value_type)
+        inner = iceberg_type(t.value_type, time_as_micros=time_as_micros)
         return pa.list_(inner if inner is not None else pa.string())
     if pa.types.is_struct(t):
         fields = [
             pa.field(f.name, it, nullable=True)
             for f in t
-            if (it := iceberg_type(f.type)) is not None
+            if (it := iceberg_type(f.type, time_as_micros=time_as_micros)) is not None
         ]
         return pa.struct(fields) if fields else None
     if pa.types.is_map(t):
-        return pa.map_(iceberg_type(t.key_type), iceberg_type(t.item_type) or pa.string())
+        return pa.map_(
+            iceberg_type(t.key_type, time_as_micros=time_as_micros),
+            iceberg_type(t.item_type, time_as_micros=time_as_micros) or pa.string(),
+        )
     return t
 
 
@@ -140,11 +145,12 @@ def _intervals(arr: pa.Array) -> pa.Array:
     )
 
 
-def to_iceberg(rows: pa.Table) -> pa.Table:
-    """``rows`` with every column as Iceberg holds it (see the module docstring)."""
+def to_iceberg(rows: pa.Table, *, time_as_micros: bool = False) -> pa.Table:
+    """``rows`` with every column as Iceberg holds it (see the module docstring);
+    ``time_as_micros``: times of day as long microseconds since midnight (for Spark)."""
     names, columns = [], []
     for field, column in zip(rows.schema, rows.columns, strict=True):
-        target = iceberg_type(field.type)
+        target = iceberg_type(field.type, time_as_micros=time_as_micros)
         if target is None:
             continue
         chunks = [_conform(c, target) for c in column.chunks]

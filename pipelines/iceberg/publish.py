@@ -56,18 +56,21 @@ def publish_lake(
     wanted = set(tables) if tables is not None else None
     catalog = open_catalog(settings)
     listing = list_lake(lake)
+    micros = settings.iceberg_time_as_micros
     report = PublishReport()
     for table in bronze_tables(lake):
         if wanted is not None and table not in wanted:
             continue
         if progress:
             progress(f"bronze {table}")
-        report.tables.append(publish_bronze(catalog, lake, table, listing, max_rows=max_rows))
+        report.tables.append(
+            publish_bronze(catalog, lake, table, listing, max_rows=max_rows, time_as_micros=micros)
+        )
     for qn in silver_tables(lake):
         if wanted is not None and qn not in wanted:
             continue
         if progress:
             progress(f"silver {qn}")
-        report.tables.append(publish_silver(catalog, lake, qn))
+        report.tables.append(publish_silver(catalog, lake, qn, time_as_micros=micros))
     report.seconds = time.monotonic() - started
     return report

@@ -137,7 +137,9 @@ def _commit(iceberg: Table, rows: pa.Table, m: Manifest) -> tuple[Table, int | N
     raise PublishConflict(f"silver {m.table}: snapshot {m.snapshot_id} lost {MAX_ATTEMPTS} races")
 
 
-def publish_silver(catalog: SqlCatalog, lake: Path, qn: QualifiedName) -> Published:
+def publish_silver(
+    catalog: SqlCatalog, lake: Path, qn: QualifiedName, *, time_as_micros: bool = False
+) -> Published:
     """Publish ``qn``'s silver snapshots newer than the table's published one, oldest first."""
     report = Published(SILVER, str(qn))
     manifests = snapshots.list_snapshots(lake, qn)
@@ -154,7 +156,7 @@ def publish_silver(catalog: SqlCatalog, lake: Path, qn: QualifiedName) -> Publis
         rows = _rows(lake, qn, m)
         if rows is None:
             continue  # retention removed it; a newer snapshot follows
-        rows = to_iceberg(rows)
+        rows = to_iceberg(rows, time_as_micros=time_as_micros)
         if iceberg is None:
             iceberg = ensure_table(catalog, SILVER, qn, rows.schema)
         report.changes += evolve(iceberg, rows.schema)

@@ -1,8 +1,11 @@
-"""Another engine reads the lake: Spark opens the same catalog and gets pyiceberg's rows.
+"""Another engine reads the lake: Spark opens the same catalog and gets changelake's rows.
 
 Iceberg's JDBC catalog over the same PostgreSQL database (and catalog name) pyiceberg's SQL
 catalog writes, S3FileIO on the same s3proxy bucket: Spark reads the bronze table written by
-``commit_batch`` and ``VERSION AS OF`` its first snapshot. The Spark session is one per test
+``commit_batch`` and ``VERSION AS OF`` its first snapshot; then a lake landed from the real
+connector's recorded messages is published (``changelake publish``'s function) and Spark reads
+its bronze and silver tables, and ``VERSION AS OF`` the first silver snapshot, with the values
+changelake reads from its own Parquet. The Spark session is one per test
 session (its start is most of this test's time); the jars come from the shared jar cache
 (connectors/runtime/spark-iceberg/pom.xml, resolved once).
 """
@@ -29,9 +32,7 @@ from tests.conftest import StackHandle
 pytestmark = pytest.mark.integration
 
 NAME = "spark_reads"
-# ``id`` encodes the partition (iceberg_lake.make_batch); ``_partition`` itself cannot be read
-# by Spark: it is the name of Iceberg's reserved ``_partition`` metadata column (below)
-COLUMNS = ("id", "_offset", "payload")
+COLUMNS = ("id", "_kafka_partition", "_offset", "payload")
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +92,97 @@ def test_spark_reads_the_same_table_and_time_travels(lake: Settings, spark: obje
     spark_then = spark.sql(f"SELECT {cols} FROM {name} VERSION AS OF {int(first)}").collect()  # noqa: S608
     assert sorted(tuple(r) for r in spark_now) == now
     assert sorted(tuple(r) for r in spark_then) == then
-    # bronze's ``_partition`` column collides with Iceberg's reserved metadata column: Spark
-    # refuses any read of it (SELECT * too). The lake contract must rename it before bronze
-    # is Iceberg (docs/iceberg.md); this fails once it is renamed, to update the docs.
-    with pytest.raises(Exception, match="reserved for Iceberg metadata columns"):  # noqa: B017
-        spark.sql(f"SELECT _partition FROM {name}").collect()  # noqa: S608
+    # Iceberg engines reserve ``_partition`` for a metadata column: the lake's Kafka partition
+    # column is ``_kafka_partition`` in Iceberg (conform), so SELECT * works
+    assert len(spark.sql(f"SELECT * FROM {name}").collect()) == 10  # noqa: S608
     print(f"\nspark test: {time.monotonic() - started:.1f}s after the session")
+
+
+def _plain_columns(arrow) -> list[str]:  # noqa: ANN001
+    """Columns whose values Spark and pyarrow give as the same Python objects (no temporal
+    types: Spark gives naive local datetimes; no nested types: Spark gives Rows)."""
+    import pyarrow as pa
+
+    plain = (pa.types.is_integer, pa.types.is_string, pa.types.is_decimal, pa.types.is_boolean)
+    return [f.name for f in arrow.schema if any(p(f.type) for p in plain)]
+
+
+def _order(row: tuple) -> tuple:
+    return tuple((v is None, str(v)) for v in row)
+
+
+def _spark_rows(spark, source: str, columns: list[str]) -> list[tuple]:  # noqa: ANN001
+    cols = ", ".join(f"`{c}`" for c in columns)
+    rows = spark.sql(f"SELECT {cols} FROM {source}").collect()  # noqa: S608
+    return sorted((tuple(r) for r in rows), key=_order)
+
+
+def _arrow_rows(arrow, columns: list[str]) -> list[tuple]:  # noqa: ANN001
+    return sorted(zip(*(arrow[c].to_pylist() for c in columns), strict=True), key=_order)
+
+
+def test_spark_reads_the_published_lake_and_its_first_silver_state(
+    lake: Settings, spark: object, tmp_path: Path
+) -> None:
+    import recorded_lake
+
+    from pipelines.iceberg import engine
+    from pipelines.iceberg.catalog import load_table
+    from pipelines.iceberg.names import SILVER
+    from pipelines.iceberg.publish import publish_lake
+    from pipelines.iceberg.silver_publish import iceberg_snapshot_for
+    from pipelines.naming import QualifiedName
+    from pipelines.silver import snapshots
+
+    started = time.monotonic()
+    # its own lake (the stack's stays as it is), times as microseconds: Spark refuses Iceberg time
+    own = lake.model_copy(update={"lake": tmp_path / "lake", "iceberg_time_as_micros": True})
+    local = own.lake_root
+    recorded_lake.land(local, parts=2, upto=0.5)
+    recorded_lake.compact_all(local)
+    publish_lake(own)
+    recorded_lake.land_rest(local, after=0.5)
+    recorded_lake.compact_all(local)
+    report = publish_lake(own)
+    assert report.rows > 0
+    for key, value in spark_catalog_conf(own).items():
+        spark.conf.set(key, value)
+    catalog = open_catalog(own)
+    qn = QualifiedName("zoo", "typezoo")
+    # bronze: every event, by its Kafka coordinates and its plain values
+    bronze = load_table(catalog, BRONZE, qn)
+    ours = bronze.scan().to_arrow()
+    cols = _plain_columns(ours)
+    assert {"_offset", "_kafka_partition", "id"} <= set(cols)
+    name = f"{own.iceberg_catalog_name}.{BRONZE}.{bronze.name()[-1]}"
+    assert _spark_rows(spark, name, cols) == _arrow_rows(ours, cols)
+    transactions = f"{own.iceberg_catalog_name}.{BRONZE}.`_transactions`"
+    count = spark.sql(f"SELECT count(*) FROM {transactions}").collect()[0][0]  # noqa: S608
+    assert count == len(recorded_lake.by_partition()[("zoo.transaction", 0)])
+    # silver: the current state, and VERSION AS OF the first silver snapshot
+    silver = load_table(catalog, SILVER, qn)
+    first, last = snapshots.list_snapshots(local, qn)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def silver_rows(m) -> object:  # noqa: ANN001
+        from pipelines.iceberg.conform import to_iceberg
+
+        parts = sorted(snapshots.snapshot_dir(local, qn, m.snapshot_id).glob("*.parquet"))
+        rows = pa.concat_tables([pq.read_table(p) for p in parts])
+        return to_iceberg(rows, time_as_micros=True)
+
+    name = f"{own.iceberg_catalog_name}.{SILVER}.{silver.name()[-1]}"
+    now = silver_rows(last)
+    cols = _plain_columns(now)
+    assert _spark_rows(spark, name, cols) == _arrow_rows(now, cols)
+    version = iceberg_snapshot_for(silver, first.snapshot_id)
+    then = silver_rows(first)
+    old = f"{name} VERSION AS OF {int(version)}"
+    assert _spark_rows(spark, old, cols) == _arrow_rows(then, cols)
+    assert then.num_rows != now.num_rows or _arrow_rows(then, cols) != _arrow_rows(now, cols)
+    # DuckDB reads the same S3 objects
+    with engine.connect(own) as con:
+        n = con.execute("SELECT count(*) FROM iceberg_scan(?)", [silver.metadata_location])
+        assert n.fetchone()[0] == now.num_rows
+    print(f"\nspark publish test: {time.monotonic() - started:.1f}s")
