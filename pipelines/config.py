@@ -151,6 +151,7 @@ class Settings(BaseSettings):
     run_metrics_port: int = 9464  # Prometheus endpoint on BIND_HOST; 0: any free port
     run_compact_min_interval_s: float = 1.0  # compaction follows landings, at most this often
     run_maintenance_every_s: float = 600.0  # retention + catalog rewrite
+    run_publish_every_s: float = 0.0  # publish to Iceberg (changelake publish) this often; 0: not
     run_report_every_s: float = 30.0  # runless Dagster events for what run landed/compacted
 
     # --- the demo shop's order API and notification enrichment (pipelines/enrich) -----------

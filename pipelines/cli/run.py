@@ -64,6 +64,7 @@ def run_command(
         maintenance_every_s=settings.run_maintenance_every_s,
         report_every_s=settings.run_report_every_s,
         report_dagster=not no_dagster,
+        publish_every_s=settings.run_publish_every_s,
     )
 
     def started(port: int | None) -> None:

@@ -14,6 +14,7 @@ from pipelines.defs.bronze_assets import build_bronze_assets
 from pipelines.defs.checks import build_checks
 from pipelines.defs.dbt_assets import build_dbt_assets
 from pipelines.defs.enrich_assets import build_enrich_asset, build_enrich_sensor
+from pipelines.defs.iceberg_assets import build_iceberg_asset
 from pipelines.defs.keys import BRONZE_GROUP
 from pipelines.defs.resources import build_resources
 from pipelines.defs.schedules import build_maintenance
@@ -38,6 +39,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             *build_silver_assets(tables),
             *build_dbt_assets(settings),
             build_enrich_asset(tables),
+            build_iceberg_asset(tables),
         ],
         asset_checks=build_checks(tables),
         jobs=[landing_job, maintenance_job],

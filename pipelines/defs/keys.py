@@ -15,6 +15,8 @@ from pipelines.naming import QualifiedName
 BRONZE_GROUP = "bronze"
 SILVER_GROUP = "silver"
 MARTS_GROUP = "marts"
+ICEBERG_GROUP = "iceberg"
+ICEBERG_KEY = dg.AssetKey(["iceberg", "lake"])  # every table published to Iceberg, one asset
 WAREHOUSE_POOL = "duckdb_warehouse"  # one writer at a time for the DuckDB warehouse file
 KAFKA_POOL = "kafka_landing"  # one bronze lander at a time (it owns the consumer group)
 

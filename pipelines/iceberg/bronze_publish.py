@@ -33,7 +33,6 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from pipelines.bronze.layout import DATE_PARTITION, BatchId, LakeListing, table_dir
 from pipelines.bronze.reader import BronzeTable
-from pipelines.bronze.writer import crash_point
 from pipelines.iceberg import offsets as off
 from pipelines.iceberg.catalog import ensure_table, load_table
 from pipelines.iceberg.commit import Batch, CommitState, commit_batch
@@ -41,14 +40,9 @@ from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.evolve import evolve
 from pipelines.iceberg.names import BRONZE
 from pipelines.iceberg.offsets import OffsetRange, TopicPartition
-from pipelines.iceberg.published import Published, added_bytes, keep_key
+from pipelines.iceberg.published import Published, added_bytes, crash_at_state, keep_key
 
 MAX_ROWS = 500_000  # rows per Iceberg append (memory: one chunk is held at a time)
-
-
-def crash_at_state(state: CommitState) -> None:
-    """Tests: ``CHANGELAKE_CRASH_AT=publish_<state>`` SIGKILLs a publisher entering ``state``."""
-    crash_point(f"publish_{state.value}")
 
 
 def _batches(lake: Path, table: BronzeTable, listing: LakeListing) -> dict[BatchId, list[Path]]:

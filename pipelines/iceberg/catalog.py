@@ -87,6 +87,11 @@ def load_table(catalog: SqlCatalog, layer: str, name: QualifiedName | str) -> Ta
     return catalog.load_table(identifier(layer, name))
 
 
+def conflict_backoff(attempt: int, base_s: float = 0.05) -> None:
+    """Sleep before retry ``attempt`` after losing a commit race (jittered, exponential)."""
+    time.sleep(random.uniform(0, base_s * 2 ** min(attempt, 6)))
+
+
 def set_properties(table: Table, properties: dict[str, str], *, attempts: int = 8) -> None:
     """Set table properties not already set; a concurrent commit makes it refresh and retry."""
     for attempt in range(1, attempts + 1):
@@ -101,4 +106,4 @@ def set_properties(table: Table, properties: dict[str, str], *, attempts: int = 
             if attempt == attempts:
                 raise
             table.refresh()
-            time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 6)))
+            conflict_backoff(attempt)

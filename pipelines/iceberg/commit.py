@@ -34,8 +34,6 @@ table(s) it feeds (docs/iceberg.md).
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,7 +45,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
 from pipelines.iceberg import offsets as off
-from pipelines.iceberg.catalog import PYICEBERG_RETRIES
+from pipelines.iceberg.catalog import PYICEBERG_RETRIES, conflict_backoff
 from pipelines.iceberg.conform import ICEBERG_COLUMN_NAMES
 from pipelines.iceberg.offsets import OffsetRange, Offsets, TopicPartition
 
@@ -181,7 +179,7 @@ def commit_batch(
             table = tx.commit_transaction()
         except CommitFailedException:
             enter(CommitState.CONFLICT)
-            time.sleep(random.uniform(0, backoff_s * 2 ** min(attempt, 6)))
+            conflict_backoff(attempt, backoff_s)
             continue
         enter(CommitState.COMMITTED)
         snapshot = table.current_snapshot()

@@ -19,16 +19,13 @@ Python date to record as a bound.
 
 from __future__ import annotations
 
-import random
-import time
-
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException, ValidationError
 from pyiceberg.schema import Schema, index_by_name
 from pyiceberg.table import Table
 from pyiceberg.types import DateType, TimestampType, TimestamptzType, TimeType
 
-from pipelines.iceberg.catalog import set_properties
+from pipelines.iceberg.catalog import conflict_backoff, set_properties
 
 METRICS_PREFIX = "write.metadata.metrics.column."
 _TEMPORAL = (DateType, TimeType, TimestampType, TimestamptzType)
@@ -44,7 +41,7 @@ def evolve(table: Table, rows: pa.Schema, *, attempts: int = 8) -> list[str]:
             if attempt == attempts:
                 raise
             table.refresh()
-            time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 6)))
+            conflict_backoff(attempt)
     raise AssertionError("unreachable")
 
 

@@ -1,4 +1,5 @@
-"""What publishing one table to Iceberg did, and the table properties both publishers keep."""
+"""What publishing one table to Iceberg did; what both publishers share (the key property,
+the crash points of their commit states)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from dataclasses import dataclass, field
 
 from pyiceberg.table import Table
 
+from pipelines.bronze.writer import crash_point
 from pipelines.iceberg.catalog import set_properties
+from pipelines.iceberg.commit import CommitState
 
 KEY_PROPERTY = "changelake.key"  # the captured table's primary key, a JSON list of columns
 
@@ -36,3 +39,8 @@ def added_bytes(table: Table) -> int:
     summary = snapshot.summary if snapshot is not None else None
     value = summary.get("added-files-size") if summary is not None else None
     return int(value) if value else 0
+
+
+def crash_at_state(state: CommitState) -> None:
+    """Tests: ``CHANGELAKE_CRASH_AT=publish_<state>`` SIGKILLs a publisher entering ``state``."""
+    crash_point(f"publish_{state.value}")

@@ -17,8 +17,6 @@ deleted are passed over: the next one holds the newer state.
 
 from __future__ import annotations
 
-import random
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,14 +26,13 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
 from pyiceberg.table import Table, Transaction
 
-from pipelines.iceberg.bronze_publish import crash_at_state
-from pipelines.iceberg.catalog import ensure_table, load_table
+from pipelines.iceberg.catalog import conflict_backoff, ensure_table, load_table
 from pipelines.iceberg.commit import CommitState
 from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.evolve import evolve
 from pipelines.iceberg.names import SILVER
 from pipelines.iceberg.offsets import newest_summary_value
-from pipelines.iceberg.published import Published, added_bytes, keep_key
+from pipelines.iceberg.published import Published, added_bytes, crash_at_state, keep_key
 from pipelines.naming import QualifiedName
 from pipelines.silver import snapshots
 from pipelines.silver.snapshots import Manifest
@@ -129,7 +126,7 @@ def _commit(iceberg: Table, rows: pa.Table, m: Manifest) -> tuple[Table, int | N
             iceberg = tx.commit_transaction()
         except CommitFailedException:
             crash_at_state(CommitState.CONFLICT)
-            time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 6)))
+            conflict_backoff(attempt)
             continue
         crash_at_state(CommitState.COMMITTED)
         snapshot = iceberg.current_snapshot()

@@ -33,6 +33,8 @@ class Figures:
     slot_lag_bytes: int | None = None
     compactions: int = 0
     catalog_writes: int = 0
+    iceberg_rows: int = 0
+    iceberg_snapshots: int = 0
     queryable_p95_s: float | None = None
     per_table: dict[str, int] = field(default_factory=dict)
 
@@ -74,6 +76,12 @@ class Metrics:
             "changelake_compactions", "silver snapshots written", ["table"], registry=r
         )
         self.catalog_writes = Counter("changelake_catalog_writes", "catalog rewrites", registry=r)
+        self.iceberg_rows = Counter(
+            "changelake_iceberg_published_rows", "rows published to Iceberg", ["layer"], registry=r
+        )
+        self.iceberg_snapshots = Counter(
+            "changelake_iceberg_snapshots", "Iceberg snapshots committed", ["layer"], registry=r
+        )
         self.stage_up = Gauge("changelake_stage_up", "1 healthy, 0 failing", ["stage"], registry=r)
         self.stage_failures = Counter(
             "changelake_stage_failures", "failed stage steps", ["stage"], registry=r
@@ -129,6 +137,14 @@ class Metrics:
         if catalog:
             self.catalog_writes.inc()
             self.figures.catalog_writes += 1
+
+    def published(self, per_layer: dict[str, tuple[int, int]]) -> None:
+        """Rows and snapshots one publish round committed, per layer (bronze, silver)."""
+        for layer, (rows, snapshots) in per_layer.items():
+            self.iceberg_rows.labels(layer).inc(rows)
+            self.iceberg_snapshots.labels(layer).inc(snapshots)
+            self.figures.iceberg_rows += rows
+            self.figures.iceberg_snapshots += snapshots
 
     def stage(self, name: str, healthy: bool, failed: bool) -> None:
         self.stage_up.labels(name).set(1 if healthy else 0)

@@ -9,7 +9,9 @@ Stages (``supervisor``), each retried with backoff on failure while the others g
   still on its way are compacted on a later wake, when the END lands);
 * ``observe``: freshness latencies of the landed batches, slot lag, the status document and the
   runless Dagster events (bronze, then silver) every ``report_every_s``;
-* ``maintain``: silver retention and a catalog rewrite every ``maintenance_every_s``.
+* ``maintain``: silver retention and a catalog rewrite every ``maintenance_every_s``;
+* ``publish`` (with ``publish_every_s`` > 0): the new bronze batches and silver snapshots into
+  the lake's Iceberg tables (``pipelines.iceberg.publish``), exactly once, that often.
 Exactly once comes from the lander and compaction protocols themselves, so SIGKILL at any
 moment loses and duplicates nothing; SIGTERM/SIGINT stop every stage after its current step.
 """
@@ -47,6 +49,7 @@ class RunOptions:
     maintenance_every_s: float = 600.0
     report_every_s: float = 30.0
     report_dagster: bool = True
+    publish_every_s: float = 0.0  # 0: no publish stage
     stop_timeout_s: float = 8.0
 
 
@@ -216,6 +219,27 @@ class Service:
         write_catalog(self.lake)
         log.info("maintain: retention removed %d snapshot(s)", sum(map(len, removed.values())))
 
+    # --- publish -----------------------------------------------------------------------------
+    def publish_step(self, stop: threading.Event) -> None:
+        from pipelines.iceberg.publish import publish_lake
+
+        if stop.wait(self.opts.publish_every_s):
+            return
+        report = publish_lake(
+            self.settings, tables=None if self.opts.tables is None else [*self.opts.tables]
+        )
+        per_layer: dict[str, tuple[int, int]] = {}
+        for t in report.tables:
+            rows, snaps = per_layer.get(t.layer, (0, 0))
+            per_layer[t.layer] = (rows + t.rows, snaps + len(t.snapshots))
+        self.metrics.published(per_layer)
+        log.info(
+            "publish: %d row(s) in %d Iceberg snapshot(s), %.1fs",
+            report.rows,
+            report.snapshots,
+            report.seconds,
+        )
+
     # --- shared ------------------------------------------------------------------------------
     def on_stage(self, state: StageState) -> None:
         self.stages[state.name] = state
@@ -253,6 +277,8 @@ def run_service(
             Stage("observe", svc.observe_step),
             Stage("maintain", svc.maintain_step),
         ]
+        if opts.publish_every_s > 0:
+            stages.append(Stage("publish", svc.publish_step))
         sup = Supervisor(stages, svc.on_stage)
         sup.start()
         if on_start is not None:

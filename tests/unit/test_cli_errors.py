@@ -164,3 +164,18 @@ def test_a_bug_is_one_line_that_points_at_debug() -> None:
     assert lines[0] == "error: internal error: RuntimeError: kaput" and "--debug" in lines[1]
     res = CliRunner().invoke(app, ["--debug", "boom"])
     assert isinstance(res.exception, RuntimeError)  # re-raised: typer prints the traceback
+
+
+def test_publish_with_nothing_landed_says_to_land_first(down_env) -> None:
+    assert_clear_error(run(["publish"], down_env), 1, "nothing to publish", "changelake land")
+
+
+def test_publish_to_an_unreachable_catalog_names_it_without_the_password(down_env) -> None:
+    (port,) = unused_ports(1)
+    env = down_env | {
+        "CHANGELAKE_ICEBERG_CATALOG_URI": f"postgresql+psycopg://cl:s3kr1t@127.0.0.1:{port}/cat"
+    }
+    err = assert_clear_error(
+        run(["publish"], env), 1, "the Iceberg catalog", f"127.0.0.1:{port}/cat", "CATALOG_URI"
+    )
+    assert "s3kr1t" not in err

@@ -225,3 +225,39 @@ def test_racing_publishers_land_every_event_once(settings: Settings) -> None:
         assert [s.summary[SNAPSHOT_KEY] for s in table.snapshots()] == [
             m.snapshot_id for m in snapshots.list_snapshots(lake, qn)
         ]
+
+
+def test_the_publish_command_reports_each_table_and_then_nothing_new(settings: Settings) -> None:
+    from cli_run import run
+
+    recorded_lake.land(settings.lake_root, parts=2)
+    recorded_lake.compact_all(settings.lake_root)
+    env = {"CHANGELAKE_HOME": str(settings.home)}
+    first = run(["publish"], env)
+    assert first.returncode == 0, first.stderr
+    words = " ".join(first.stderr.split())
+    assert "zoo.typezoo" in words and "_transactions" in words and "published " in words
+    assert "schema: bronze.zoo.evolving: v kept as v__" in words
+    second = run(["publish"], env)
+    assert second.returncode == 0, second.stderr
+    assert "published 0 rows in 0 Iceberg snapshot(s)" in " ".join(second.stderr.split())
+
+
+def test_the_run_service_publish_stage_counts_what_it_committed(settings: Settings) -> None:
+    import threading
+
+    from pipelines.service.runner import RunOptions, Service
+
+    recorded_lake.land(settings.lake_root, parts=2)
+    recorded_lake.compact_all(settings.lake_root)
+    svc = Service(settings, RunOptions(metrics_port=None, publish_every_s=0.01))
+    svc.publish_step(threading.Event())
+    figures = svc.metrics.figures
+    total = sum(_iceberg(settings, BRONZE, n).scan().to_arrow().num_rows for n in BRONZE_TABLES)
+    silver = sum(
+        _iceberg(settings, SILVER, n).scan().to_arrow().num_rows for n in recorded_lake.TABLES
+    )
+    assert figures.iceberg_rows == total + silver > 0
+    assert figures.iceberg_snapshots >= len(BRONZE_TABLES) + len(recorded_lake.TABLES)
+    svc.publish_step(threading.Event())  # nothing new
+    assert figures.iceberg_rows == total + silver
