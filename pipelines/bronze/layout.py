@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.contract import COMMIT_DATE
 from pipelines.naming import QualifiedName, from_path_segment, path_segment
 
 BRONZE = "bronze"
@@ -27,7 +28,7 @@ QUARANTINE = "quarantine"
 LANDED = "_landed"
 TRANSACTIONS = "_transactions"
 NOTIFICATIONS = "_notifications"  # Debezium's snapshot-progress notifications
-DATE_PARTITION = "_commit_date"
+DATE_PARTITION = COMMIT_DATE
 
 _NAME = re.compile(
     r"^(?P<topic>[A-Za-z0-9_%\-]+)-p(?P<partition>\d+)"

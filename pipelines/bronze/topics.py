@@ -1,53 +1,30 @@
 """Which Kafka topics the lander reads: one per captured table, one per domain-event aggregate
 (``Settings.event_aggregates``), plus the transaction and notification topics.
 
-The stack owns the real rule (``pipelines.stack.connector_config.topic_for``); until it exists, use Debezium's
-documented default, ``<prefix>.<schema>.<table>`` with characters outside ``[A-Za-z0-9._-]``
-replaced by ``_``.  Heartbeat topics are never read: they are not tables.
+The naming rule itself is the lake contract's (``pipelines.contract``). Heartbeat topics are
+never read: they are not tables.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from pipelines.config import Settings
+from pipelines.contract import event_topic, notification_topic, topic_for, transaction_topic
 from pipelines.naming import QualifiedName
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]")
-
-
-def topic_for(settings: Settings, table: QualifiedName) -> str:
-    """The CDC topic of ``table``."""
-    try:
-        from pipelines.stack.connector_config import topic_for as stack_topic_for
-    except ImportError:
-        return _UNSAFE.sub("_", f"{settings.topic_prefix}.{table.schema}.{table.table}")
-    return stack_topic_for(settings, table)
-
-
-def transaction_topic(settings: Settings) -> str:
-    """Debezium's transaction-metadata topic (``<prefix>.transaction``)."""
-    try:
-        from pipelines.stack.connector_config import transaction_topic as stack_tx_topic
-    except ImportError:
-        return _UNSAFE.sub("_", f"{settings.topic_prefix}.transaction")
-    return stack_tx_topic(settings)
-
-
-def notification_topic(settings: Settings) -> str:
-    """Debezium's notification topic (``<prefix>.notifications``: snapshot progress)."""
-    try:
-        from pipelines.stack.connector_config import notification_topic as stack_note_topic
-    except ImportError:
-        return _UNSAFE.sub("_", f"{settings.topic_prefix}.notifications")
-    return stack_note_topic(settings)
+__all__ = [
+    "bronze_topic",
+    "event_topics",
+    "lander_topics",
+    "notification_topic",
+    "topic_for",
+    "transaction_topic",
+]
 
 
 def event_topics(settings: Settings) -> list[str]:
-    """The domain-event topics of ``Settings.event_aggregates`` (the stack's rule)."""
-    from pipelines.stack.connector_config import event_topic
-
+    """The domain-event topics of ``Settings.event_aggregates``."""
     return [event_topic(settings, a) for a in settings.event_aggregates]
 
 
@@ -57,8 +34,6 @@ def bronze_topic(settings: Settings, table: QualifiedName) -> str:
     from pipelines.decode.events import EVENTS_SCHEMA
 
     if table.schema == EVENTS_SCHEMA:
-        from pipelines.stack.connector_config import event_topic
-
         return event_topic(settings, table.table)
     return topic_for(settings, table)
 

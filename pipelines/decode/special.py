@@ -10,9 +10,9 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from pipelines.contract import UTC_US
 from pipelines.decode import RawMessage
 
-UTC_US = pa.timestamp("us", "UTC")
 KAFKA_TS = pa.timestamp("ms", "UTC")
 
 # where a side-topic row (transactions, notifications) came from and when it was landed

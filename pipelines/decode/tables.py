@@ -15,29 +15,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.contract import BRONZE_METADATA as METADATA
+from pipelines.contract import UTC_US
 from pipelines.decode import RawMessage
 from pipelines.decode.envelope import EnvelopePlan
 from pipelines.decode.groups import union_groups
 from pipelines.decode.types import PLACEHOLDER, PLACEHOLDER_B64, SchemaMismatch
 
-UTC_US = pa.timestamp("us", "UTC")
-METADATA = pa.schema(
-    [
-        ("_op", pa.string()),
-        ("_source_ts", UTC_US),
-        ("_lsn", pa.int64()),
-        ("_commit_lsn", pa.int64()),
-        ("_tx_id", pa.int64()),
-        ("_tx_order", pa.int64()),
-        ("_snapshot", pa.string()),
-        ("_topic", pa.string()),
-        ("_partition", pa.int32()),
-        ("_offset", pa.int64()),
-        ("_kafka_ts", pa.timestamp("ms", "UTC")),
-        ("_ingested_at", UTC_US),
-        ("_unavailable", pa.list_(pa.string())),
-    ]
-)
 _EMPTY: dict = {}
 _UNAVAILABLE = (PLACEHOLDER, PLACEHOLDER_B64)
 

@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 
 from pipelines.bronze.layout import quarantine_dir
 from pipelines.config import Settings
+from pipelines.contract import message_topic
 from pipelines.decode.special import Quarantine
 from pipelines.enrich import source, thin
 from pipelines.enrich.strategies import Enrichment, enrich
-from pipelines.stack.connector_config import message_topic
 
 
 @dataclass(frozen=True)

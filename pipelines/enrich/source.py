@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from pipelines.config import Settings
+from pipelines.contract import message_topic
 from pipelines.decode import RawMessage
-from pipelines.stack.connector_config import message_topic
 
 Offsets = dict[int, int]  # partition -> offset
 

@@ -137,12 +137,19 @@ def publish_bronze(
         ranges.clear()
 
     last_paths: list[Path] = []
-    held = 0
+    held, unified = 0, None
     for tp, rng, paths in todo:
         part = [to_iceberg(_read(p), time_as_micros=time_as_micros) for p in paths]
-        if chunk and not _concatenates(chunk + part):
+        schemas = [t.schema for t in part]
+        merged = _unify([unified, *schemas] if chunk else schemas)
+        if merged is None and chunk:
             flush()  # a type change between batches: one append per side of it
-            held = 0
+            held, merged = 0, _unify(schemas)
+        if merged is None:
+            raise ValueError(
+                f"bronze {table}: one batch's files have incompatible schemas: {paths}"
+            )
+        unified = merged
         chunk.extend(part)
         last_paths = paths
         prev = ranges.get(tp)
@@ -157,9 +164,10 @@ def publish_bronze(
     return report
 
 
-def _concatenates(tables: list[pa.Table]) -> bool:
+def _unify(schemas: list[pa.Schema]) -> pa.Schema | None:
+    """The schema ``concat_tables(promote_options="permissive")`` gives, or None: a column
+    whose types cannot be promoted one into the other (an ALTER COLUMN TYPE between batches)."""
     try:
-        pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
+        return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return False
-    return True
+        return None

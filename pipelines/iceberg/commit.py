@@ -44,9 +44,9 @@ import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
+from pipelines.contract import ICEBERG_COLUMN_NAMES
 from pipelines.iceberg import offsets as off
 from pipelines.iceberg.catalog import PYICEBERG_RETRIES, conflict_backoff
-from pipelines.iceberg.conform import ICEBERG_COLUMN_NAMES
 from pipelines.iceberg.offsets import OffsetRange, Offsets, TopicPartition
 
 # the per-row Kafka coordinates a batch's rows carry (bronze's metadata columns, as Iceberg

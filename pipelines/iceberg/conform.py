@@ -31,8 +31,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# lake column -> Iceberg column: names Iceberg engines reserve for their metadata columns
-ICEBERG_COLUMN_NAMES = {"_partition": "_kafka_partition"}
+from pipelines.contract import ICEBERG_COLUMN_NAMES
+
 INT64_MAX = 2**63 - 1
 _PER_MICRO = {"s": 1_000_000, "ms": 1_000}
 INTERVAL = pa.struct([("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())])

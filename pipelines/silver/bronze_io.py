@@ -17,28 +17,8 @@ import duckdb
 from pipelines.bronze import files as _bronze_files
 from pipelines.bronze import key_columns as _bronze_key_columns
 from pipelines.bronze.layout import table_dir as _bronze_table_dir
+from pipelines.contract import META_COLUMNS
 from pipelines.naming import QualifiedName, quote_literal
-
-# Metadata columns of a bronze row (docs/design.md); everything else is a source column.
-META_COLUMNS = frozenset(
-    {
-        "_op",
-        "_source_ts",
-        "_lsn",
-        "_commit_lsn",
-        "_tx_id",
-        "_tx_order",
-        "_snapshot",
-        "_topic",
-        "_partition",
-        "_offset",
-        "_kafka_ts",
-        "_ingested_at",
-        "_unavailable",
-        "_before",
-        "_commit_date",
-    }
-)
 
 
 def table_dir(lake: Path, table: QualifiedName | str) -> Path:

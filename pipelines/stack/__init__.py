@@ -6,7 +6,8 @@ fixture and the fault suite call.
 
 from __future__ import annotations
 
-from pipelines.stack.connector_config import heartbeat_topic, render, topic_for, transaction_topic
+from pipelines.contract import heartbeat_topic, topic_for, transaction_topic
+from pipelines.stack.connector_config import render
 from pipelines.stack.layout import Layout
 from pipelines.stack.lifecycle import (
     down,

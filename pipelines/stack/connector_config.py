@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipelines.config import Settings
+from pipelines.contract import EVENTS_SEGMENT, message_topic, sanitize_topic, topic_for
 from pipelines.naming import QualifiedName
 from pipelines.stack.layout import CONNECTOR_TEMPLATE
 from pipelines.stack.postgres import HEARTBEAT_SCHEMA, HEARTBEAT_TABLE, SIGNAL_TABLE
@@ -22,7 +23,6 @@ from pipelines.stack.postgres import HEARTBEAT_SCHEMA, HEARTBEAT_TABLE, SIGNAL_T
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
 HEARTBEAT = QualifiedName(HEARTBEAT_SCHEMA, HEARTBEAT_TABLE)
 SIGNAL = QualifiedName(HEARTBEAT_SCHEMA, SIGNAL_TABLE)
-EVENTS_SEGMENT = "events"  # <prefix>.events.<aggregatetype>: the domain-event topics
 
 
 def include_tables(settings: Settings) -> tuple[QualifiedName, ...]:
@@ -160,58 +160,6 @@ def _notify_topic_group(settings: Settings, config: dict[str, str]) -> dict[str,
     }
 
 
-def _valid_topic_char(unit: int) -> bool:
-    return (
-        unit in (0x2E, 0x5F, 0x2D)
-        or 0x30 <= unit <= 0x39
-        or 0x41 <= unit <= 0x5A
-        or 0x61 <= unit <= 0x7A
-    )
-
-
-def sanitize_topic(name: str) -> str:
-    """Debezium's topic-name sanitising: every UTF-16 unit outside ``[A-Za-z0-9._-]`` -> ``_``.
-
-    (Debezium walks the Java string char by char, so a character outside the BMP, stored as a
-    surrogate pair, becomes two underscores.)
-    """
-    units = name.encode("utf-16-le")
-    out = []
-    for i in range(0, len(units), 2):
-        unit = int.from_bytes(units[i : i + 2], "little")
-        out.append(chr(unit) if _valid_topic_char(unit) else "_")
-    return "".join(out)
-
-
-def topic_for(settings: Settings, table: QualifiedName) -> str:
-    """The topic Debezium writes ``table``'s change events to: ``<prefix>.<schema>.<table>``."""
-    return sanitize_topic(f"{settings.topic_prefix}.{table.schema}.{table.table}")
-
-
-def event_topic(settings: Settings, aggregate: str) -> str:
-    """Where the Outbox Event Router sends ``aggregate``'s domain events:
-    ``<prefix>.events.<aggregatetype>`` (``route.topic.replacement`` in the template)."""
-    return sanitize_topic(f"{settings.topic_prefix}.{EVENTS_SEGMENT}.{aggregate}")
-
-
-def transaction_topic(settings: Settings) -> str:
-    return sanitize_topic(f"{settings.topic_prefix}.transaction")
-
-
-def notification_topic(settings: Settings) -> str:
-    """Where Debezium's sink channel sends notifications (``notification.sink.topic.name``)."""
-    return sanitize_topic(f"{settings.topic_prefix}.notifications")
-
-
-def heartbeat_topic(settings: Settings) -> str:
-    return sanitize_topic(f"__debezium-heartbeat.{settings.topic_prefix}")
-
-
 # The logical decoding messages Debezium streams (``message.prefix.include.list`` in the
 # template holds this prefix, regex-escaped); the shop's notify.sql emits them.
 NOTIFY_PREFIX = "changelake.notify"
-
-
-def message_topic(settings: Settings) -> str:
-    """Where Debezium's pgoutput connector sends logical decoding messages."""
-    return sanitize_topic(f"{settings.topic_prefix}.message")

@@ -18,13 +18,14 @@ from pipelines.bronze import files, scan
 from pipelines.bronze.batch import land_batch
 from pipelines.bronze.topics import lander_topics
 from pipelines.config import Settings
+from pipelines.contract import event_topic, topic_for
 from pipelines.dbtmodels import event_rows
 from pipelines.decode import RawMessage, decode_batch
 from pipelines.decode.events import EVENT_METADATA, event_table
 from pipelines.decode.replay import read_jsonl
 from pipelines.naming import QualifiedName
 from pipelines.shop.outbox import AGGREGATE, ORDER_EVENT_SCHEMA
-from pipelines.stack.connector_config import event_topic, render, topic_for
+from pipelines.stack.connector_config import render
 
 pytestmark = pytest.mark.unit
 RECORDING = Path(__file__).parent.parent / "fixtures" / "debezium" / "outbox.jsonl"

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from pipelines.config import Settings
+from pipelines.contract import message_topic
 from pipelines.decode import RawMessage
 from pipelines.decode.special import Quarantine
 from pipelines.enrich import thin
@@ -23,7 +24,7 @@ from pipelines.enrich.strategies import STRATEGIES, api_url
 from pipelines.ratelimit import TokenBucket
 from pipelines.shop.api import serving
 from pipelines.shop.migrate import shop_ddl
-from pipelines.stack.connector_config import NOTIFY_PREFIX, load_template, message_topic, render
+from pipelines.stack.connector_config import NOTIFY_PREFIX, load_template, render
 
 pytestmark = pytest.mark.unit
 

@@ -13,30 +13,13 @@ import pyarrow as pa
 
 from pipelines.bronze.layout import BatchId
 from pipelines.bronze.writer import write_batch
+from pipelines.contract import BRONZE_METADATA, UTC_US
 from pipelines.naming import QualifiedName
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TABLE = QualifiedName("s", "t")
-UTC_US = pa.timestamp("us", "UTC")
-# bronze metadata columns and the transaction table, exactly as docs/design.md and the decoder
-# define them (kept here so these tests do not depend on the decoder's internals)
-METADATA = pa.schema(
-    [
-        ("_op", pa.string()),
-        ("_source_ts", UTC_US),
-        ("_lsn", pa.int64()),
-        ("_commit_lsn", pa.int64()),
-        ("_tx_id", pa.int64()),
-        ("_tx_order", pa.int64()),
-        ("_snapshot", pa.string()),
-        ("_topic", pa.string()),
-        ("_partition", pa.int32()),
-        ("_offset", pa.int64()),
-        ("_kafka_ts", pa.timestamp("ms", "UTC")),
-        ("_ingested_at", UTC_US),
-        ("_unavailable", pa.list_(pa.string())),
-    ]
-)
+# bronze metadata columns: the lake contract's (what the decoder writes too)
+METADATA = BRONZE_METADATA
 TRANSACTIONS_SCHEMA = pa.schema(
     [
         ("status", pa.string()),

@@ -9,19 +9,16 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import Settings
+from pipelines.contract import heartbeat_topic, message_topic, sanitize_topic, topic_for
 from pipelines.naming import QualifiedName
 from pipelines.stack import connect, kafka, postgres
 from pipelines.stack.connector_config import (
     HEARTBEAT,
     SIGNAL,
-    heartbeat_topic,
     include_tables,
-    message_topic,
     publish_option,
     render,
-    sanitize_topic,
     template_env,
-    topic_for,
 )
 from pipelines.stack.docker import compose_env
 from pipelines.stack.layout import Layout
