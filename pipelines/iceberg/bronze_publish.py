@@ -1,4 +1,4 @@
-"""Publish bronze to Iceberg: every complete batch of the lake, exactly once, in offset order.
+"""Publish bronze (and quarantine) to Iceberg: every complete batch, exactly once, in order.
 
 Bronze batches are already exactly-once in the lake (``bronze.layout``: a batch of one
 topic-partition counts only when all its files exist). Publishing appends their rows to the
@@ -15,7 +15,9 @@ or races another publisher, leaves every event in the Iceberg table once:
 - consecutive batches are combined into one Iceberg append of up to ``max_rows`` rows (one
   snapshot, one data file per commit date, instead of one per small batch).
 
-Rows go through ``conform`` (Iceberg's types, ``_kafka_partition``) and the table's schema
+Quarantined messages of a topic (raw bytes, coordinates, reason) become ``quarantine.<topic>``
+the same way: they are files of the same batches. Rows go through ``conform`` (Iceberg's
+types, ``_kafka_partition``) and the table's schema
 follows them (``evolve``). The primary key is kept as the table property ``changelake.key``.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -32,25 +35,58 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 
 from pipelines.bronze.layout import DATE_PARTITION, BatchId, LakeListing, table_dir
+from pipelines.bronze.layout import QUARANTINE as QUARANTINE_DIR
 from pipelines.bronze.reader import BronzeTable
 from pipelines.iceberg import offsets as off
 from pipelines.iceberg.catalog import ensure_table, load_table
-from pipelines.iceberg.commit import Batch, CommitState, commit_batch
+from pipelines.iceberg.commit import (
+    BRONZE_COORDINATES,
+    QUARANTINE_COORDINATES,
+    Batch,
+    CommitState,
+    commit_batch,
+)
 from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.evolve import evolve
-from pipelines.iceberg.names import BRONZE
+from pipelines.iceberg.names import BRONZE, QUARANTINE
 from pipelines.iceberg.offsets import OffsetRange, TopicPartition
 from pipelines.iceberg.published import Published, added_bytes, crash_at_state, keep_key
+from pipelines.naming import from_path_segment
 
 MAX_ROWS = 500_000  # rows per Iceberg append (memory: one chunk is held at a time)
 
 
-def _batches(lake: Path, table: BronzeTable, listing: LakeListing) -> dict[BatchId, list[Path]]:
-    root = table_dir(lake, table)
+@dataclass(frozen=True)
+class Source:
+    """One folder of the Parquet lake that becomes one Iceberg table."""
+
+    layer: str  # bronze or quarantine
+    name: BronzeTable | str  # the bronze table, or the quarantined topic
+    root: Path  # its files: root/_commit_date=*/ (bronze) or root/ (quarantine)
+    coordinates: tuple[str, str, str] = BRONZE_COORDINATES
+
+
+def bronze_source(lake: Path, table: BronzeTable) -> Source:
+    return Source(BRONZE, table, table_dir(lake, table))
+
+
+def quarantine_sources(lake: Path) -> list[Source]:
+    """One per topic that has quarantined messages."""
+    root = lake / QUARANTINE_DIR
+    if not root.is_dir():
+        return []
+    return [
+        Source(QUARANTINE, from_path_segment(d.name), d, QUARANTINE_COORDINATES)
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(".")
+    ]
+
+
+def _batches(source: Source, listing: LakeListing) -> dict[BatchId, list[Path]]:
     out: dict[BatchId, list[Path]] = defaultdict(list)
     for batch, files in listing.complete.items():
         for f in files:
-            if f.path.suffix == ".parquet" and f.path.parent.parent == root:
+            if f.path.suffix == ".parquet" and source.root in (f.path.parent, f.path.parent.parent):
                 out[batch].append(f.path)
     return {b: sorted(ps) for b, ps in out.items()}
 
@@ -65,9 +101,12 @@ def _in_flight(listing: LakeListing) -> dict[TopicPartition, int]:
 
 
 def _read(path: Path) -> pa.Table:
-    """One bronze file with its ``_commit_date`` (a directory name in the lake) as a column."""
+    """One lake file; a bronze file with its ``_commit_date`` (a directory name) as a column."""
     rows = pq.ParquetFile(path).read()
-    day = date.fromisoformat(path.parent.name.removeprefix(f"{DATE_PARTITION}="))
+    folder = path.parent.name
+    if not folder.startswith(f"{DATE_PARTITION}="):
+        return rows  # quarantine: no date folders
+    day = date.fromisoformat(folder.removeprefix(f"{DATE_PARTITION}="))
     return rows.append_column(DATE_PARTITION, pa.array([day] * rows.num_rows, pa.date32()))
 
 
@@ -96,22 +135,22 @@ def pending(
     return out
 
 
-def publish_bronze(
+def publish_batches(
     catalog: SqlCatalog,
-    lake: Path,
-    table: BronzeTable,
+    source: Source,
     listing: LakeListing,
     *,
     max_rows: int = MAX_ROWS,
     time_as_micros: bool = False,
 ) -> Published:
-    """Append ``table``'s unpublished complete batches to its Iceberg table (see the module)."""
-    report = Published(BRONZE, str(table))
-    batches = _batches(lake, table, listing)
+    """Append ``source``'s unpublished complete batches to its Iceberg table (see the module)."""
+    layer, table = source.layer, source.name
+    report = Published(layer, str(table))
+    batches = _batches(source, listing)
     if not batches:
         return report
     try:
-        iceberg = load_table(catalog, BRONZE, table)
+        iceberg = load_table(catalog, layer, table)
         committed = off.committed_offsets(iceberg)
     except NoSuchTableError:
         iceberg, committed = None, {}
@@ -125,10 +164,11 @@ def publish_bronze(
             return
         rows = pa.concat_tables(chunk, promote_options="permissive")
         if iceberg is None:
-            iceberg = ensure_table(catalog, BRONZE, table, rows.schema)
+            iceberg = ensure_table(catalog, layer, table, rows.schema)
         report.changes += evolve(iceberg, rows.schema)
         keep_key(iceberg, _key(last_paths))
-        result = commit_batch(iceberg, Batch(rows, dict(ranges)), on_state=crash_at_state)
+        batch = Batch(rows, dict(ranges), coordinates=source.coordinates)
+        result = commit_batch(iceberg, batch, on_state=crash_at_state)
         if result.state is CommitState.COMMITTED:
             report.rows += result.rows
             report.snapshots.append(result.snapshot_id)

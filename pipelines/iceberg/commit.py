@@ -49,10 +49,11 @@ from pipelines.iceberg import offsets as off
 from pipelines.iceberg.catalog import PYICEBERG_RETRIES, conflict_backoff
 from pipelines.iceberg.offsets import OffsetRange, Offsets, TopicPartition
 
-# the per-row Kafka coordinates a batch's rows carry (bronze's metadata columns, as Iceberg
-# names them: ``_partition`` is reserved there, see ``conform``)
-TOPIC_COLUMN, OFFSET_COLUMN = "_topic", "_offset"
-PARTITION_COLUMN = ICEBERG_COLUMN_NAMES["_partition"]
+# the per-row Kafka coordinates (topic, partition, offset) a batch's rows carry: bronze's
+# metadata columns, as Iceberg names them (``_partition`` is reserved there, see ``conform``);
+# quarantine rows name theirs without the underscore
+BRONZE_COORDINATES = ("_topic", ICEBERG_COLUMN_NAMES["_partition"], "_offset")
+QUARANTINE_COORDINATES = ("topic", "partition", "offset")
 
 
 class CommitState(Enum):
@@ -76,6 +77,7 @@ class Batch:
     rows: pa.Table
     ranges: Mapping[TopicPartition, OffsetRange]
     commit_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    coordinates: tuple[str, str, str] = BRONZE_COORDINATES  # topic, partition, offset columns
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def _rows_from(batch: Batch, keep: dict[TopicPartition, int]) -> pa.Table:
     rows = batch.rows
     if rows.num_rows == 0:
         return rows
-    topic, part, offset = (rows[c] for c in (TOPIC_COLUMN, PARTITION_COLUMN, OFFSET_COLUMN))
+    topic, part, offset = (rows[c] for c in batch.coordinates)
     mask = None
     for tp, rng in batch.ranges.items():
         inside = pc.and_(pc.equal(topic, tp.topic), pc.equal(part, tp.partition))
@@ -133,14 +135,9 @@ def _check_rows_covered(batch: Batch) -> None:
     rows = batch.rows
     if rows.num_rows == 0:
         return
-    pairs = (
-        rows.select([TOPIC_COLUMN, PARTITION_COLUMN])
-        .group_by([TOPIC_COLUMN, PARTITION_COLUMN])
-        .aggregate([])
-    )
-    for t, p in zip(
-        pairs[TOPIC_COLUMN].to_pylist(), pairs[PARTITION_COLUMN].to_pylist(), strict=True
-    ):
+    topic, partition = batch.coordinates[:2]
+    pairs = rows.select([topic, partition]).group_by([topic, partition]).aggregate([])
+    for t, p in zip(pairs[topic].to_pylist(), pairs[partition].to_pylist(), strict=True):
         if TopicPartition(t, p) not in batch.ranges:
             raise ValueError(f"batch rows from {t}[{p}], which has no offset range")
 

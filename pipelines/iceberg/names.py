@@ -75,10 +75,26 @@ def identifier(layer: str, name: QualifiedName | str) -> tuple[str, str]:
     if layer not in NAMESPACES:
         raise InvalidName(f"unknown lake layer {layer!r}; expected one of {', '.join(NAMESPACES)}")
     if isinstance(name, str):
+        if layer == QUARANTINE:
+            return (layer, quarantine_table_name(name))
         if layer != BRONZE or name not in BRONZE_OWN_TABLES:
             raise InvalidName(f"{name!r} is not a table of the {layer} layer")
         return (layer, name)
     return (layer, table_name(name))
+
+
+def quarantine_table_name(topic: str) -> str:
+    """The quarantine table of Kafka ``topic``: its dot-separated parts encoded like a captured
+    table's (``changelake.shop.orders`` -> ``changelake__shop__orders``), reversibly."""
+    encoded = _SEP.join(_encode_part(part) for part in topic.split("."))
+    if len(encoded) > MAX_TABLE_NAME:
+        raise InvalidName(f"topic {topic!r}: its quarantine table name is too long")
+    return encoded
+
+
+def topic_from_quarantine_name(text: str) -> str:
+    """Inverse of ``quarantine_table_name``."""
+    return ".".join(_decode_part(part) for part in text.split(_SEP))
 
 
 def from_table_name(text: str) -> QualifiedName:

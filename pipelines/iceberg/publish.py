@@ -1,8 +1,9 @@
 """``publish_lake``: bring the lake's Iceberg tables up to date with bronze and silver.
 
 One walk of the lake judges which bronze batches are complete (``bronze.layout``); then every
-bronze table (captured tables, ``_transactions``, ``_notifications``) gets its unpublished
-batches appended (``bronze_publish``) and every silver table its new snapshots
+bronze table (captured tables, ``_transactions``, ``_notifications``) and every quarantined
+topic (when no table is named) gets its unpublished batches appended (``bronze_publish``) and
+every silver table its new snapshots
 (``silver_publish``). Each table is exactly-once on its own, so a publish may be stopped,
 killed or run twice at any point, by several processes at once; the next one goes on where the
 tables say. The Parquet lake stays the source of truth: publishing only reads it.
@@ -17,7 +18,12 @@ from dataclasses import dataclass, field
 from pipelines.bronze.layout import list_lake
 from pipelines.bronze.reader import bronze_tables
 from pipelines.config import Settings
-from pipelines.iceberg.bronze_publish import MAX_ROWS, publish_bronze
+from pipelines.iceberg.bronze_publish import (
+    MAX_ROWS,
+    bronze_source,
+    publish_batches,
+    quarantine_sources,
+)
 from pipelines.iceberg.catalog import open_catalog
 from pipelines.iceberg.published import Published
 from pipelines.iceberg.silver_publish import publish_silver
@@ -58,13 +64,16 @@ def publish_lake(
     listing = list_lake(lake)
     micros = settings.iceberg_time_as_micros
     report = PublishReport()
-    for table in bronze_tables(lake):
-        if wanted is not None and table not in wanted:
+    sources = [bronze_source(lake, t) for t in bronze_tables(lake)]
+    if wanted is None:
+        sources += quarantine_sources(lake)
+    for source in sources:
+        if wanted is not None and source.name not in wanted:
             continue
         if progress:
-            progress(f"bronze {table}")
+            progress(f"{source.layer} {source.name}")
         report.tables.append(
-            publish_bronze(catalog, lake, table, listing, max_rows=max_rows, time_as_micros=micros)
+            publish_batches(catalog, source, listing, max_rows=max_rows, time_as_micros=micros)
         )
     for qn in silver_tables(lake):
         if wanted is not None and qn not in wanted:

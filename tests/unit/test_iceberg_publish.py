@@ -261,3 +261,32 @@ def test_the_run_service_publish_stage_counts_what_it_committed(settings: Settin
     assert figures.iceberg_snapshots >= len(BRONZE_TABLES) + len(recorded_lake.TABLES)
     svc.publish_step(threading.Event())  # nothing new
     assert figures.iceberg_rows == total + silver
+
+
+def test_quarantined_messages_publish_with_their_bytes_and_offsets(settings: Settings) -> None:
+    from pipelines.bronze.lander import land_batch
+    from pipelines.decode import RawMessage
+    from pipelines.iceberg.names import QUARANTINE
+
+    lake = settings.lake_root
+    msgs = recorded_lake.by_partition()[("zoo.zoo.typezoo", 0)]
+    last = msgs[-1]
+    bad = [
+        RawMessage(last.topic, 0, last.offset + 1, last.timestamp_ms, b"k", b"\xff not json"),
+        RawMessage(last.topic, 0, last.offset + 2, last.timestamp_ms, None, b'{"schema": 1}'),
+    ]
+    land_batch(lake, msgs[: len(msgs) // 2], topic_prefix=recorded_lake.PREFIX)
+    land_batch(lake, [*msgs[len(msgs) // 2 :], *bad], topic_prefix=recorded_lake.PREFIX)
+    report = publish_lake(settings)
+    assert (QUARANTINE, "zoo.zoo.typezoo") in {(t.layer, t.table) for t in report.tables}
+    table = _iceberg(settings, QUARANTINE, "zoo.zoo.typezoo")
+    rows = table.scan().to_arrow().sort_by("offset").to_pylist()
+    assert [(r["topic"], r["partition"], r["offset"], r["value"]) for r in rows] == [
+        (m.topic, m.partition, m.offset, m.value) for m in bad
+    ]
+    assert all(r["error"] for r in rows)
+    assert committed_offsets(table) == committed_offsets(
+        _iceberg(settings, BRONZE, recorded_lake.TABLES[0])
+    )
+    assert_bronze_equal(settings, recorded_lake.TABLES[0])
+    assert publish_lake(settings).rows == 0
