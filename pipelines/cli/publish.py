@@ -40,8 +40,9 @@ def publish_command(
         title=f"published {report.rows:,} rows in {report.snapshots} Iceberg snapshot(s), "
         f"{report.bytes_written / 1e6:.1f} MB, in {report.seconds:.1f}s"
     )
-    for col in ("layer", "table", "rows", "snapshots", "MB", "reached"):
-        out.add_column(col, justify="right" if col in ("rows", "snapshots", "MB") else "left")
+    numbers = ("rows", "snapshots", "MB", "expired")
+    for col in ("layer", "table", *numbers, "reached"):
+        out.add_column(col, justify="right" if col in numbers else "left")
     for t in report.tables:
         reached = ", ".join(f"{k}={v}" for k, v in sorted(t.detail.items()))
         out.add_row(
@@ -50,6 +51,7 @@ def publish_command(
             f"{t.rows:,}",
             str(len(t.snapshots)),
             f"{t.bytes_written / 1e6:.2f}",
+            str(t.expired),
             reached,
         )
     console.print(out)

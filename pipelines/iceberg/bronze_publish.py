@@ -48,6 +48,7 @@ from pipelines.iceberg.commit import (
 )
 from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.evolve import evolve
+from pipelines.iceberg.expiry import expire_appended
 from pipelines.iceberg.names import BRONZE, QUARANTINE
 from pipelines.iceberg.offsets import OffsetRange, TopicPartition
 from pipelines.iceberg.published import Published, added_bytes, crash_at_state, keep_key
@@ -200,6 +201,7 @@ def publish_batches(
             held = 0
     flush()
     if iceberg is not None:
+        report.expired = len(expire_appended(iceberg))
         report.detail = {tp.key: str(n) for tp, n in off.committed_offsets(iceberg).items()}
     return report
 

@@ -23,6 +23,8 @@ class Published:
     snapshots: list[int] = field(default_factory=list)  # Iceberg snapshot ids committed
     bytes_written: int = 0  # data files added by those snapshots
     changes: list[str] = field(default_factory=list)  # schema evolution
+    expired: int = 0  # Iceberg snapshots expired (expiry.py)
+    files_deleted: int = 0  # data files only expired snapshots referenced
     detail: dict[str, str] = field(default_factory=dict)  # offsets / silver snapshot reached
 
 

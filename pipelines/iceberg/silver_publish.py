@@ -30,6 +30,7 @@ from pipelines.iceberg.catalog import conflict_backoff, ensure_table, load_table
 from pipelines.iceberg.commit import CommitState
 from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.evolve import evolve
+from pipelines.iceberg.expiry import expire_silver
 from pipelines.iceberg.names import SILVER
 from pipelines.iceberg.offsets import newest_summary_value
 from pipelines.iceberg.published import Published, added_bytes, crash_at_state, keep_key
@@ -164,6 +165,10 @@ def publish_silver(
             report.snapshots.append(snapshot_id)
             report.bytes_written += added_bytes(iceberg)
         done = m.snapshot_id
+    if iceberg is not None:  # history follows the lake's retention
+        retained = {m.snapshot_id for m in snapshots.list_snapshots(lake, qn)}
+        expired, deleted = expire_silver(iceberg, retained, SNAPSHOT_KEY)
+        report.expired, report.files_deleted = len(expired), deleted
     if done is not None:
         report.detail = {"silver_snapshot": done}
     return report

@@ -290,3 +290,48 @@ def test_quarantined_messages_publish_with_their_bytes_and_offsets(settings: Set
     )
     assert_bronze_equal(settings, recorded_lake.TABLES[0])
     assert publish_lake(settings).rows == 0
+
+
+def test_silver_history_follows_the_lakes_retention(settings: Settings) -> None:
+    from pipelines.silver.snapshots import retain
+
+    lake = settings.lake_root
+    qn = QualifiedName("zoo", "typezoo")
+    recorded_lake.land(lake, parts=2, upto=0.5)
+    recorded_lake.compact_all(lake)
+    publish_lake(settings)
+    recorded_lake.land_rest(lake, after=0.5)
+    recorded_lake.compact_all(lake)
+    publish_lake(settings)
+    table = _iceberg(settings, SILVER, qn)
+    first_files = {
+        t.file.file_path
+        for t in table.scan(snapshot_id=table.snapshots()[0].snapshot_id).plan_files()
+    }
+    assert len(table.snapshots()) == 2
+    assert retain(lake, qn, keep_last=1)  # the lake drops the older silver snapshot
+    report = publish_lake(settings)
+    silver = next(t for t in report.tables if t.layer == SILVER and t.table == str(qn))
+    assert silver.expired == 1 and silver.files_deleted == len(first_files) > 0
+    table = _iceberg(settings, SILVER, qn)
+    assert [s.summary[SNAPSHOT_KEY] for s in table.snapshots()] == [
+        snapshots.current(lake, qn).snapshot_id
+    ]
+    assert not any(Path(p.removeprefix("file://")).exists() for p in first_files)
+    assert table.scan().to_arrow().num_rows == snapshots.current(lake, qn).rows
+
+
+def test_bronze_expiry_keeps_every_row_and_the_offsets(settings: Settings) -> None:
+    from pipelines.iceberg.expiry import expire_appended
+
+    recorded_lake.land(settings.lake_root, parts=5)
+    publish_lake(settings, max_rows=1)  # one Iceberg snapshot per batch
+    qn = QualifiedName("zoo", "typezoo")
+    table = _iceberg(settings, BRONZE, qn)
+    before, offsets = len(table.snapshots()), committed_offsets(table)
+    assert before >= 4
+    assert len(expire_appended(table, keep_last=2)) == before - 2
+    table = _iceberg(settings, BRONZE, qn)
+    assert len(table.snapshots()) == 2 and committed_offsets(table) == offsets
+    assert _offsets(table) == _lake_offsets(settings, qn)
+    assert publish_lake(settings).rows == 0

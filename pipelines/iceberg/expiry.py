@@ -1,0 +1,74 @@
+"""Snapshot expiry of the published tables: Iceberg metadata stays small, silver's history
+follows the lake's retention.
+
+- **silver**: an Iceberg snapshot whose silver snapshot the lake no longer has (``changelake
+  retain`` removed it) is expired, and the data files only expired snapshots referenced are
+  deleted; so ``VERSION AS OF`` offers exactly the states the lake's ``as_of`` starts from.
+- **bronze and quarantine**: all but the newest ``keep_last`` snapshots are expired. Bronze is
+  append-only, so the current snapshot still references every data file: nothing is deleted,
+  only the metadata of old commits (an always-on publish commits every minute).
+
+Expiry is a metadata commit; file deletion follows it. A crash between the two leaves files no
+snapshot references (orphans), never a snapshot without its files. The current snapshot (the
+one whose summary carries the table's offsets or silver snapshot id) is never expired.
+"""
+
+from __future__ import annotations
+
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
+
+from pipelines.iceberg.catalog import conflict_backoff
+
+KEEP_BRONZE_SNAPSHOTS = 50
+
+
+def _expire(table: Table, ids: list[int], *, attempts: int = 8) -> list[int]:
+    for attempt in range(1, attempts + 1):
+        current = table.current_snapshot()
+        ids = [i for i in ids if table.snapshot_by_id(i) is not None]
+        ids = [i for i in ids if current is None or i != current.snapshot_id]
+        if not ids:
+            return []
+        try:
+            table.maintenance.expire_snapshots().by_ids(ids).commit()
+            return ids
+        except CommitFailedException:
+            if attempt == attempts:
+                raise
+            table.refresh()
+            conflict_backoff(attempt)
+    return []
+
+
+def expire_appended(table: Table, keep_last: int = KEEP_BRONZE_SNAPSHOTS) -> list[int]:
+    """Expire all but the newest ``keep_last`` snapshots of an append-only table."""
+    if keep_last < 1:
+        raise ValueError("keep_last must be >= 1")
+    snapshots = sorted(table.snapshots(), key=lambda s: (s.sequence_number, s.timestamp_ms))
+    return _expire(table, [s.snapshot_id for s in snapshots[:-keep_last]])
+
+
+def expire_silver(table: Table, retained: set[str], key: str) -> tuple[list[int], int]:
+    """Expire the snapshots whose summary ``key`` (the silver snapshot id) is not ``retained``;
+    delete the data files no remaining snapshot references. Returns (expired ids, files
+    deleted)."""
+    gone = [
+        s.snapshot_id
+        for s in table.snapshots()
+        if s.summary is not None and s.summary.get(key) not in retained
+    ]
+    if not gone:
+        return [], 0
+    before = set(table.inspect.all_data_files()["file_path"].to_pylist())
+    expired = _expire(table, gone)
+    if not expired:
+        return [], 0
+    table.refresh()
+    after = (
+        set(table.inspect.all_data_files()["file_path"].to_pylist()) if table.snapshots() else set()
+    )
+    unreferenced = sorted(before - after)
+    for path in unreferenced:
+        table.io.delete(path)
+    return expired, len(unreferenced)
