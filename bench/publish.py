@@ -55,7 +55,7 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
         r.params = {"events": n, "keys": n // 10, "catalog": "sqlite", "storage": "local disk"}
         r.metrics = {
             "bronze_rows": bronze.rows,
-            "bronze_s": round(first.seconds, 2),
+            "first_publish_s": round(first.seconds, 2),
             "rows_per_s_all": round((bronze.rows + silver.rows) / first.seconds),
             "bronze_iceberg_snapshots": len(bronze.snapshots),
             "bronze_bytes": bronze.bytes_written,
