@@ -3,7 +3,9 @@
 The figures come from ``pipelines.lakestatus``; this module only renders them. ``status --json``
 prints ``{"version", "healthy", "stack", "lake"}``: ``stack`` is the stack view (components,
 connector, tasks, slot, ``end_offsets`` as ``[{topic, partition, end_offset}]``, errors) and
-``lake`` is ``LakeStatus.as_dict()`` (keys documented in ``pipelines/lakestatus.py``).
+``lake`` is ``LakeStatus.as_dict()`` (keys documented in ``pipelines/lakestatus.py``),
+``service`` the running ``changelake run`` and ``iceberg`` the published copy
+(``pipelines/iceberg/status.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ def kafka_end_offsets(st: StackStatus) -> dict[tuple[str, int], int] | None:
     return None if failed or not st.component("kafka").up else st.end_offsets
 
 
-def document(st: StackStatus, lake: LakeStatus, service: dict | None = None) -> dict:
+def document(
+    st: StackStatus, lake: LakeStatus, service: dict | None = None, iceberg: dict | None = None
+) -> dict:
     """The whole ``status --json`` document (``service``: the running ``changelake run``'s
-    figures and stage health, ``pipelines.service.read_status``; null when none runs)."""
+    figures and stage health, ``pipelines.service.read_status``; null when none runs;
+    ``iceberg``: how far the published Iceberg tables are behind, ``pipelines.iceberg.status``;
+    null before the first publish)."""
     stack = dataclasses.asdict(st)
     stack["end_offsets"] = [
         {"topic": t, "partition": p, "end_offset": off}
@@ -40,7 +46,26 @@ def document(st: StackStatus, lake: LakeStatus, service: dict | None = None) -> 
         "stack": stack,
         "lake": lake.as_dict(),
         "service": service,
+        "iceberg": iceberg,
     }
+
+
+def iceberg_line(doc: dict | None) -> str:
+    """One line on the Iceberg copy of the lake."""
+    if doc is None:
+        return "iceberg: nothing published yet (`changelake publish`)"
+    if doc.get("error"):
+        return f"iceberg: the catalog did not answer ({doc['error']})"
+    n = len(doc["tables"])
+    if not doc["behind"]:
+        return f"iceberg: {n} table(s) published, all up to date ({doc['warehouse']})"
+    late = [
+        r["table"] for r in doc["tables"] if r.get("offsets_behind") or r.get("snapshots_behind")
+    ]
+    return (
+        f"iceberg: {doc['behind']} of {n} table(s) behind the lake ({', '.join(late[:5])}"
+        f"{'...' if len(late) > 5 else ''}): `changelake publish`"
+    )
 
 
 def service_table(doc: dict | None) -> Table | str:

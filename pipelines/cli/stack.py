@@ -104,11 +104,13 @@ def status_cmd(
     """The stack (components, connector and tasks, slot lag, topic end offsets) and the lake
     (per table: lag, bronze files and rows, silver watermark and freshness, quarantined)."""
     from pipelines.cli import lakestatus as view
+    from pipelines.iceberg.status import publication_status
     from pipelines.lakestatus import lake_status
     from pipelines.service import read_status
 
     settings = get_settings()
     service = read_status(settings.lake_root)
+    iceberg = publication_status(settings)
     try:  # all down: the lake view still shows (it reads only the lake), then one error line
         require(settings, *SERVICES, any_up=True)
     except UserError as down:
@@ -116,17 +118,20 @@ def status_cmd(
         if as_json:
             typer.echo(
                 json.dumps(
-                    view.document(stack.status(settings), lake, service), indent=1, default=str
+                    view.document(stack.status(settings), lake, service, iceberg),
+                    indent=1,
+                    default=str,
                 )
             )
         else:
             console.print(view.lake_table(lake))
             console.print(view.service_table(service))
+            console.print(view.iceberg_line(iceberg))
         raise down from None
     st = stack.status(settings)
     lake = lake_status(settings, view.kafka_end_offsets(st))
     if as_json:
-        typer.echo(json.dumps(view.document(st, lake, service), indent=1, default=str))
+        typer.echo(json.dumps(view.document(st, lake, service, iceberg), indent=1, default=str))
         raise typer.Exit(0 if st.healthy else 1)
     comps = Table(title="components")
     for col in ("component", "state", "pid", "port", "RSS"):
@@ -157,6 +162,7 @@ def status_cmd(
     console.print(topics)
     console.print(view.lake_table(lake))
     console.print(view.service_table(service))
+    console.print(view.iceberg_line(iceberg))
     for err in (*st.errors, *st.warnings):
         console.print(f"[yellow]{err}[/]")
     for finding in st.capture_findings:

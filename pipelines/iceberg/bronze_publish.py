@@ -83,7 +83,7 @@ def quarantine_sources(lake: Path) -> list[Source]:
     ]
 
 
-def _batches(source: Source, listing: LakeListing) -> dict[BatchId, list[Path]]:
+def batches_of(source: Source, listing: LakeListing) -> dict[BatchId, list[Path]]:
     out: dict[BatchId, list[Path]] = defaultdict(list)
     for batch, files in listing.complete.items():
         for f in files:
@@ -147,7 +147,7 @@ def publish_batches(
     """Append ``source``'s unpublished complete batches to its Iceberg table (see the module)."""
     layer, table = source.layer, source.name
     report = Published(layer, str(table))
-    batches = _batches(source, listing)
+    batches = batches_of(source, listing)
     if not batches:
         return report
     try:

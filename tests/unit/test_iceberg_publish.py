@@ -335,3 +335,31 @@ def test_bronze_expiry_keeps_every_row_and_the_offsets(settings: Settings) -> No
     assert len(table.snapshots()) == 2 and committed_offsets(table) == offsets
     assert _offsets(table) == _lake_offsets(settings, qn)
     assert publish_lake(settings).rows == 0
+
+
+def test_status_says_how_far_the_iceberg_copy_is_behind(settings: Settings) -> None:
+    from pipelines.cli.lakestatus import iceberg_line
+    from pipelines.iceberg.status import publication_status
+
+    lake = settings.lake_root
+    assert publication_status(settings) is None  # never published: no catalog is created
+    recorded_lake.land(lake, parts=2, upto=0.5)
+    recorded_lake.compact_all(lake)
+    publish_lake(settings)
+    doc = publication_status(settings)
+    assert doc["behind"] == 0 and len(doc["tables"]) == len(BRONZE_TABLES) + len(
+        recorded_lake.TABLES
+    )
+    assert "all up to date" in iceberg_line(doc)
+    recorded_lake.land_rest(lake, after=0.5)
+    recorded_lake.compact_all(lake)
+    doc = publication_status(settings)
+    rows = {(r["layer"], r["table"]): r for r in doc["tables"]}
+    typezoo = recorded_lake.by_partition()[("zoo.zoo.typezoo", 0)]
+    assert rows[(BRONZE, "zoo.typezoo")]["offsets_behind"] == len(typezoo) - round(
+        len(typezoo) * 0.5
+    )
+    assert rows[(SILVER, "zoo.typezoo")]["snapshots_behind"] == 1
+    assert doc["behind"] > 0 and "behind the lake" in iceberg_line(doc)
+    publish_lake(settings)
+    assert publication_status(settings)["behind"] == 0
