@@ -67,7 +67,7 @@ def test_commit_batch_on_s3proxy_is_exactly_once_and_duckdb_reads_it(
 
     con = engine.connect(lake)
     duck = con.execute(
-        "SELECT _partition, _offset, payload FROM iceberg_scan(?) ORDER BY ALL",
+        "SELECT _kafka_partition, _offset, payload FROM iceberg_scan(?) ORDER BY ALL",
         [current.metadata_location],
     ).fetchall()
     assert duck == expected
