@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
@@ -31,6 +33,7 @@ from pipelines.naming import QualifiedName
 
 pyiceberg_fixes.apply()  # NULL lists of structs stay NULL (see the module)
 
+T = TypeVar("T")
 PYICEBERG_RETRIES = "commit.retry.num-retries"
 TABLE_PROPERTIES = {PYICEBERG_RETRIES: "0", "format-version": "2"}
 SQLITE_BUSY_TIMEOUT_S = 30  # concurrent committers wait for SQLite's write lock this long
@@ -92,18 +95,27 @@ def conflict_backoff(attempt: int, base_s: float = 0.05) -> None:
     time.sleep(random.uniform(0, base_s * 2 ** min(attempt, 6)))
 
 
-def set_properties(table: Table, properties: dict[str, str], *, attempts: int = 8) -> None:
-    """Set table properties not already set; a concurrent commit makes it refresh and retry."""
+def retry_on_conflict(table: Table, step: Callable[[], T], *, attempts: int = 8) -> T:
+    """Run ``step`` (which decides from ``table``'s state, then commits); when a concurrent
+    commit made it fail, refresh ``table``, back off and run it again."""
     for attempt in range(1, attempts + 1):
-        missing = {k: v for k, v in properties.items() if table.properties.get(k) != v}
-        if not missing:
-            return
         try:
-            with table.transaction() as tx:
-                tx.set_properties(missing)
-            return
+            return step()
         except CommitFailedException:
             if attempt == attempts:
                 raise
             table.refresh()
             conflict_backoff(attempt)
+    raise AssertionError("unreachable")
+
+
+def set_properties(table: Table, properties: dict[str, str]) -> None:
+    """Set table properties not already set (retried on a concurrent commit)."""
+
+    def step() -> None:
+        missing = {k: v for k, v in properties.items() if table.properties.get(k) != v}
+        if missing:
+            with table.transaction() as tx:
+                tx.set_properties(missing)
+
+    retry_on_conflict(table, step)

@@ -20,29 +20,21 @@ Python date to record as a bound.
 from __future__ import annotations
 
 import pyarrow as pa
-from pyiceberg.exceptions import CommitFailedException, ValidationError
+from pyiceberg.exceptions import ValidationError
 from pyiceberg.schema import Schema, index_by_name
 from pyiceberg.table import Table
 from pyiceberg.types import DateType, TimestampType, TimestamptzType, TimeType
 
-from pipelines.iceberg.catalog import conflict_backoff, set_properties
+from pipelines.iceberg.catalog import retry_on_conflict, set_properties
 
 METRICS_PREFIX = "write.metadata.metrics.column."
 _TEMPORAL = (DateType, TimeType, TimestampType, TimestamptzType)
 
 
-def evolve(table: Table, rows: pa.Schema, *, attempts: int = 8) -> list[str]:
+def evolve(table: Table, rows: pa.Schema) -> list[str]:
     """Let ``table`` hold ``rows``; return what changed. Another process evolving the same
     table at the same time makes the schema commit fail: refresh, and decide again."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return _evolve(table, rows)
-        except CommitFailedException:
-            if attempt == attempts:
-                raise
-            table.refresh()
-            conflict_backoff(attempt)
-    raise AssertionError("unreachable")
+    return retry_on_conflict(table, lambda: _evolve(table, rows))
 
 
 def _evolve(table: Table, rows: pa.Schema) -> list[str]:

@@ -15,30 +15,23 @@ one whose summary carries the table's offsets or silver snapshot id) is never ex
 
 from __future__ import annotations
 
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
-from pipelines.iceberg.catalog import conflict_backoff
+from pipelines.iceberg.catalog import retry_on_conflict
 
 KEEP_BRONZE_SNAPSHOTS = 50
 
 
-def _expire(table: Table, ids: list[int], *, attempts: int = 8) -> list[int]:
-    for attempt in range(1, attempts + 1):
+def _expire(table: Table, ids: list[int]) -> list[int]:
+    def step() -> list[int]:
         current = table.current_snapshot()
-        ids = [i for i in ids if table.snapshot_by_id(i) is not None]
-        ids = [i for i in ids if current is None or i != current.snapshot_id]
-        if not ids:
-            return []
-        try:
-            table.maintenance.expire_snapshots().by_ids(ids).commit()
-            return ids
-        except CommitFailedException:
-            if attempt == attempts:
-                raise
-            table.refresh()
-            conflict_backoff(attempt)
-    return []
+        live = [i for i in ids if table.snapshot_by_id(i) is not None]
+        live = [i for i in live if current is None or i != current.snapshot_id]
+        if live:
+            table.maintenance.expire_snapshots().by_ids(live).commit()
+        return live
+
+    return retry_on_conflict(table, step)
 
 
 def expire_appended(table: Table, keep_last: int = KEEP_BRONZE_SNAPSHOTS) -> list[int]:

@@ -48,6 +48,14 @@ class PublishReport:
     def bytes_written(self) -> int:
         return sum(t.bytes_written for t in self.tables)
 
+    def per_layer(self) -> dict[str, tuple[int, int]]:
+        """Layer -> (rows, snapshots) committed."""
+        out: dict[str, tuple[int, int]] = {}
+        for t in self.tables:
+            rows, snaps = out.get(t.layer, (0, 0))
+            out[t.layer] = (rows + t.rows, snaps + len(t.snapshots))
+        return out
+
 
 def publish_lake(
     settings: Settings,

@@ -225,14 +225,9 @@ class Service:
 
         if stop.wait(self.opts.publish_every_s):
             return
-        report = publish_lake(
-            self.settings, tables=None if self.opts.tables is None else [*self.opts.tables]
-        )
-        per_layer: dict[str, tuple[int, int]] = {}
-        for t in report.tables:
-            rows, snaps = per_layer.get(t.layer, (0, 0))
-            per_layer[t.layer] = (rows + t.rows, snaps + len(t.snapshots))
-        self.metrics.published(per_layer)
+        tables = None if self.opts.tables is None else list(self.opts.tables)
+        report = publish_lake(self.settings, tables=tables)
+        self.metrics.published(report.per_layer())
         log.info(
             "publish: %d row(s) in %d Iceberg snapshot(s), %.1fs",
             report.rows,
