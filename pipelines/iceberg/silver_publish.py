@@ -7,6 +7,11 @@ table at a watermark. Publishing replaces the Iceberg table ``silver.<table>`` w
 so another engine's ``VERSION AS OF`` / ``TIMESTAMP AS OF`` reads exactly the states changelake
 compacted, and ``iceberg_snapshot_for`` maps a changelake snapshot to its Iceberg one.
 
+The table is partitioned by its key (``partitioning``), and a publish rewrites only the
+partitions whose rows differ from the published state (the previous silver snapshot, read
+from the lake), all in that one commit; a new partition spec, schema evolution or a
+published state the lake no longer holds rewrites everything.
+
 The states of one publish are the crash points: CHECKING (read the newest published id from
 the table; this snapshot or a newer one is in: SKIPPED) -> STAGED (data files written, the
 catalog not yet swapped: orphans, the retry writes again) -> COMMITTED (the id is in the
@@ -17,6 +22,8 @@ deleted are passed over: the next one holds the newer state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +33,7 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
 from pyiceberg.table import Table, Transaction
 
+from pipelines.iceberg import partitioning
 from pipelines.iceberg.catalog import conflict_backoff, ensure_table, load_table
 from pipelines.iceberg.commit import CommitState
 from pipelines.iceberg.conform import to_iceberg
@@ -42,6 +50,10 @@ SNAPSHOT_KEY = "changelake.silver-snapshot"
 WATERMARK_LSN_KEY = "changelake.watermark-lsn"
 WATERMARK_TS_KEY = "changelake.watermark-ts"
 MAX_ATTEMPTS = 8
+PARTITION_BYTES = 16 * 2**20  # Settings.iceberg_silver_partition_bytes
+
+
+_Base = Callable[[str], "pa.Table | None"]  # a silver snapshot id -> its conformed rows
 
 
 class PublishConflict(RuntimeError):
@@ -84,13 +96,17 @@ def _summary(m: Manifest) -> dict[str, str]:
     return out
 
 
-def _replace(iceberg: Table, rows: pa.Table, summary: dict[str, str]) -> Transaction:
-    """A transaction that replaces every data file with ``rows`` in **one** snapshot.
+def _replace(
+    iceberg: Table, rows: pa.Table, summary: dict[str, str], rewrite: list | None
+) -> tuple[Transaction, int]:
+    """A transaction that replaces the data files of the partitions ``rewrite`` (None: all)
+    with ``rows``' rows in them, in **one** snapshot; and how many rows it writes.
 
     pyiceberg's ``overwrite`` makes two (a delete, then an append), and the first is an empty
     table another engine could time-travel to; this stages one ``overwrite`` snapshot whose
     summary is ``summary``. ``_dataframe_to_data_files`` is pyiceberg's own writer (the one
-    ``append`` uses), so files, statistics and field ids are written as pyiceberg writes them.
+    ``append`` uses), so files, statistics, partitions and field ids are written as pyiceberg
+    writes them.
     """
     tx = iceberg.transaction()
     _check_pyarrow_schema_compatible(
@@ -98,8 +114,17 @@ def _replace(iceberg: Table, rows: pa.Table, summary: dict[str, str]) -> Transac
         provided_schema=rows.schema,
         format_version=tx.table_metadata.format_version,
     )
+    tasks = list(iceberg.scan().plan_files())
+    spec_id = iceberg.spec().spec_id
+    if rewrite is not None and any(t.file.spec_id != spec_id for t in tasks):
+        rewrite = None  # files of an older spec: their partitions are not this spec's
+    if rewrite is not None:
+        parts = partitioning.partition_values(iceberg, rows)
+        rows = partitioning.rows_in(rows, parts, rewrite) if parts is not None else rows
+        wanted = set(rewrite)
+        tasks = [t for t in tasks if t.file.partition[0] in wanted]
     with tx.update_snapshot(snapshot_properties=summary).overwrite() as replace:
-        for task in iceberg.scan().plan_files():
+        for task in tasks:
             replace.delete_data_file(task.file)
         if rows.num_rows:
             for data_file in _dataframe_to_data_files(
@@ -109,19 +134,42 @@ def _replace(iceberg: Table, rows: pa.Table, summary: dict[str, str]) -> Transac
                 io=iceberg.io,
             ):
                 replace.append_data_file(data_file)
-    return tx
+    return tx, rows.num_rows
 
 
-def _commit(iceberg: Table, rows: pa.Table, m: Manifest) -> tuple[Table, int | None]:
-    """Overwrite ``iceberg`` with snapshot ``m`` unless it (or a newer one) is in; the table
-    and the new Iceberg snapshot id (None: skipped)."""
+@dataclass
+class _Commit:
+    """One publish's outcome: the new Iceberg snapshot (None: skipped), rows and partitions
+    written (``rewritten`` None: every partition)."""
+
+    snapshot_id: int | None = None
+    rows: int = 0
+    rewritten: int | None = None
+
+
+def _partitions_to_rewrite(
+    iceberg: Table, rows: pa.Table, done: str | None, base: _Base
+) -> list | None:
+    """The partitions whose rows differ from the published state ``done`` (None: all)."""
+    old = base(done) if done is not None else None
+    new_parts = partitioning.partition_values(iceberg, rows)
+    if old is None or new_parts is None:
+        return None
+    return partitioning.changed(old, partitioning.partition_values(iceberg, old), rows, new_parts)
+
+
+def _commit(
+    iceberg: Table, rows: pa.Table, m: Manifest, base: _Base, *, full: bool
+) -> tuple[Table, _Commit]:
+    """Overwrite ``iceberg`` with snapshot ``m`` unless it (or a newer one) is in."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         iceberg.refresh()
         crash_at_state(CommitState.CHECKING)
         done = published_snapshot(iceberg)
         if done is not None and done >= m.snapshot_id:
-            return iceberg, None  # SKIPPED
-        tx = _replace(iceberg, rows, _summary(m))
+            return iceberg, _Commit()  # SKIPPED
+        rewrite = None if full else _partitions_to_rewrite(iceberg, rows, done, base)
+        tx, written = _replace(iceberg, rows, _summary(m), rewrite)
         crash_at_state(CommitState.STAGED)
         try:
             iceberg = tx.commit_transaction()
@@ -131,12 +179,18 @@ def _commit(iceberg: Table, rows: pa.Table, m: Manifest) -> tuple[Table, int | N
             continue
         crash_at_state(CommitState.COMMITTED)
         snapshot = iceberg.current_snapshot()
-        return iceberg, snapshot.snapshot_id if snapshot is not None else None
+        sid = snapshot.snapshot_id if snapshot is not None else None
+        return iceberg, _Commit(sid, written, None if rewrite is None else len(rewrite))
     raise PublishConflict(f"silver {m.table}: snapshot {m.snapshot_id} lost {MAX_ATTEMPTS} races")
 
 
 def publish_silver(
-    catalog: SqlCatalog, lake: Path, qn: QualifiedName, *, time_as_micros: bool = False
+    catalog: SqlCatalog,
+    lake: Path,
+    qn: QualifiedName,
+    *,
+    time_as_micros: bool = False,
+    partition_bytes: int = PARTITION_BYTES,
 ) -> Published:
     """Publish ``qn``'s silver snapshots newer than the table's published one, oldest first."""
     report = Published(SILVER, str(qn))
@@ -148,22 +202,40 @@ def publish_silver(
         done = published_snapshot(iceberg)
     except NoSuchTableError:
         iceberg, done = None, None
+    by_id = {m.snapshot_id: m for m in manifests}
+    states: dict[str, pa.Table] = {}  # conformed states read this publish (the diff's base)
+
+    def base(snapshot_id: str) -> pa.Table | None:
+        if snapshot_id not in states and snapshot_id in by_id:
+            raw = _rows(lake, qn, by_id[snapshot_id])
+            if raw is not None:
+                states[snapshot_id] = to_iceberg(raw, time_as_micros=time_as_micros)
+        return states.get(snapshot_id)
+
     for m in manifests:
         if done is not None and m.snapshot_id <= done:
             continue
-        rows = _rows(lake, qn, m)
+        rows = base(m.snapshot_id)
         if rows is None:
             continue  # retention removed it; a newer snapshot follows
-        rows = to_iceberg(rows, time_as_micros=time_as_micros)
         if iceberg is None:
             iceberg = ensure_table(catalog, SILVER, qn, rows.schema)
-        report.changes += evolve(iceberg, rows.schema)
+        evolved = evolve(iceberg, rows.schema)
+        report.changes += evolved
         keep_key(iceberg, m.key or None)
-        iceberg, snapshot_id = _commit(iceberg, rows, m)
-        if snapshot_id is not None:
-            report.rows += rows.num_rows
-            report.snapshots.append(snapshot_id)
+        want = partitioning.choose(iceberg, m.key or None, rows, partition_bytes)
+        respec = partitioning.apply(iceberg, want)
+        iceberg, outcome = _commit(iceberg, rows, m, base, full=respec or bool(evolved))
+        if outcome.snapshot_id is not None:
+            report.rows += outcome.rows
+            report.snapshots.append(outcome.snapshot_id)
             report.bytes_written += added_bytes(iceberg)
+            report.partitions = _partition_count(iceberg)
+            report.partitions_rewritten.append(
+                report.partitions if outcome.rewritten is None else outcome.rewritten
+            )
+        for old in [k for k in states if k < m.snapshot_id]:
+            del states[old]  # only the newest state is a base from now on
         done = m.snapshot_id
     if iceberg is not None:  # history follows the lake's retention
         retained = {m.snapshot_id for m in snapshots.list_snapshots(lake, qn)}
@@ -172,3 +244,10 @@ def publish_silver(
     if done is not None:
         report.detail = {"silver_snapshot": done}
     return report
+
+
+def _partition_count(iceberg: Table) -> int:
+    """Partitions of the current snapshot (1 when unpartitioned)."""
+    if partitioning.current(iceberg) is None:
+        return 1
+    return len({task.file.partition[0] for task in iceberg.scan().plan_files()})
