@@ -177,6 +177,14 @@ class Settings(BaseSettings):
     # PostgreSQL ``time`` columns as Iceberg ``time`` (false) or as ``long`` microseconds since
     # midnight (true): Spark's Iceberg reader refuses any table with a time column
     iceberg_time_as_micros: bool = False
+    # silver tables are partitioned by key so that a publish rewrites only the partitions
+    # that changed; a partition aims at this many bytes of rows (in memory, Arrow); tables
+    # under twice that stay unpartitioned (pipelines/iceberg/partitioning.py)
+    iceberg_silver_partition_bytes: int = Field(default=16 * 2**20, ge=1)
+    # bronze and quarantine: once a table has this many data files under SMALL_FILE_BYTES, a
+    # publish rewrites them into few (pipelines/iceberg/rewrite.py); 0 turns rewrites off
+    iceberg_rewrite_min_files: int = Field(default=16, ge=0)
+    iceberg_small_file_bytes: int = Field(default=8 * 2**20, ge=1)
 
     # --- S3 (an s3:// iceberg_warehouse) ------------------------------------------------------
     # managed: changelake runs s3proxy (an S3 API over HOME/s3proxy/data) on BIND_HOST:S3_PORT,

@@ -41,7 +41,7 @@ def publish_command(
         f"{report.bytes_written / 1e6:.1f} MB, in {report.seconds:.1f}s"
     )
     numbers = ("rows", "snapshots", "MB", "expired")
-    for col in ("layer", "table", *numbers, "reached"):
+    for col in ("layer", "table", *numbers, "rewrote", "reached"):
         out.add_column(col, justify="right" if col in numbers else "left")
     for t in report.tables:
         reached = ", ".join(f"{k}={v}" for k, v in sorted(t.detail.items()))
@@ -52,6 +52,7 @@ def publish_command(
             str(len(t.snapshots)),
             f"{t.bytes_written / 1e6:.2f}",
             str(t.expired),
+            t.rewritten(),
             reached,
         )
     console.print(out)

@@ -21,6 +21,7 @@ def publish_metadata(report) -> dict[str, object]:  # noqa: ANN001 (a PublishRep
             "rows": t.rows,
             "snapshots": len(t.snapshots),
             "bytes": t.bytes_written,
+            "rewrote": t.rewritten(),
         }
         for t in report.tables
     }

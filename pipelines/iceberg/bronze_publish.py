@@ -13,7 +13,8 @@ or races another publisher, leaves every event in the Iceberg table once:
   in between wrote no rows to this table (all tombstones, or all quarantined), so there is
   nothing to lose there;
 - consecutive batches are combined into one Iceberg append of up to ``max_rows`` rows (one
-  snapshot, one data file per commit date, instead of one per small batch).
+  snapshot, one data file per commit date, instead of one per small batch); the small files
+  frequent publishes still leave are rewritten into few (``rewrite``).
 
 Quarantined messages of a topic (raw bytes, coordinates, reason) become ``quarantine.<topic>``
 the same way: they are files of the same batches. Rows go through ``conform`` (Iceberg's
@@ -52,6 +53,7 @@ from pipelines.iceberg.expiry import expire_appended
 from pipelines.iceberg.names import BRONZE, QUARANTINE
 from pipelines.iceberg.offsets import OffsetRange, TopicPartition
 from pipelines.iceberg.published import Published, added_bytes, crash_at_state, keep_key
+from pipelines.iceberg.rewrite import DEFAULT_SMALL_FILES, SmallFiles, rewrite_small_files
 from pipelines.naming import from_path_segment
 
 MAX_ROWS = 500_000  # rows per Iceberg append (memory: one chunk is held at a time)
@@ -143,6 +145,7 @@ def publish_batches(
     *,
     max_rows: int = MAX_ROWS,
     time_as_micros: bool = False,
+    small_files: SmallFiles | None = DEFAULT_SMALL_FILES,
 ) -> Published:
     """Append ``source``'s unpublished complete batches to its Iceberg table (see the module)."""
     layer, table = source.layer, source.name
@@ -201,7 +204,12 @@ def publish_batches(
             held = 0
     flush()
     if iceberg is not None:
-        report.expired = len(expire_appended(iceberg))
+        if small_files is not None:
+            rewritten = rewrite_small_files(iceberg, small_files)
+            report.small_files_rewritten = rewritten.files_in
+            report.rewrite_files_written = rewritten.files_out
+        expired, report.files_deleted = expire_appended(iceberg)
+        report.expired = len(expired)
         report.detail = {tp.key: str(n) for tp, n in off.committed_offsets(iceberg).items()}
     return report
 

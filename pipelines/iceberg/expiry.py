@@ -5,8 +5,10 @@ follows the lake's retention.
   retain`` removed it) is expired, and the data files only expired snapshots referenced are
   deleted; so ``VERSION AS OF`` offers exactly the states the lake's ``as_of`` starts from.
 - **bronze and quarantine**: all but the newest ``keep_last`` snapshots are expired. Bronze is
-  append-only, so the current snapshot still references every data file: nothing is deleted,
-  only the metadata of old commits (an always-on publish commits every minute).
+  append-only, so the current snapshot references every row; the only data files expiry
+  deletes are the small ones a rewrite (``rewrite``) replaced, once no kept snapshot
+  references them. Without rewrites it is metadata only (an always-on publish commits every
+  minute), and the file comparison is not made.
 
 Expiry is a metadata commit; file deletion follows it. A crash between the two leaves files no
 snapshot references (orphans), never a snapshot without its files. The current snapshot (the
@@ -16,6 +18,7 @@ one whose summary carries the table's offsets or silver snapshot id) is never ex
 from __future__ import annotations
 
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Operation
 
 from pipelines.iceberg.catalog import retry_on_conflict
 
@@ -34,12 +37,19 @@ def _expire(table: Table, ids: list[int]) -> list[int]:
     return retry_on_conflict(table, step)
 
 
-def expire_appended(table: Table, keep_last: int = KEEP_BRONZE_SNAPSHOTS) -> list[int]:
-    """Expire all but the newest ``keep_last`` snapshots of an append-only table."""
+def expire_appended(table: Table, keep_last: int = KEEP_BRONZE_SNAPSHOTS) -> tuple[list[int], int]:
+    """Expire all but the newest ``keep_last`` snapshots of an append-only table; delete the
+    files rewrites replaced that no kept snapshot references. Returns (expired ids, files
+    deleted)."""
     if keep_last < 1:
         raise ValueError("keep_last must be >= 1")
     snapshots = sorted(table.snapshots(), key=lambda s: (s.sequence_number, s.timestamp_ms))
-    return _expire(table, [s.snapshot_id for s in snapshots[:-keep_last]])
+    gone = [s.snapshot_id for s in snapshots[:-keep_last]]
+    if not gone:
+        return [], 0
+    if all(s.summary is None or s.summary.operation == Operation.APPEND for s in snapshots):
+        return _expire(table, gone), 0
+    return _expire_deleting(table, gone)
 
 
 def expire_silver(table: Table, retained: set[str], key: str) -> tuple[list[int], int]:
@@ -53,6 +63,11 @@ def expire_silver(table: Table, retained: set[str], key: str) -> tuple[list[int]
     ]
     if not gone:
         return [], 0
+    return _expire_deleting(table, gone)
+
+
+def _expire_deleting(table: Table, gone: list[int]) -> tuple[list[int], int]:
+    """Expire ``gone``, then delete the data files only they referenced."""
     before = set(table.inspect.all_data_files()["file_path"].to_pylist())
     expired = _expire(table, gone)
     if not expired:

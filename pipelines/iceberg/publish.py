@@ -26,6 +26,7 @@ from pipelines.iceberg.bronze_publish import (
 )
 from pipelines.iceberg.catalog import open_catalog
 from pipelines.iceberg.published import Published
+from pipelines.iceberg.rewrite import SmallFiles
 from pipelines.iceberg.silver_publish import publish_silver
 from pipelines.naming import QualifiedName
 from pipelines.silver.snapshots import silver_tables
@@ -63,6 +64,7 @@ def publish_lake(
     tables: Iterable[QualifiedName] | None = None,
     progress: Callable[[str], None] | None = None,
     max_rows: int = MAX_ROWS,
+    small_files: SmallFiles | None = None,
 ) -> PublishReport:
     """Publish every bronze and silver table (or only ``tables``) to the lake's catalog."""
     started = time.monotonic()
@@ -71,6 +73,11 @@ def publish_lake(
     catalog = open_catalog(settings)
     listing = list_lake(lake)
     micros = settings.iceberg_time_as_micros
+    if small_files is None and settings.iceberg_rewrite_min_files:
+        small_files = SmallFiles(
+            small_bytes=settings.iceberg_small_file_bytes,
+            min_files=settings.iceberg_rewrite_min_files,
+        )
     report = PublishReport()
     sources = [bronze_source(lake, t) for t in bronze_tables(lake)]
     if wanted is None:
@@ -81,13 +88,28 @@ def publish_lake(
         if progress:
             progress(f"{source.layer} {source.name}")
         report.tables.append(
-            publish_batches(catalog, source, listing, max_rows=max_rows, time_as_micros=micros)
+            publish_batches(
+                catalog,
+                source,
+                listing,
+                max_rows=max_rows,
+                time_as_micros=micros,
+                small_files=small_files,
+            )
         )
     for qn in silver_tables(lake):
         if wanted is not None and qn not in wanted:
             continue
         if progress:
             progress(f"silver {qn}")
-        report.tables.append(publish_silver(catalog, lake, qn, time_as_micros=micros))
+        report.tables.append(
+            publish_silver(
+                catalog,
+                lake,
+                qn,
+                time_as_micros=micros,
+                partition_bytes=settings.iceberg_silver_partition_bytes,
+            )
+        )
     report.seconds = time.monotonic() - started
     return report

@@ -22,10 +22,23 @@ class Published:
     rows: int = 0
     snapshots: list[int] = field(default_factory=list)  # Iceberg snapshot ids committed
     bytes_written: int = 0  # data files added by those snapshots
+    partitions: int = 0  # silver: partitions of the table after the last commit
+    partitions_rewritten: list[int] = field(default_factory=list)  # silver: per snapshot
     changes: list[str] = field(default_factory=list)  # schema evolution
+    small_files_rewritten: int = 0  # bronze: small data files replaced (rewrite.py)
+    rewrite_files_written: int = 0  # bronze: the files that replaced them
     expired: int = 0  # Iceberg snapshots expired (expiry.py)
     files_deleted: int = 0  # data files only expired snapshots referenced
     detail: dict[str, str] = field(default_factory=dict)  # offsets / silver snapshot reached
+
+    def rewritten(self) -> str:
+        """What this publish rewrote: silver partitions per snapshot, bronze small files."""
+        if self.partitions_rewritten:
+            per = ", ".join(str(n) for n in self.partitions_rewritten)
+            return f"{per} of {self.partitions} partition(s)"
+        if self.small_files_rewritten:
+            return f"{self.small_files_rewritten} small files -> {self.rewrite_files_written}"
+        return ""
 
 
 def keep_key(table: Table, key: list[str] | None) -> None:

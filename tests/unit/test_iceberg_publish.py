@@ -12,24 +12,19 @@ import json
 import os
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pytest
 import recorded_lake
-from pyiceberg.table import Table
+from iceberg_checks import assert_bronze_equal, iceberg_table, lake_offsets, table_offsets
 
-from pipelines.bronze import reader
 from pipelines.bronze.layout import list_lake
 from pipelines.config import Settings
-from pipelines.iceberg import engine
-from pipelines.iceberg.catalog import load_table, open_catalog
 from pipelines.iceberg.names import BRONZE, SILVER
 from pipelines.iceberg.offsets import committed_offsets
 from pipelines.iceberg.publish import publish_lake
 from pipelines.iceberg.silver_publish import SNAPSHOT_KEY, WATERMARK_LSN_KEY, published_snapshot
-from pipelines.naming import QualifiedName, quote_ident
+from pipelines.naming import QualifiedName
 from pipelines.silver import snapshots
 
 pytestmark = pytest.mark.unit
@@ -39,58 +34,6 @@ BRONZE_TABLES = (*recorded_lake.TABLES, "_transactions")
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(_env_file=None, home=tmp_path / "home")
-
-
-def _iceberg(settings: Settings, layer: str, name: QualifiedName | str) -> Table:
-    return load_table(open_catalog(settings), layer, name)
-
-
-def _text_rows(con: duckdb.DuckDBPyConnection, source: str, columns: list[str]) -> list[tuple]:
-    cols = ", ".join(f"CAST({c} AS VARCHAR)" for c in columns)
-    return con.sql(f"SELECT {cols} FROM {source} ORDER BY ALL").fetchall()  # noqa: S608
-
-
-def _comparable(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
-    """Column -> DuckDB type, without the types Iceberg holds in another form (durations and
-    intervals are numbers or structs there; checked by test_iceberg_conform)."""
-    rows = con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608
-    return {r[0]: r[1] for r in rows if "INTERVAL" not in r[1]}
-
-
-def assert_bronze_equal(settings: Settings, name: QualifiedName | str) -> None:
-    """Iceberg bronze == changelake's bronze, column by column as text, row by row."""
-    table = _iceberg(settings, BRONZE, name)
-    with engine.connect(settings) as con:
-        lake = reader.scan(con, settings.lake_root, name)
-        con.register("lake_rows", lake)
-        ice = f"iceberg_scan('{table.metadata_location}')"
-        lake_cols, ice_cols = _comparable(con, "lake_rows"), _comparable(con, ice)
-        kept = {c.split("__")[0]: c for c in ice_cols if "__" in c}  # incompatible type changes
-        pairs = []
-        for col in lake_cols:
-            target = "_kafka_partition" if col == "_partition" else col
-            if target not in ice_cols:
-                assert col in kept or lake_cols[col].startswith("STRUCT"), (name, col)
-                continue
-            ice_expr = quote_ident(target)
-            if col in kept:  # old values live in the renamed column
-                ice_expr = f"coalesce(CAST({ice_expr} AS VARCHAR), CAST({quote_ident(kept[col])} AS VARCHAR))"
-            pairs.append((quote_ident(col), ice_expr))
-        got = _text_rows(con, ice, [p[1] for p in pairs])
-        want = _text_rows(con, "lake_rows", [p[0] for p in pairs])
-    assert len(got) == len(want) > 0, name
-    assert got == want, name
-
-
-def _offsets(table: Table) -> Counter:
-    rows = table.scan(selected_fields=("_topic", "_kafka_partition", "_offset")).to_arrow()
-    return Counter(zip(*(rows[c].to_pylist() for c in rows.column_names), strict=True))
-
-
-def _lake_offsets(settings: Settings, name: QualifiedName | str) -> Counter:
-    with duckdb.connect() as con:
-        rel = reader.scan(con, settings.lake_root, name).select("_topic, _partition, _offset")
-        return Counter(rel.fetchall())
 
 
 def test_the_recorded_lake_publishes_whole_and_only_once(settings: Settings) -> None:
@@ -103,19 +46,19 @@ def test_the_recorded_lake_publishes_whole_and_only_once(settings: Settings) -> 
     } | {(SILVER, str(n)) for n in recorded_lake.TABLES}
     for name in BRONZE_TABLES:
         assert_bronze_equal(settings, name)
-        table = _iceberg(settings, BRONZE, name)
-        assert _offsets(table) == _lake_offsets(settings, name)
-        assert max(_offsets(table).values()) == 1
+        table = iceberg_table(settings, BRONZE, name)
+        assert table_offsets(table) == lake_offsets(settings, name)
+        assert max(table_offsets(table).values()) == 1
     # the type change int -> text keeps the old values, renamed, and says so
     evolving = next(t for t in report.tables if t.table == "zoo.evolving" and t.layer == BRONZE)
     assert any(c.startswith("v kept as v__") for c in evolving.changes), evolving.changes
     assert json.loads(
-        _iceberg(settings, BRONZE, recorded_lake.TABLES[0]).properties["changelake.key"]
+        iceberg_table(settings, BRONZE, recorded_lake.TABLES[0]).properties["changelake.key"]
     )
     # silver: the current snapshot, its id and watermark in the summary
     for qn in recorded_lake.TABLES:
         manifest = snapshots.current(lake, qn)
-        table = _iceberg(settings, SILVER, qn)
+        table = iceberg_table(settings, SILVER, qn)
         summary = table.current_snapshot().summary
         assert summary[SNAPSHOT_KEY] == manifest.snapshot_id
         if manifest.watermark_lsn is not None:
@@ -137,10 +80,10 @@ def test_publishing_goes_on_where_the_tables_say(settings: Settings) -> None:
     assert first.rows and second.rows
     for name in BRONZE_TABLES:
         assert_bronze_equal(settings, name)
-        assert max(_offsets(_iceberg(settings, BRONZE, name)).values()) == 1
+        assert max(table_offsets(iceberg_table(settings, BRONZE, name)).values()) == 1
     # each silver snapshot is one Iceberg snapshot: the first state is still readable
     qn = QualifiedName("zoo", "typezoo")
-    table = _iceberg(settings, SILVER, qn)
+    table = iceberg_table(settings, SILVER, qn)
     ours = [m.snapshot_id for m in snapshots.list_snapshots(lake, qn)]
     theirs = [s.summary[SNAPSHOT_KEY] for s in table.snapshots()]
     assert theirs == ours and len(ours) == 2
@@ -160,7 +103,7 @@ def test_a_batch_in_flight_holds_back_its_partition(settings: Settings) -> None:
     partial = middle.path.with_name(middle.path.name.replace(".1of1.", ".1of2."))
     os.rename(middle.path, partial)
     publish_lake(settings, tables=[qn])
-    position = committed_offsets(_iceberg(settings, BRONZE, qn))
+    position = committed_offsets(iceberg_table(settings, BRONZE, qn))
     assert [n for tp, n in position.items()] == [batches[0].last + 1]
     os.rename(partial, middle.path)
     publish_lake(settings, tables=[qn])
@@ -202,11 +145,11 @@ def test_a_publisher_killed_at_any_commit_state_loses_and_repeats_nothing(
     proc = _child(settings, None)
     assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()[-2000:]
     for name in BRONZE_TABLES:
-        table = _iceberg(settings, BRONZE, name)
-        assert _offsets(table) == _lake_offsets(settings, name), name
+        table = iceberg_table(settings, BRONZE, name)
+        assert table_offsets(table) == lake_offsets(settings, name), name
     for qn in recorded_lake.TABLES:
         assert (
-            published_snapshot(_iceberg(settings, SILVER, qn))
+            published_snapshot(iceberg_table(settings, SILVER, qn))
             == snapshots.current(lake, qn).snapshot_id
         )
 
@@ -219,9 +162,11 @@ def test_racing_publishers_land_every_event_once(settings: Settings) -> None:
     for proc in procs:
         assert proc.wait(timeout=180) == 0, proc.stderr.read().decode()[-2000:]
     for name in BRONZE_TABLES:
-        assert _offsets(_iceberg(settings, BRONZE, name)) == _lake_offsets(settings, name), name
+        assert table_offsets(iceberg_table(settings, BRONZE, name)) == lake_offsets(
+            settings, name
+        ), name
     for qn in recorded_lake.TABLES:
-        table = _iceberg(settings, SILVER, qn)
+        table = iceberg_table(settings, SILVER, qn)
         assert [s.summary[SNAPSHOT_KEY] for s in table.snapshots()] == [
             m.snapshot_id for m in snapshots.list_snapshots(lake, qn)
         ]
@@ -253,9 +198,11 @@ def test_the_run_service_publish_stage_counts_what_it_committed(settings: Settin
     svc = Service(settings, RunOptions(metrics_port=None, publish_every_s=0.01))
     svc.publish_step(threading.Event())
     figures = svc.metrics.figures
-    total = sum(_iceberg(settings, BRONZE, n).scan().to_arrow().num_rows for n in BRONZE_TABLES)
+    total = sum(
+        iceberg_table(settings, BRONZE, n).scan().to_arrow().num_rows for n in BRONZE_TABLES
+    )
     silver = sum(
-        _iceberg(settings, SILVER, n).scan().to_arrow().num_rows for n in recorded_lake.TABLES
+        iceberg_table(settings, SILVER, n).scan().to_arrow().num_rows for n in recorded_lake.TABLES
     )
     assert figures.iceberg_rows == total + silver > 0
     assert figures.iceberg_snapshots >= len(BRONZE_TABLES) + len(recorded_lake.TABLES)
@@ -279,14 +226,14 @@ def test_quarantined_messages_publish_with_their_bytes_and_offsets(settings: Set
     land_batch(lake, [*msgs[len(msgs) // 2 :], *bad], topic_prefix=recorded_lake.PREFIX)
     report = publish_lake(settings)
     assert (QUARANTINE, "zoo.zoo.typezoo") in {(t.layer, t.table) for t in report.tables}
-    table = _iceberg(settings, QUARANTINE, "zoo.zoo.typezoo")
+    table = iceberg_table(settings, QUARANTINE, "zoo.zoo.typezoo")
     rows = table.scan().to_arrow().sort_by("offset").to_pylist()
     assert [(r["topic"], r["partition"], r["offset"], r["value"]) for r in rows] == [
         (m.topic, m.partition, m.offset, m.value) for m in bad
     ]
     assert all(r["error"] for r in rows)
     assert committed_offsets(table) == committed_offsets(
-        _iceberg(settings, BRONZE, recorded_lake.TABLES[0])
+        iceberg_table(settings, BRONZE, recorded_lake.TABLES[0])
     )
     assert_bronze_equal(settings, recorded_lake.TABLES[0])
     assert publish_lake(settings).rows == 0
@@ -303,7 +250,7 @@ def test_silver_history_follows_the_lakes_retention(settings: Settings) -> None:
     recorded_lake.land_rest(lake, after=0.5)
     recorded_lake.compact_all(lake)
     publish_lake(settings)
-    table = _iceberg(settings, SILVER, qn)
+    table = iceberg_table(settings, SILVER, qn)
     first_files = {
         t.file.file_path
         for t in table.scan(snapshot_id=table.snapshots()[0].snapshot_id).plan_files()
@@ -313,7 +260,7 @@ def test_silver_history_follows_the_lakes_retention(settings: Settings) -> None:
     report = publish_lake(settings)
     silver = next(t for t in report.tables if t.layer == SILVER and t.table == str(qn))
     assert silver.expired == 1 and silver.files_deleted == len(first_files) > 0
-    table = _iceberg(settings, SILVER, qn)
+    table = iceberg_table(settings, SILVER, qn)
     assert [s.summary[SNAPSHOT_KEY] for s in table.snapshots()] == [
         snapshots.current(lake, qn).snapshot_id
     ]
@@ -327,13 +274,13 @@ def test_bronze_expiry_keeps_every_row_and_the_offsets(settings: Settings) -> No
     recorded_lake.land(settings.lake_root, parts=5)
     publish_lake(settings, max_rows=1)  # one Iceberg snapshot per batch
     qn = QualifiedName("zoo", "typezoo")
-    table = _iceberg(settings, BRONZE, qn)
+    table = iceberg_table(settings, BRONZE, qn)
     before, offsets = len(table.snapshots()), committed_offsets(table)
     assert before >= 4
-    assert len(expire_appended(table, keep_last=2)) == before - 2
-    table = _iceberg(settings, BRONZE, qn)
+    assert len(expire_appended(table, keep_last=2)[0]) == before - 2
+    table = iceberg_table(settings, BRONZE, qn)
     assert len(table.snapshots()) == 2 and committed_offsets(table) == offsets
-    assert _offsets(table) == _lake_offsets(settings, qn)
+    assert table_offsets(table) == lake_offsets(settings, qn)
     assert publish_lake(settings).rows == 0
 
 
