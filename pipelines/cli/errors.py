@@ -63,6 +63,7 @@ def user_input(what: str, hint: str | None = None) -> Iterator[None]:
         duckdb.ParserException,
         duckdb.ConversionException,
         duckdb.InvalidInputException,
+        duckdb.PermissionException,  # the filter tried to read a file
     ) as exc:
         msg = first_line(exc).split(": ", 1)[-1]
         raise BadInput(f"{what}: {msg}", hint) from exc

@@ -108,9 +108,19 @@ def as_of_command(
     limit: LimitOpt = None,
     fmt: FormatOpt = "table",
     out: OutputOpt = None,
+    iceberg: Annotated[
+        bool,
+        typer.Option(
+            "--iceberg",
+            help="read the published Iceberg tables (`changelake publish`), not the lake",
+        ),
+    ] = False,
 ) -> None:
     """The table exactly as committed at INSTANT (whole transactions only)."""
     from pipelines.silver import SnapshotInProgress, as_of
+
+    if iceberg:
+        from pipelines.iceberg.timetravel import as_of  # same rule, Iceberg's tables
 
     settings = get_settings()
     output.check_format(fmt, out)
