@@ -24,6 +24,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.table import Table
+from sqlalchemy.exc import IntegrityError
 
 from pipelines.config import Settings
 from pipelines.iceberg import pyiceberg_fixes
@@ -57,7 +58,13 @@ def open_catalog(settings: Settings, *, create_namespaces: bool = True) -> SqlCa
     catalog = SqlCatalog(settings.iceberg_catalog_name, **catalog_properties(settings))
     if create_namespaces:
         for namespace in NAMESPACES:
-            catalog.create_namespace_if_not_exists(namespace)
+            try:
+                catalog.create_namespace_if_not_exists(namespace)
+            except IntegrityError:
+                # another process created it between pyiceberg's check and its insert
+                # (pyiceberg does not turn this race into NamespaceAlreadyExistsError)
+                if not catalog.namespace_exists(namespace):
+                    raise
     return catalog
 
 

@@ -20,6 +20,7 @@ from iceberg_checks import assert_bronze_equal, iceberg_table, lake_offsets, tab
 
 from pipelines.bronze.layout import list_lake
 from pipelines.config import Settings
+from pipelines.iceberg.catalog import open_catalog
 from pipelines.iceberg.names import BRONZE, SILVER
 from pipelines.iceberg.offsets import committed_offsets
 from pipelines.iceberg.publish import publish_lake
@@ -310,3 +311,19 @@ def test_status_says_how_far_the_iceberg_copy_is_behind(settings: Settings) -> N
     assert doc["behind"] > 0 and "behind the lake" in iceberg_line(doc)
     publish_lake(settings)
     assert publication_status(settings)["behind"] == 0
+
+
+def test_processes_opening_a_new_catalog_at_once_all_succeed(settings: Settings) -> None:
+    """Namespace creation races (pyiceberg checks, then inserts): every opener must succeed."""
+    code = (
+        "import sys; from pathlib import Path; from pipelines.config import Settings; "
+        "from pipelines.iceberg.catalog import open_catalog; "
+        "open_catalog(Settings(_env_file=None, home=Path(sys.argv[1])))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANGELAKE_")}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(settings.home)], env=env)
+        for _ in range(6)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 6
+    assert {ns[0] for ns in open_catalog(settings).list_namespaces()} >= {BRONZE, SILVER}
