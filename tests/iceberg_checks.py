@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timedelta
 
 import duckdb
+import pyarrow as pa
 from pyiceberg.table import Table
 
 from pipelines.bronze import reader
@@ -65,3 +67,22 @@ def lake_offsets(settings: Settings, name: QualifiedName | str) -> Counter:
     with duckdb.connect() as con:
         rel = reader.scan(con, settings.lake_root, name).select("_topic, _partition, _offset")
         return Counter(rel.fetchall())
+
+
+def sorted_text(rows: pa.Table, exprs: list[str]) -> list[tuple]:
+    with duckdb.connect() as con:
+        con.register("r", rows)
+        return con.sql(f"SELECT {', '.join(exprs)} FROM r ORDER BY ALL").fetchall()  # noqa: S608
+
+
+def as_text(column: str) -> str:
+    return f"CAST({quote_ident(column)} AS VARCHAR)"
+
+
+def commit_instants(settings: Settings, qn: QualifiedName, most: int) -> list[datetime]:
+    with duckdb.connect() as con:
+        rel = reader.scan(con, settings.lake_root, qn)
+        con.register("b", rel)
+        found = [r[0] for r in con.sql("SELECT DISTINCT _source_ts FROM b ORDER BY 1").fetchall()]
+    step = max(len(found) // most, 1)
+    return found[::step] + [found[-1], found[-1] + timedelta(hours=1)]

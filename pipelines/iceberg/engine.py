@@ -57,16 +57,25 @@ def extension_directory(settings: Settings) -> Path:
     return settings.home.resolve() / "duckdb" / "extensions"
 
 
-def connect(settings: Settings, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+def connect(
+    settings: Settings, database: str = ":memory:", *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that reads the lake's Iceberg tables, on local disk or on S3."""
     con = duckdb.connect(
         database,
+        read_only=read_only,
         config={
             "extension_directory": str(extension_directory(settings)),
             "autoinstall_known_extensions": False,
         },
     )
+    configure(con, settings)
+    return con
+
+
+def configure(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Make ``con`` read the lake's Iceberg tables: the extensions, and on S3 the (temporary,
+    never persisted) secret."""
     load_iceberg(con)
     if settings.warehouse_on_s3:
         con.execute(duckdb_secret_sql(settings))
-    return con

@@ -4,7 +4,8 @@ One walk of the lake judges which bronze batches are complete (``bronze.layout``
 bronze table (captured tables, ``_transactions``, ``_notifications``) and every quarantined
 topic (when no table is named) gets its unpublished batches appended (``bronze_publish``) and
 every silver table its new snapshots
-(``silver_publish``). Each table is exactly-once on its own, so a publish may be stopped,
+(``silver_publish``); then the DuckDB file over the tables is written again
+(``duckdb_catalog``). Each table is exactly-once on its own, so a publish may be stopped,
 killed or run twice at any point, by several processes at once; the next one goes on where the
 tables say. The Parquet lake stays the source of truth: publishing only reads it.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipelines.bronze.layout import list_lake
 from pipelines.bronze.reader import bronze_tables
@@ -25,6 +27,7 @@ from pipelines.iceberg.bronze_publish import (
     quarantine_sources,
 )
 from pipelines.iceberg.catalog import open_catalog
+from pipelines.iceberg.duckdb_catalog import catalog_path, write_iceberg_catalog
 from pipelines.iceberg.published import Published
 from pipelines.iceberg.rewrite import SmallFiles
 from pipelines.iceberg.silver_publish import publish_silver
@@ -36,6 +39,7 @@ from pipelines.silver.snapshots import silver_tables
 class PublishReport:
     tables: list[Published] = field(default_factory=list)
     seconds: float = 0.0
+    catalog_file: Path | None = None  # the DuckDB file over the tables, when written
 
     @property
     def rows(self) -> int:
@@ -111,5 +115,8 @@ def publish_lake(
                 partition_bytes=settings.iceberg_silver_partition_bytes,
             )
         )
+    changed = report.snapshots or any(t.expired for t in report.tables)
+    if report.tables and (changed or not catalog_path(settings).exists()):
+        report.catalog_file = write_iceberg_catalog(settings)
     report.seconds = time.monotonic() - started
     return report

@@ -3,7 +3,7 @@
 The same procedure and SQL as ``silver.timetravel.as_of``, on Iceberg's copies: start from the
 newest **Iceberg snapshot** of ``silver.<table>`` whose watermark time (``changelake.
 watermark-ts`` in its summary) is at or before the instant, read at that snapshot with DuckDB's
-``iceberg_scan(..., snapshot_from_id)``, and apply the events of ``bronze.<table>`` after its
+``icebergscan(..., snapshot_from_id)``, and apply the events of ``bronze.<table>`` after its
 watermark LSN and committed by the instant, cut at the first transaction whose END (in
 ``bronze._transactions``) has not been published: ``rules.events_sql`` and
 ``plan.compact_table_sql``, the one definition compaction uses. So another engine's
@@ -15,29 +15,24 @@ Values come back in Iceberg's types (``conform``): what Spark or Trino read from
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import pyarrow as pa
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
+from pipelines.bronze.layout import TRANSACTIONS
 from pipelines.config import Settings
-from pipelines.contract import ICEBERG_COLUMN_NAMES, META_COLUMNS
+from pipelines.contract import META_COLUMNS
 from pipelines.iceberg import engine
-from pipelines.iceberg.catalog import load_table, open_catalog
+from pipelines.iceberg.catalog import open_catalog
 from pipelines.iceberg.names import BRONZE, SILVER
-from pipelines.iceberg.published import KEY_PROPERTY
 from pipelines.iceberg.silver_publish import WATERMARK_LSN_KEY, WATERMARK_TS_KEY
-from pipelines.naming import QualifiedName, quote_ident, quote_literal
+from pipelines.iceberg.sources import bronze_events, columns, key_of, maybe_table, scan
+from pipelines.naming import QualifiedName
 from pipelines.silver import plan, rules
 from pipelines.silver.timetravel import NoSilverData, to_instant, ts_literal
-
-KAFKA_PARTITION = ICEBERG_COLUMN_NAMES["_partition"]
-TRANSACTIONS = "_transactions"
 
 
 @dataclass(frozen=True)
@@ -64,33 +59,6 @@ def base_for(silver: Table, ts: datetime) -> Base | None:
     return best
 
 
-def _table(catalog: SqlCatalog, layer: str, name: QualifiedName | str) -> Table | None:
-    try:
-        return load_table(catalog, layer, name)
-    except NoSuchTableError:
-        return None
-
-
-def _scan(table: Table, snapshot_id: int | None = None) -> str:
-    at = f", snapshot_from_id = {int(snapshot_id)}" if snapshot_id is not None else ""
-    return f"iceberg_scan({quote_literal(table.metadata_location)}{at})"
-
-
-def _bronze_source(bronze: Table) -> str:
-    """Iceberg bronze as the rules read it: the Kafka partition named ``_partition`` again."""
-    return (
-        f"(SELECT * EXCLUDE ({quote_ident(KAFKA_PARTITION)}), "  # noqa: S608
-        f"{quote_ident(KAFKA_PARTITION)} AS _partition FROM {_scan(bronze)})"
-    )
-
-
-def _key(*tables: Table | None) -> list[str]:
-    for t in tables:
-        if t is not None and KEY_PROPERTY in t.properties:
-            return list(json.loads(t.properties[KEY_PROPERTY]))
-    return []
-
-
 def as_of(
     settings: Settings,
     table: QualifiedName,
@@ -114,30 +82,28 @@ def as_of(
 
 def _as_of(settings: Settings, table: QualifiedName, ts: datetime) -> pa.Table:
     catalog = open_catalog(settings, create_namespaces=False)
-    silver, bronze = _table(catalog, SILVER, table), _table(catalog, BRONZE, table)
+    silver, bronze = maybe_table(catalog, SILVER, table), maybe_table(catalog, BRONZE, table)
     base = base_for(silver, ts) if silver is not None else None
     if base is None and bronze is None:
         raise NoSilverData(f"no Iceberg silver snapshot or bronze events for {table} at {ts}")
-    key = _key(silver, bronze)
+    key = key_of(silver, bronze)
     with engine.connect(settings) as con:
         base_rel, cols = None, []
         if base is not None:
-            base_rel = _scan(silver, base.snapshot_id)
-            described = con.execute(f"DESCRIBE SELECT * FROM {base_rel}").fetchall()  # noqa: S608
-            cols = [r[0] for r in described if r[0] not in rules.KEEP_META]
+            base_rel = scan(silver, base.snapshot_id)
+            cols = [c for c in columns(con, base_rel) if c not in rules.KEEP_META]
         if bronze is None:
             return con.sql(f"SELECT * FROM {base_rel}").to_arrow_table()  # noqa: S608
-        source = _bronze_source(bronze)
-        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608
-        bronze_cols = [r[0] for r in described if r[0] not in META_COLUMNS]
+        source = bronze_events(bronze)
+        bronze_cols = [c for c in columns(con, source) if c not in META_COLUMNS]
         cols += [c for c in bronze_cols if c not in cols]
-        tx = _table(catalog, BRONZE, TRANSACTIONS)
+        tx = maybe_table(catalog, BRONZE, TRANSACTIONS)
         plan.materialize_events(
             con,
             "as_of_events",
             source=source,
             columns=cols,
-            tx_source=_scan(tx) if tx is not None else None,
+            tx_source=scan(tx) if tx is not None else None,
             data_collection=f"{table.schema}.{table.table}",
             after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,
             until_ts=ts_literal(ts),

@@ -28,8 +28,8 @@ import duckdb
 from pipelines.naming import QualifiedName, quote_ident, quote_literal
 from pipelines.silver import bronze_io, rules, snapshots
 from pipelines.silver.engine import LakeLike, connect, lake_of
+from pipelines.silver.timetravel import base_choice_sql
 
-_MIN_LSN = "(-9223372036854775807 - 1)"
 SNAPSHOT_VIEW_PREFIX = "snapshot_"  # "<schema>"."snapshot_<table>": the last compaction only
 
 
@@ -124,7 +124,7 @@ def live_sql(
     base = bronze_io.parquet_source(
         [snapshots.snapshot_dir(lake, qn, cur.snapshot_id) / "part-0.parquet"]
     )
-    after = str(int(cur.watermark_lsn)) if cur.watermark_lsn is not None else _MIN_LSN
+    after = str(int(cur.watermark_lsn)) if cur.watermark_lsn is not None else rules.MIN_LSN
     ev = rules.events_sql(
         bronze_io.live_source(bronze_io.table_dir(lake, qn)),
         cols,
@@ -142,26 +142,17 @@ def live_sql(
 def _snapshot_choice(
     lake: Path, qn: QualifiedName, snaps: list[snapshots.Manifest], ts: str
 ) -> tuple[str | None, str]:
-    """A base relation and an after-LSN expression that pick, for any ``ts``, the newest
-    snapshot with watermark time <= ts (the same choice ``timetravel.base_for`` makes)."""
-    by_time: dict[str, snapshots.Manifest] = {}
-    for m in snaps:  # oldest first: a later snapshot with the same watermark time wins
-        if m.watermark_ts is not None:
-            by_time[m.watermark_ts] = m
-    chosen = sorted(by_time.values(), key=lambda m: m.watermark_time)
-    if not chosen:
-        return None, _MIN_LSN
-    branches, cases = [], []
-    for i, m in enumerate(chosen):
-        lo = f"CAST({quote_literal(m.watermark_ts)} AS TIMESTAMPTZ)"
-        cond = f"{ts} >= {lo}"
-        if i + 1 < len(chosen):
-            hi = f"CAST({quote_literal(chosen[i + 1].watermark_ts)} AS TIMESTAMPTZ)"
-            cond += f" AND {ts} < {hi}"
-        part = snapshots.snapshot_dir(lake, qn, m.snapshot_id) / "part-0.parquet"
-        branches.append(
-            f"SELECT * FROM {bronze_io.parquet_source([part])} WHERE {cond}"  # noqa: S608
+    """``timetravel.base_choice_sql`` over the table's snapshots (the choice ``timetravel.base_for``
+    makes, for any ``ts``)."""
+    bases = [
+        (
+            m.watermark_ts,
+            m.watermark_lsn,
+            bronze_io.parquet_source(
+                [snapshots.snapshot_dir(lake, qn, m.snapshot_id) / "part-0.parquet"]
+            ),
         )
-        cases.append(f"WHEN {cond} THEN {int(m.watermark_lsn)}")
-    base = "(" + " UNION ALL BY NAME ".join(branches) + ")"
-    return base, f"(CASE {' '.join(cases)} ELSE {_MIN_LSN} END)"
+        for m in snaps
+        if m.watermark_ts is not None
+    ]
+    return base_choice_sql(bases, ts)

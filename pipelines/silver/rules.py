@@ -46,6 +46,7 @@ KEEP_META = ("_source_ts", "_commit_lsn", "_lsn", "_tx_id")
 _SNAPSHOT_MARKS = "('true', 'first', 'first_in_data_collection', 'last_in_data_collection', 'last')"
 _LAST_MARKS = "('last', 'last_in_data_collection')"
 _MAX_LSN = "9223372036854775807"
+MIN_LSN = "(-9223372036854775807 - 1)"
 
 
 def _q(cols: Sequence[str]) -> str:

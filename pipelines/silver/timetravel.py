@@ -78,6 +78,33 @@ def base_for(lake: Path, table: QualifiedName, ts: datetime) -> snapshots.Manife
     return best
 
 
+def base_choice_sql(
+    bases: Sequence[tuple[str, int | None, str]], ts: str
+) -> tuple[str | None, str]:
+    """For an instant known only when the SQL runs (``ts``, an expression: a macro's
+    parameter), the base ``as_of`` starts from and its watermark: the newest snapshot whose
+    watermark time is <= ts. ``bases`` are ``(watermark time as ISO text, watermark LSN,
+    relation)``, oldest first (a later one with the same watermark time wins). Returns (a
+    relation that is that snapshot's rows, or None when there is none; an after-LSN
+    expression)."""
+    by_time: dict[str, tuple[str, int | None, str]] = {}
+    for b in bases:
+        by_time[b[0]] = b
+    chosen = sorted(by_time.values(), key=lambda b: datetime.fromisoformat(b[0]))
+    if not chosen:
+        return None, rules.MIN_LSN
+    branches, cases = [], []
+    for i, (at, lsn, relation) in enumerate(chosen):
+        cond = f"{ts} >= CAST({quote_literal(at)} AS TIMESTAMPTZ)"
+        if i + 1 < len(chosen):
+            cond += f" AND {ts} < CAST({quote_literal(chosen[i + 1][0])} AS TIMESTAMPTZ)"
+        branches.append(f"SELECT * FROM {relation} WHERE {cond}")  # noqa: S608
+        after = str(int(lsn)) if lsn is not None else rules.MIN_LSN
+        cases.append(f"WHEN {cond} THEN {after}")
+    base = "(" + " UNION ALL BY NAME ".join(branches) + ")"
+    return base, f"(CASE {' '.join(cases)} ELSE {rules.MIN_LSN} END)"
+
+
 def _as_of_parts(
     con: duckdb.DuckDBPyConnection, lake: Path, table: QualifiedName, ts: datetime
 ) -> tuple[dict[str, Any] | None, list[str], list[str], str | None]:

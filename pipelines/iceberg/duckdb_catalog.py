@@ -1,0 +1,129 @@
+"""The DuckDB file over the Iceberg tables, ``<lake>/iceberg/catalog.duckdb``: what analysts and
+dbt (target ``iceberg``) open read-only to query the published lake.
+
+DuckDB schemas ``bronze``, ``silver`` and ``quarantine`` mirror the Iceberg namespaces, and
+hold one view per Iceberg table under its Iceberg name (``silver.shop__orders``: the names
+Spark and Trino use). Each view reads the metadata the table had when the file was written,
+so it is one committed state; every publish writes the file again (under a temporary name,
+renamed into place, so an open reader is not disturbed). Per silver table with a bronze table
+there are two table macros, over the same SQL as ``as_of`` / ``history``
+(``pipelines.silver.rules``):
+
+- ``silver."as_of_<name>"(ts)``: the table as committed at ``ts``, from the newest Iceberg
+  silver snapshot at or before ``ts`` plus Iceberg bronze after its watermark;
+- ``silver."history_<name>"(key_1, ...)``: every version of one row.
+
+Reading the file needs DuckDB's iceberg extension (``engine.connect(settings, path,
+read_only=True)`` loads it; dbt's profile loads it through ``pipelines.dbt_iceberg``). On S3
+the reader also creates the S3 secret; the file holds none.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.table import Table
+
+from pipelines.bronze.layout import TRANSACTIONS
+from pipelines.config import Settings
+from pipelines.contract import META_COLUMNS
+from pipelines.iceberg import engine
+from pipelines.iceberg.catalog import open_catalog
+from pipelines.iceberg.names import BRONZE, NAMESPACES, SILVER, from_table_name
+from pipelines.iceberg.silver_publish import WATERMARK_LSN_KEY, WATERMARK_TS_KEY
+from pipelines.iceberg.sources import bronze_events, columns, key_of, maybe_table, scan
+from pipelines.naming import quote_ident
+from pipelines.silver import rules
+from pipelines.silver.timetravel import base_choice_sql
+
+
+def catalog_path(settings: Settings) -> Path:
+    return settings.lake_root / "iceberg" / "catalog.duckdb"
+
+
+def write_iceberg_catalog(settings: Settings) -> Path:
+    """(Re)write the file for every table in the Iceberg catalog now."""
+    catalog = open_catalog(settings)
+    path = catalog_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".catalog-{os.getpid()}-{uuid.uuid4().hex}.duckdb")
+    con = engine.connect(settings, str(tmp))
+    try:
+        for stmt in statements(con, catalog):
+            con.execute(stmt)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, path)
+    return path
+
+
+def statements(con: duckdb.DuckDBPyConnection, catalog: SqlCatalog) -> list[str]:
+    """The DDL: schemas, one view per table, the silver tables' macros."""
+    out = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(ns)}" for ns in NAMESPACES]
+    tx = maybe_table(catalog, BRONZE, TRANSACTIONS)
+    for ns in NAMESPACES:
+        for ident in sorted(catalog.list_tables(ns)):
+            table = catalog.load_table(ident)
+            view = f"{quote_ident(ns)}.{quote_ident(ident[-1])}"
+            out.append(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {scan(table)}")  # noqa: S608
+            if ns == SILVER:
+                out += _macros(con, catalog, table, ident[-1], tx)
+    return out
+
+
+def _bases(silver: Table) -> list[tuple[str, int | None, str]]:
+    """(watermark time, watermark LSN, relation) per silver snapshot, oldest first."""
+    out = []
+    for s in sorted(silver.snapshots(), key=lambda s: s.sequence_number or 0):
+        summary = s.summary
+        at = summary.get(WATERMARK_TS_KEY) if summary is not None else None
+        if at is None:
+            continue
+        lsn = summary.get(WATERMARK_LSN_KEY)
+        out.append((at, int(lsn) if lsn is not None else None, scan(silver, s.snapshot_id)))
+    return out
+
+
+def _macros(
+    con: duckdb.DuckDBPyConnection,
+    catalog: SqlCatalog,
+    silver: Table,
+    name: str,
+    tx: Table | None,
+) -> list[str]:
+    qn = from_table_name(name)
+    bronze = maybe_table(catalog, BRONZE, qn)
+    if bronze is None:
+        return []
+    source = bronze_events(bronze)
+    bronze_cols = [c for c in columns(con, source) if c not in META_COLUMNS]
+    cols = [c for c in columns(con, scan(silver)) if c not in rules.KEEP_META]
+    cols += [c for c in bronze_cols if c not in cols]
+    key = key_of(silver, bronze)
+    common = {
+        "tx_source": scan(tx) if tx is not None else None,
+        "data_collection": f"{qn.schema}.{qn.table}",
+        "absent": [c for c in cols if c not in bronze_cols],
+    }
+    ts = "CAST(_as_of_ts AS TIMESTAMPTZ)"
+    base, after = base_choice_sql(_bases(silver), ts)
+    ev = rules.events_sql(source, cols, after_lsn=after, until_ts=ts, **common)
+    schema = quote_ident(SILVER)
+    out = [
+        f"CREATE OR REPLACE MACRO {schema}.{quote_ident('as_of_' + name)}(_as_of_ts) "
+        f"AS TABLE {rules.compact_sql(ev, cols, key, base)}"
+    ]
+    if key:
+        params = [f"_key_{i + 1}" for i in range(len(key))]
+        match = " AND ".join(f"{quote_ident(k)} = {p}" for k, p in zip(key, params, strict=True))
+        hev = rules.events_sql(source, cols, **common)
+        out.append(
+            f"CREATE OR REPLACE MACRO {schema}.{quote_ident('history_' + name)}"
+            f"({', '.join(params)}) AS TABLE {rules.history_sql(hev, cols, key, match)}"
+        )
+    return out
