@@ -24,6 +24,17 @@ SOURCE_TABLE_META = "changelake_table"
 SOURCE_LAYER_META = "changelake_layer"
 BRONZE_TABLES_META = "changelake_bronze_tables"
 _BIN = str(Path(sys.executable).parent)
+# the profile output whose sources read the lake's Iceberg tables, and the alias it attaches
+# the DuckDB file over them as (dbt_project/profiles.yml)
+ICEBERG_TARGET = "iceberg"
+ICEBERG_ALIAS = "lake_iceberg"
+
+
+def on_target(target: str, there: str, otherwise: str) -> str:
+    """Jinja text that renders ``there`` when dbt runs with ``--target target``, else
+    ``otherwise`` (a source's external_location on the Parquet lake or on Iceberg; dbt-duckdb
+    quotes a location without a parenthesis as a file path, so a table is ``(select ...)``)."""
+    return f"{{% if target.name == '{target}' %}}{there}{{% else %}}{otherwise}{{% endif %}}"
 
 
 def dbt_executable() -> str:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pyarrow as pa
+import recorded_lake
 from pyiceberg.table import Table
 
 from pipelines.bronze import reader
@@ -14,6 +15,7 @@ from pipelines.config import Settings
 from pipelines.iceberg import engine
 from pipelines.iceberg.catalog import load_table, open_catalog
 from pipelines.iceberg.names import BRONZE
+from pipelines.iceberg.publish import PublishReport, publish_lake
 from pipelines.naming import QualifiedName, quote_ident
 
 
@@ -86,3 +88,15 @@ def commit_instants(settings: Settings, qn: QualifiedName, most: int) -> list[da
         found = [r[0] for r in con.sql("SELECT DISTINCT _source_ts FROM b ORDER BY 1").fetchall()]
     step = max(len(found) // most, 1)
     return found[::step] + [found[-1], found[-1] + timedelta(hours=1)]
+
+
+def publish_in_two_halves(settings: Settings) -> PublishReport:
+    """The recorded lake's first half landed, compacted and published, then the rest: two silver
+    snapshots per table, each published (the second publish's report)."""
+    lake = settings.lake_root
+    recorded_lake.land(lake, parts=2, upto=0.5)
+    recorded_lake.compact_all(lake)
+    publish_lake(settings)
+    recorded_lake.land_rest(lake, after=0.5)
+    recorded_lake.compact_all(lake)
+    return publish_lake(settings)

@@ -11,8 +11,14 @@
 {# Every change event of one bronze table that belongs to a complete landed batch.
    A crash mid-batch can leave files of an unfinished batch until the lander's next start;
    bronze_complete_files (pipelines.bronze.files) lists only batches with all their files;
-   changelake dbt scaffold's models pass their own source and files model. #}
+   changelake dbt scaffold's models pass their own source and files model. On the iceberg
+   target every row of an Iceberg bronze table is complete (a batch is published whole, in one
+   commit), and the Kafka partition is named _kafka_partition there. #}
 {% macro complete_bronze_events(table_name, source_name='bronze', files_model='bronze_complete_files') -%}
+  {%- if target.name == 'iceberg' %}
+    select events.* exclude (_kafka_partition), events._kafka_partition as _partition
+    from {{ source(source_name, table_name) }} as events
+  {%- else %}
     select events.*
     from {{ source(source_name, table_name) }} as events
     where parse_filename(events.filename) in (
@@ -20,6 +26,7 @@
         from {{ ref(files_model) }}
         where table_name = {{ sql_literal(table_name) }}
     )
+  {%- endif %}
 {%- endmacro %}
 
 {# A name from outside (a column of a captured table) as a quoted SQL identifier. #}

@@ -14,9 +14,17 @@ from __future__ import annotations
 
 import yaml
 
-from pipelines.dbtenv import BRONZE_TABLES_META, SOURCE_LAYER_META, SOURCE_TABLE_META
+from pipelines.dbtenv import (
+    BRONZE_TABLES_META,
+    ICEBERG_ALIAS,
+    ICEBERG_TARGET,
+    SOURCE_LAYER_META,
+    SOURCE_TABLE_META,
+    on_target,
+)
 from pipelines.dbtmodels import source_table_name
 from pipelines.dbtscaffold.tables import TableSpec, bronze_path, silver_path
+from pipelines.iceberg.names import table_name as iceberg_name
 from pipelines.naming import QualifiedName, quote_ident
 
 # the lake root as dbt sees it: the expression dbt_project/models/staging/_sources.yml uses
@@ -78,14 +86,26 @@ def sources_yml(specs: list[TableSpec]) -> str:
         return {"name": names(spec.table)["table"], "meta": {**meta, "external_location": location}}
 
     silver = [
-        entry(s, "silver", f"read_parquet('{LAKE}/{silver_path(s.table)}/current/*.parquet')")
+        entry(
+            s,
+            "silver",
+            on_target(
+                ICEBERG_TARGET,
+                f"(select * from {ICEBERG_ALIAS}.silver.{quote_ident(iceberg_name(s.table))})",
+                f"read_parquet('{LAKE}/{silver_path(s.table)}/current/*.parquet')",
+            ),
+        )
         for s in specs
     ]
     bronze = [
         entry(
             s,
             "bronze",
-            f"read_parquet('{LAKE}/{bronze_path(s.table)}/*/*.parquet', {BRONZE_OPTIONS})",
+            on_target(
+                ICEBERG_TARGET,
+                f"(select * from {ICEBERG_ALIAS}.bronze.{quote_ident(iceberg_name(s.table))})",
+                f"read_parquet('{LAKE}/{bronze_path(s.table)}/*/*.parquet', {BRONZE_OPTIONS})",
+            ),
         )
         for s in keyed
     ]

@@ -20,8 +20,6 @@ the reader also creates the S3 secret; the file holds none.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import duckdb
@@ -38,7 +36,7 @@ from pipelines.iceberg.silver_publish import WATERMARK_LSN_KEY, WATERMARK_TS_KEY
 from pipelines.iceberg.sources import bronze_events, columns, key_of, maybe_table, scan
 from pipelines.naming import quote_ident
 from pipelines.silver import rules
-from pipelines.silver.timetravel import base_choice_sql
+from pipelines.silver.catalog import replace_duckdb_file, time_travel_macros
 
 
 def catalog_path(settings: Settings) -> Path:
@@ -48,18 +46,11 @@ def catalog_path(settings: Settings) -> Path:
 def write_iceberg_catalog(settings: Settings) -> Path:
     """(Re)write the file for every table in the Iceberg catalog now."""
     catalog = open_catalog(settings)
-    path = catalog_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".catalog-{os.getpid()}-{uuid.uuid4().hex}.duckdb")
-    con = engine.connect(settings, str(tmp))
-    try:
-        for stmt in statements(con, catalog):
-            con.execute(stmt)
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    os.replace(tmp, path)
-    return path
+    return replace_duckdb_file(
+        catalog_path(settings),
+        lambda con: statements(con, catalog),
+        connect=lambda path: engine.connect(settings, path),
+    )
 
 
 def statements(con: duckdb.DuckDBPyConnection, catalog: SqlCatalog) -> list[str]:
@@ -110,20 +101,4 @@ def _macros(
         "data_collection": f"{qn.schema}.{qn.table}",
         "absent": [c for c in cols if c not in bronze_cols],
     }
-    ts = "CAST(_as_of_ts AS TIMESTAMPTZ)"
-    base, after = base_choice_sql(_bases(silver), ts)
-    ev = rules.events_sql(source, cols, after_lsn=after, until_ts=ts, **common)
-    schema = quote_ident(SILVER)
-    out = [
-        f"CREATE OR REPLACE MACRO {schema}.{quote_ident('as_of_' + name)}(_as_of_ts) "
-        f"AS TABLE {rules.compact_sql(ev, cols, key, base)}"
-    ]
-    if key:
-        params = [f"_key_{i + 1}" for i in range(len(key))]
-        match = " AND ".join(f"{quote_ident(k)} = {p}" for k, p in zip(key, params, strict=True))
-        hev = rules.events_sql(source, cols, **common)
-        out.append(
-            f"CREATE OR REPLACE MACRO {schema}.{quote_ident('history_' + name)}"
-            f"({', '.join(params)}) AS TABLE {rules.history_sql(hev, cols, key, match)}"
-        )
-    return out
+    return time_travel_macros(quote_ident(SILVER), name, source, cols, key, _bases(silver), common)

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from pyiceberg.table import Table
+import pyarrow as pa
+from pyiceberg.io import FileIO
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.update.snapshot import _OverwriteFiles
 
 from pipelines.bronze.writer import crash_point
 from pipelines.iceberg.catalog import set_properties
@@ -59,3 +63,16 @@ def added_bytes(table: Table) -> int:
 def crash_at_state(state: CommitState) -> None:
     """Tests: ``CHANGELAKE_CRASH_AT=publish_<state>`` SIGKILLs a publisher entering ``state``."""
     crash_point(f"publish_{state.value}")
+
+
+def add_rows(tx: Transaction, files: _OverwriteFiles, rows: pa.Table, io: FileIO) -> list[int]:
+    """Write ``rows`` as data files of the snapshot ``files`` stages in ``tx`` (pyiceberg's own
+    writer, the one ``append`` uses: statistics, partitions and field ids as pyiceberg writes
+    them); the sizes of the files written."""
+    sizes = []
+    for data_file in _dataframe_to_data_files(
+        table_metadata=tx.table_metadata, write_uuid=files.commit_uuid, df=rows, io=io
+    ):
+        files.append_data_file(data_file)
+        sizes.append(data_file.file_size_in_bytes)
+    return sizes

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import FileScanTask, Table
 
 from pipelines.bronze.writer import crash_point
 from pipelines.iceberg.catalog import conflict_backoff
 from pipelines.iceberg.offsets import OFFSETS_KEY, newest_summary_value
+from pipelines.iceberg.published import add_rows
 
 REWRITE_KEY = "changelake.rewrite"
 MAX_ATTEMPTS = 8
@@ -84,18 +85,10 @@ def _rewrite_once(table: Table, policy: SmallFiles, report: Rewritten) -> bool:
         if offsets is not None:
             summary[OFFSETS_KEY] = offsets
         tx = table.transaction()
-        written: list[int] = []  # sizes of the files written
         with tx.update_snapshot(snapshot_properties=summary).overwrite() as replace:
             for task in group:
                 replace.delete_data_file(task.file)
-            for data_file in _dataframe_to_data_files(
-                table_metadata=tx.table_metadata,
-                write_uuid=replace.commit_uuid,
-                df=rows,
-                io=table.io,
-            ):
-                replace.append_data_file(data_file)
-                written.append(data_file.file_size_in_bytes)
+            written = add_rows(tx, replace, rows, table.io)
         crash_point("publish_rewrite_staged")
         try:
             tx.commit_transaction()

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
-from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
+from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
 from pyiceberg.table import Table, Transaction
 
 from pipelines.iceberg import partitioning
@@ -41,7 +41,13 @@ from pipelines.iceberg.evolve import evolve
 from pipelines.iceberg.expiry import expire_silver
 from pipelines.iceberg.names import SILVER
 from pipelines.iceberg.offsets import newest_summary_value
-from pipelines.iceberg.published import Published, added_bytes, crash_at_state, keep_key
+from pipelines.iceberg.published import (
+    Published,
+    add_rows,
+    added_bytes,
+    crash_at_state,
+    keep_key,
+)
 from pipelines.naming import QualifiedName
 from pipelines.silver import snapshots
 from pipelines.silver.snapshots import Manifest
@@ -127,13 +133,7 @@ def _replace(
         for task in tasks:
             replace.delete_data_file(task.file)
         if rows.num_rows:
-            for data_file in _dataframe_to_data_files(
-                table_metadata=tx.table_metadata,
-                write_uuid=replace.commit_uuid,
-                df=rows,
-                io=iceberg.io,
-            ):
-                replace.append_data_file(data_file)
+            add_rows(tx, replace, rows, iceberg.io)
     return tx, rows.num_rows
 
 

@@ -32,8 +32,11 @@ _LANDING_LOG = re.compile(r" - bronze_landing - (?![A-Z_]+ - )(.+)$")
 Say = Callable[[str], None]
 
 
-def dbt_build(settings: Settings, *, say: Say = print, select: str | None = None) -> None:
-    """``dbt build`` of dbt_project/ as a subprocess (dbt is the warehouse's only writer)."""
+def dbt_build(
+    settings: Settings, *, say: Say = print, select: str | None = None, target: str | None = None
+) -> None:
+    """``dbt build`` of dbt_project/ as a subprocess (dbt is the warehouse's only writer);
+    ``target="iceberg"`` builds from the lake's Iceberg tables."""
     exe = dbt_executable()
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -46,6 +49,8 @@ def dbt_build(settings: Settings, *, say: Say = print, select: str | None = None
     ]
     if select:
         cmd += ["--select", select]
+    if target:
+        cmd += ["--target", target]
     proc = subprocess.run(
         cmd, env={**os.environ, **dbt_env(settings)}, capture_output=True, text=True, check=False
     )

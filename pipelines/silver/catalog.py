@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -40,14 +41,29 @@ def catalog_path(settings_or_lake: LakeLike) -> Path:
 def write_catalog(settings_or_lake: LakeLike) -> Path:
     """(Re)build the catalog for every table that has a silver snapshot."""
     lake = lake_of(settings_or_lake)
-    path = catalog_path(lake)
+
+    def statements(_con: duckdb.DuckDBPyConnection) -> Iterator[str]:
+        for qn in snapshots.silver_tables(lake):
+            yield from table_statements(lake, qn)
+
+    return replace_duckdb_file(catalog_path(lake), statements)
+
+
+def replace_duckdb_file(
+    path: Path,
+    statements: Callable[[duckdb.DuckDBPyConnection], Iterable[str]],
+    connect: Callable[[str], duckdb.DuckDBPyConnection] = duckdb.connect,
+) -> Path:
+    """Build a DuckDB file by running ``statements(con)`` on a connection (``connect``) to a
+    temporary file beside ``path``, then rename it into place: a reader holding the old file
+    open is never disturbed, and no reader sees a half-built one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".catalog-{os.getpid()}-{uuid.uuid4().hex}.duckdb")
     tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
+    con = connect(str(tmp))
     try:
-        for qn in snapshots.silver_tables(lake):
-            for stmt in table_statements(lake, qn):
-                con.execute(stmt)
+        for stmt in statements(con):
+            con.execute(stmt)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -88,19 +104,36 @@ def table_statements(lake: Path, qn: QualifiedName) -> list[str]:
     }
     out.append(live + live_sql(lake, qn, cur, cols, key, bronze_cols, bool(tx)))
     source = bronze_io.parquet_source(files)
+    bases = _snapshot_bases(lake, qn, snaps)
+    out += time_travel_macros(schema, qn.table, source, cols, key, bases, common)
+    return out
+
+
+def time_travel_macros(
+    schema: str,
+    name: str,
+    source: str,
+    cols: list[str],
+    key: list[str],
+    bases: list[tuple[str, int | None, str]],
+    common: dict,
+) -> list[str]:
+    """``schema."as_of_<name>"(ts)`` and (with a key) ``schema."history_<name>"(key...)``
+    over the events in ``source``, starting from ``bases`` (``timetravel.base_choice_sql``);
+    ``common`` are the other ``rules.events_sql`` arguments. Both catalog files use it."""
     ts = "CAST(_as_of_ts AS TIMESTAMPTZ)"
-    base, after = _snapshot_choice(lake, qn, snaps, ts)
+    base, after = base_choice_sql(bases, ts)
     ev = rules.events_sql(source, cols, after_lsn=after, until_ts=ts, **common)
-    out.append(
-        f"CREATE OR REPLACE MACRO {schema}.{quote_ident('as_of_' + qn.table)}(_as_of_ts) "
+    out = [
+        f"CREATE OR REPLACE MACRO {schema}.{quote_ident('as_of_' + name)}(_as_of_ts) "
         f"AS TABLE {rules.compact_sql(ev, cols, key, base)}"
-    )
+    ]
     if key:
         params = [f"_key_{i + 1}" for i in range(len(key))]
         match = " AND ".join(f"{quote_ident(k)} = {p}" for k, p in zip(key, params, strict=True))
         hev = rules.events_sql(source, cols, **common)
         out.append(
-            f"CREATE OR REPLACE MACRO {schema}.{quote_ident('history_' + qn.table)}"
+            f"CREATE OR REPLACE MACRO {schema}.{quote_ident('history_' + name)}"
             f"({', '.join(params)}) AS TABLE {rules.history_sql(hev, cols, key, match)}"
         )
     return out
@@ -139,12 +172,12 @@ def live_sql(
     return rules.compact_sql(ev, cols, key, base)
 
 
-def _snapshot_choice(
-    lake: Path, qn: QualifiedName, snaps: list[snapshots.Manifest], ts: str
-) -> tuple[str | None, str]:
-    """``timetravel.base_choice_sql`` over the table's snapshots (the choice ``timetravel.base_for``
-    makes, for any ``ts``)."""
-    bases = [
+def _snapshot_bases(
+    lake: Path, qn: QualifiedName, snaps: list[snapshots.Manifest]
+) -> list[tuple[str, int | None, str]]:
+    """(watermark time, watermark LSN, relation) of each snapshot, oldest first (the choice
+    ``timetravel.base_for`` makes is then ``base_choice_sql``'s)."""
+    return [
         (
             m.watermark_ts,
             m.watermark_lsn,
@@ -155,4 +188,3 @@ def _snapshot_choice(
         for m in snaps
         if m.watermark_ts is not None
     ]
-    return base_choice_sql(bases, ts)

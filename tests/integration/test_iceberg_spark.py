@@ -125,11 +125,11 @@ def test_spark_reads_the_published_lake_and_its_first_silver_state(
     lake: Settings, spark: object, tmp_path: Path
 ) -> None:
     import recorded_lake
+    from iceberg_checks import publish_in_two_halves
 
     from pipelines.iceberg import engine
     from pipelines.iceberg.catalog import load_table
     from pipelines.iceberg.names import SILVER
-    from pipelines.iceberg.publish import publish_lake
     from pipelines.iceberg.silver_publish import iceberg_snapshot_for
     from pipelines.naming import QualifiedName
     from pipelines.silver import snapshots
@@ -138,12 +138,7 @@ def test_spark_reads_the_published_lake_and_its_first_silver_state(
     # its own lake (the stack's stays as it is), times as microseconds: Spark refuses Iceberg time
     own = lake.model_copy(update={"lake": tmp_path / "lake", "iceberg_time_as_micros": True})
     local = own.lake_root
-    recorded_lake.land(local, parts=2, upto=0.5)
-    recorded_lake.compact_all(local)
-    publish_lake(own)
-    recorded_lake.land_rest(local, after=0.5)
-    recorded_lake.compact_all(local)
-    report = publish_lake(own)
+    report = publish_in_two_halves(own)
     assert report.rows > 0
     for key, value in spark_catalog_conf(own).items():
         spark.conf.set(key, value)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import recorded_lake
-from iceberg_checks import as_text, commit_instants, sorted_text
+from iceberg_checks import as_text, commit_instants, publish_in_two_halves, sorted_text
 
 from pipelines.config import Settings
 from pipelines.iceberg import engine
@@ -21,7 +21,6 @@ from pipelines.iceberg.catalog import load_table, open_catalog
 from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.duckdb_catalog import catalog_path
 from pipelines.iceberg.names import BRONZE, SILVER, table_name
-from pipelines.iceberg.publish import publish_lake
 from pipelines.naming import QualifiedName
 from pipelines.silver import timetravel
 
@@ -32,13 +31,7 @@ QN = QualifiedName("zoo", "typezoo")
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     settings = Settings(_env_file=None, home=tmp_path / "home")
-    lake = settings.lake_root
-    recorded_lake.land(lake, parts=2, upto=0.5)
-    recorded_lake.compact_all(lake)
-    publish_lake(settings)
-    recorded_lake.land_rest(lake, after=0.5)
-    recorded_lake.compact_all(lake)
-    report = publish_lake(settings)
+    report = publish_in_two_halves(settings)
     assert report.catalog_file == catalog_path(settings)
     return settings
 

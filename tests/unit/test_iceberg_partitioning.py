@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 import recorded_lake
+from iceberg_checks import publish_in_two_halves
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
 from pyiceberg.transforms import BucketTransform, TruncateTransform
@@ -146,12 +147,7 @@ def test_the_recorded_lake_partitioned_to_single_keys_publishes_every_state(
 ) -> None:
     settings = Settings(_env_file=None, home=tmp_path / "home", iceberg_silver_partition_bytes=1)
     lake = settings.lake_root
-    recorded_lake.land(lake, parts=2, upto=0.5)
-    recorded_lake.compact_all(lake)
-    publish_lake(settings)
-    recorded_lake.land_rest(lake, after=0.5)
-    recorded_lake.compact_all(lake)
-    report = publish_lake(settings)
+    report = publish_in_two_halves(settings)
     keyed = 0
     for qn in recorded_lake.TABLES:
         table = assert_every_state_published(settings, qn)
