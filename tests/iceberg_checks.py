@@ -13,10 +13,13 @@ from pyiceberg.table import Table
 from pipelines.bronze import reader
 from pipelines.config import Settings
 from pipelines.iceberg import engine
+from pipelines.iceberg import timetravel as iceberg_tt
 from pipelines.iceberg.catalog import load_table, open_catalog
+from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.names import BRONZE
 from pipelines.iceberg.publish import PublishReport, publish_lake
 from pipelines.naming import QualifiedName, quote_ident
+from pipelines.silver import timetravel
 
 
 def iceberg_table(settings: Settings, layer: str, name: QualifiedName | str) -> Table:
@@ -100,3 +103,22 @@ def publish_in_two_halves(settings: Settings) -> PublishReport:
     recorded_lake.land_rest(lake, after=0.5)
     recorded_lake.compact_all(lake)
     return publish_lake(settings)
+
+
+def assert_same_as_the_lake(settings: Settings, qn: QualifiedName, instants: list[datetime]) -> int:
+    """``as_of`` from Iceberg == the lake's ``as_of`` at each instant; how many were non-empty."""
+    non_empty = 0
+    for ts in instants:
+        want = to_iceberg(timetravel.as_of(settings, qn, ts))
+        got = iceberg_tt.as_of(settings, qn, ts)
+        common = [c for c in want.column_names if c in got.column_names]
+        assert set(want.column_names) - set(common) <= {"_partition"}, (qn, ts)
+        # an incompatible type change keeps the old values in <name>__<type> (evolve)
+        kept = {c.split("__")[0]: c for c in got.column_names if "__" in c}
+        theirs = [
+            f"coalesce({as_text(c)}, {as_text(kept[c])})" if c in kept else as_text(c)
+            for c in common
+        ]
+        assert sorted_text(got, theirs) == sorted_text(want, [as_text(c) for c in common]), (qn, ts)
+        non_empty += bool(want.num_rows)
+    return non_empty

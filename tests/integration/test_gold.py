@@ -8,6 +8,7 @@ equals silver time travel (``as_of``).
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
 import duckdb
@@ -189,16 +190,27 @@ def _mart_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
     return out
 
 
-def test_the_marts_built_from_iceberg_equal_the_marts_built_from_the_lake(gold, tmp_path) -> None:
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_the_marts_built_from_iceberg_equal_the_marts_built_from_the_lake(
+    gold, tmp_path, where
+) -> None:
     """Issue 14: `dbt build --target iceberg` reads silver and bronze from the published Iceberg
-    tables (the DuckDB file over them, attached read-only) and gives the same star schema."""
+    tables (the DuckDB file over them, attached read-only) and gives the same star schema, with
+    the warehouse on local disk or on s3proxy (PostgreSQL catalog)."""
+    from iceberg_s3 import s3_lake
+
     from pipelines.iceberg.publish import publish_lake
     from pipelines.shop.demo import dbt_build
 
-    _, settings, _ = gold
-    publish_lake(settings)
-    on_iceberg = settings.model_copy(update={"warehouse": tmp_path / "iceberg-marts.duckdb"})
-    dbt_build(on_iceberg, target="iceberg", say=lambda _m: None)
+    stack, settings, _ = gold
+    with contextlib.ExitStack() as scope:
+        published = settings
+        if where == "s3":
+            published = scope.enter_context(s3_lake(stack, "gold_s3"))
+            assert published.lake_root == settings.lake_root and published.warehouse_on_s3
+        publish_lake(published)
+        on_iceberg = published.model_copy(update={"warehouse": tmp_path / "iceberg-marts.duckdb"})
+        dbt_build(on_iceberg, target="iceberg", say=lambda _m: None)
     with _warehouse(settings) as lake_con, _warehouse(on_iceberg) as ice_con:
         from_lake, from_iceberg = _mart_rows(lake_con), _mart_rows(ice_con)
     assert {"fct_orders", "fct_order_items", "dim_customers"} <= set(from_lake)

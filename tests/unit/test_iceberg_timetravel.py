@@ -8,44 +8,23 @@ lake's ``as_of`` gives (conformed to Iceberg's types), row for row as text.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 import recorded_lake
-from iceberg_checks import as_text, commit_instants, sorted_text
+from iceberg_checks import assert_same_as_the_lake, commit_instants
 
 from bench.lakegen import TABLE, land_chunk
 from bench.synth import Generator
 from pipelines.config import Settings
 from pipelines.iceberg import timetravel as iceberg_tt
 from pipelines.iceberg.catalog import load_table, open_catalog
-from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.names import SILVER
 from pipelines.iceberg.publish import publish_lake
 from pipelines.naming import QualifiedName
 from pipelines.silver import compact, timetravel
 
 pytestmark = pytest.mark.unit
-
-
-def assert_same_as_the_lake(settings: Settings, qn: QualifiedName, instants: list[datetime]):
-    """``as_of`` from Iceberg == the lake's ``as_of`` at each instant; how many were non-empty."""
-    non_empty = 0
-    for ts in instants:
-        want = to_iceberg(timetravel.as_of(settings, qn, ts))
-        got = iceberg_tt.as_of(settings, qn, ts)
-        common = [c for c in want.column_names if c in got.column_names]
-        assert set(want.column_names) - set(common) <= {"_partition"}, (qn, ts)
-        # an incompatible type change keeps the old values in <name>__<type> (evolve)
-        kept = {c.split("__")[0]: c for c in got.column_names if "__" in c}
-        theirs = [
-            f"coalesce({as_text(c)}, {as_text(kept[c])})" if c in kept else as_text(c)
-            for c in common
-        ]
-        assert sorted_text(got, theirs) == sorted_text(want, [as_text(c) for c in common]), (qn, ts)
-        non_empty += bool(want.num_rows)
-    return non_empty
 
 
 def test_the_recorded_lake_reads_the_same_from_iceberg_at_every_instant(tmp_path: Path) -> None:
