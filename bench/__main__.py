@@ -29,6 +29,7 @@ FIGURES: dict[str, tuple[str, int, int]] = {
     "S1": ("bench.snapshot", 1_000_000, 2_000),  # rows of the table snapshotted incrementally
     "N1": ("bench.notification", 10_000, 300),  # thin events through each enrichment strategy
     "I1": ("bench.publish", 10_000_000, 2_000),  # the lake published to Iceberg
+    "I2": ("bench.timetravel_iceberg", 10_000_000, 2_000),  # P5 on the Iceberg tables
 }
 ALIASES = {"P4": "P3", "P6": "P1"}
 
