@@ -36,11 +36,25 @@ def scan(table: Table, snapshot_id: int | None = None) -> str:
     return f"iceberg_scan({quote_literal(table.metadata_location)}{at})"
 
 
-def bronze_events(bronze: Table) -> str:
+def bronze_events(bronze: Table, after_lsn: int | None = None) -> str:
     """Iceberg bronze as the compaction rules read it: the Kafka partition named
-    ``_partition`` again (Iceberg engines reserve that name)."""
+    ``_partition`` again (Iceberg engines reserve that name).
+
+    With ``after_lsn`` only the rows that can be in a window after it
+    (``rules.window_sql``: effective LSN > it, or incremental-snapshot rows at it): changes with
+    ``_commit_lsn >= after_lsn`` and snapshot reads (no ``_commit_lsn``) with ``_lsn >
+    after_lsn``. Plain comparisons, so DuckDB skips the data files whose ``_commit_lsn`` bounds
+    lie below (Iceberg's column statistics); the rules still apply the exact window.
+    """
     part = quote_ident(KAFKA_PARTITION)
-    return f"(SELECT * EXCLUDE ({part}), {part} AS _partition FROM {scan(bronze)})"  # noqa: S608
+    rows = f"SELECT * EXCLUDE ({part}), {part} AS _partition FROM {scan(bronze)}"  # noqa: S608
+    if after_lsn is None:
+        return f"({rows})"
+    w = int(after_lsn)
+    return (
+        f"({rows} WHERE _commit_lsn >= {w} UNION ALL "
+        f"{rows} WHERE _commit_lsn IS NULL AND _lsn > {w})"
+    )
 
 
 def columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:

@@ -94,7 +94,8 @@ def _as_of(settings: Settings, table: QualifiedName, ts: datetime) -> pa.Table:
             cols = [c for c in columns(con, base_rel) if c not in rules.KEEP_META]
         if bronze is None:
             return con.sql(f"SELECT * FROM {base_rel}").to_arrow_table()  # noqa: S608
-        source = bronze_events(bronze)
+        after = base.watermark_lsn if base is not None else None
+        source = bronze_events(bronze, after_lsn=after)
         bronze_cols = [c for c in columns(con, source) if c not in META_COLUMNS]
         cols += [c for c in bronze_cols if c not in cols]
         tx = maybe_table(catalog, BRONZE, TRANSACTIONS)
@@ -105,7 +106,7 @@ def _as_of(settings: Settings, table: QualifiedName, ts: datetime) -> pa.Table:
             columns=cols,
             tx_source=scan(tx) if tx is not None else None,
             data_collection=f"{table.schema}.{table.table}",
-            after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,
+            after_lsn=str(after) if after is not None else None,
             until_ts=ts_literal(ts),
             absent=[c for c in cols if c not in bronze_cols],
             since=base.watermark_time if base else None,
