@@ -54,9 +54,7 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
         repeats = 1 if smoke else 3
         t_lake, lake_rows = _best_of(lambda: as_of(base, TABLE, instant), repeats)
         t_snap, snap = _best_of(lambda: iceberg_tt.as_of(settings[0], TABLE, instant), repeats)
-        t_replay, replay = _best_of(
-            lambda: iceberg_tt.as_of(settings[1], TABLE, instant), repeats
-        )
+        t_replay, replay = _best_of(lambda: iceberg_tt.as_of(settings[1], TABLE, instant), repeats)
         want = to_iceberg(lake_rows).select(snap.column_names)
         diff = rows_differing(snap, replay) + rows_differing(snap, want)
         r.params = {"events": n, "snapshots": 10, "instant": instant.isoformat()}
@@ -81,4 +79,3 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
         for path in (snap_lake, replay_lake, *homes):
             shutil.rmtree(path, ignore_errors=True)
     return [r]
-
