@@ -7,8 +7,11 @@ Stages (``supervisor``), each retried with backoff on failure while the others g
   it compacts the dirty tables and rewrites the catalog when a snapshot changed. A table stays
   dirty until a compaction changed it with nothing landed for it meanwhile (rows whose END is
   still on its way are compacted on a later wake, when the END lands);
-* ``observe``: freshness latencies of the landed batches, slot lag, the status document and the
-  runless Dagster events (bronze, then silver) every ``report_every_s``;
+* ``observe``: freshness latencies of the landed batches, slot lag and the status document,
+  every ~2 s;
+* ``report``: the runless Dagster events (bronze, then silver) every ``report_every_s``, in a
+  stage of its own: a fresh process's first report loads Dagster (tens of seconds on a busy
+  machine), which must not hold the status document or the latencies back;
 * ``maintain``: silver retention and a catalog rewrite every ``maintenance_every_s``;
 * ``publish`` (with ``publish_every_s`` > 0): the new bronze batches and silver snapshots into
   the lake's Iceberg tables (``pipelines.iceberg.publish``), exactly once, that often.
@@ -92,7 +95,6 @@ class Service:
         self.interval = LandingResult()  # landed since the last Dagster report
         self.compacted: list = []  # compaction results since the last Dagster report
         self.last_round = 0.0
-        self.last_report = 0.0
         self.stages: dict[str, StageState] = {}
         self.land_stage = Stage("land", self.land_step, pause_s=0.5)
 
@@ -190,9 +192,12 @@ class Service:
         except Exception:  # noqa: BLE001 - PostgreSQL restarting: the figure is just unknown
             self.metrics.set_slot_lag(None)
         write_status(self.lake, self.status())
-        if time.monotonic() - self.last_report >= self.opts.report_every_s or stop.is_set():
-            self.last_report = time.monotonic()
-            self.report()
+
+    # --- report ------------------------------------------------------------------------------
+    def report_step(self, stop: threading.Event) -> None:
+        self.report()
+        if stop.wait(self.opts.report_every_s):
+            self.report()  # what landed since the last report, before the process ends
 
     def report(self) -> None:
         """Runless Dagster events for what landed and compacted since the last report."""
@@ -272,6 +277,8 @@ def run_service(
             Stage("observe", svc.observe_step),
             Stage("maintain", svc.maintain_step),
         ]
+        if opts.report_dagster:
+            stages.append(Stage("report", svc.report_step))
         if opts.publish_every_s > 0:
             stages.append(Stage("publish", svc.publish_step))
         sup = Supervisor(stages, svc.on_stage)
