@@ -32,7 +32,7 @@ from pipelines.iceberg.silver_publish import WATERMARK_LSN_KEY, WATERMARK_TS_KEY
 from pipelines.iceberg.sources import bronze_events, columns, key_of, maybe_table, scan
 from pipelines.naming import QualifiedName
 from pipelines.silver import plan, rules
-from pipelines.silver.timetravel import NoSilverData, to_instant, ts_literal
+from pipelines.silver.timetravel import NoSilverData, mark_partial, to_instant, ts_literal
 
 
 @dataclass(frozen=True)
@@ -67,17 +67,22 @@ def as_of(
     where: str | None = None,
 ) -> pa.Table:
     """``table`` as committed at ``instant``, from the Iceberg tables (see the module);
-    ``where`` is the caller's own filter, run where it can read nothing but these rows."""
-    rows = _as_of(settings, table, to_instant(instant))
-    if not where:
-        return rows
-    con = duckdb.connect()
-    try:
-        con.execute("SET enable_external_access = false")
-        con.register("as_of_rows", rows)
-        return con.sql("SELECT * FROM as_of_rows").filter(where).to_arrow_table()
-    finally:
-        con.close()
+    ``where`` is the caller's own filter, run where it can read nothing but these rows. Warns
+    ``SnapshotInProgress`` like the lake's ``as_of`` when the table was still being
+    snapshotted at ``instant``."""
+    ts = to_instant(instant)
+    rows = _as_of(settings, table, ts)
+    if where:
+        con = duckdb.connect()
+        try:
+            con.execute("SET enable_external_access = false")
+            con.register("as_of_rows", rows)
+            rows = con.sql("SELECT * FROM as_of_rows").filter(where).to_arrow_table()
+        finally:
+            con.close()
+    # the lake's record of incremental snapshots (bronze _notifications) says whether the
+    # table's existing rows were all in by then, as for the lake's own as_of
+    return mark_partial(rows, settings.lake_root, table, ts)
 
 
 def _as_of(settings: Settings, table: QualifiedName, ts: datetime) -> pa.Table:

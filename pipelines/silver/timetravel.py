@@ -43,7 +43,9 @@ class SnapshotInProgress(UserWarning):
 SNAPSHOTTING_META = b"changelake.snapshotting"
 
 
-def _mark_partial(rows: pa.Table, lake: Path, table: QualifiedName, ts: datetime) -> pa.Table:
+def mark_partial(rows: pa.Table, lake: Path, table: QualifiedName, ts: datetime) -> pa.Table:
+    """``rows`` as they are, or, when ``table``'s existing rows were still being snapshotted at
+    ``ts``, with a ``SnapshotInProgress`` warning and the schema metadata saying so."""
     run = snapshot_progress.snapshotting_at(lake, table, ts)
     if run is None:
         return rows
@@ -184,7 +186,7 @@ def as_of(
         rows = rel.to_arrow_table()
     finally:
         con.close()
-    return _mark_partial(rows, lake, qn, ts)
+    return mark_partial(rows, lake, qn, ts)
 
 
 def history(

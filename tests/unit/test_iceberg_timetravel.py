@@ -8,6 +8,8 @@ lake's ``as_of`` gives (conformed to Iceberg's types), row for row as text.
 
 from __future__ import annotations
 
+import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,33 @@ def test_the_as_of_command_reads_iceberg_and_keeps_where_to_the_rows(tmp_path: P
     (tmp_path / "x.csv").write_text("a\n1\n")
     bad = run(["as-of", str(qn), ts, "--iceberg", "--where", sneaky], env)
     assert_clear_error(bad, 2, "--where")
+
+
+def test_as_of_from_iceberg_says_when_the_table_was_still_being_snapshotted(
+    tmp_path: Path,
+) -> None:
+    """Like the lake's ``as_of``: an instant inside an incremental snapshot that brings the
+    table's existing rows in (the lake's bronze ``_notifications``) warns ``SnapshotInProgress``
+    and marks the schema; an instant before it began does not."""
+    from test_snapshot_progress_rules import PREFIX, T0, full_run, raw
+
+    from pipelines.bronze.lander import land_batch
+
+    settings = Settings(_env_file=None, home=tmp_path / "home")
+    lake = settings.lake_root
+    gen = Generator(keys=200, tx_size=5)
+    land_chunk(lake, gen.chunk(0, 200))
+    compact(lake, TABLE, catalog=False)
+    publish_lake(settings)
+    first = commit_instants(settings, TABLE, most=1)[0]
+    start = (first - T0).total_seconds() - 60  # began before any row of the table landed
+    run = full_run("changelake-a", start, start + 86_400, table=str(TABLE))[:2]  # unfinished
+    land_batch(lake, raw(run), topic_prefix=PREFIX)
+    at = commit_instants(settings, TABLE, most=1)[-2]
+    with pytest.warns(timetravel.SnapshotInProgress, match="still being snapshotted"):
+        rows = iceberg_tt.as_of(settings, TABLE, at)
+    assert rows.num_rows == 200
+    assert timetravel.SNAPSHOTTING_META in (rows.schema.metadata or {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", timetravel.SnapshotInProgress)
+        iceberg_tt.as_of(settings, TABLE, first - timedelta(minutes=5))
