@@ -16,7 +16,7 @@ from bench.lakegen import TABLE, base_lake, data_dir, events_in, generator
 from pipelines.silver import as_of, list_snapshots
 
 
-def _best_of(fn, repeats: int) -> tuple[float, object]:  # noqa: ANN001
+def best_of(fn, repeats: int) -> tuple[float, object]:  # noqa: ANN001
     best, out = float("inf"), None
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -25,23 +25,27 @@ def _best_of(fn, repeats: int) -> tuple[float, object]:  # noqa: ANN001
     return best, out
 
 
+def p5_instant(events: int) -> datetime:
+    """P5's instant in an ``events``-event history: in its last tenth, between two commits."""
+    gen = generator(events)
+    last_tx = events // gen.tx_size - 1
+    k = last_tx - max(last_tx // 20, 1)
+    return datetime.fromtimestamp((gen.commit_us(k) + 500) / 1e6, UTC)
+
+
 def run(events: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
     r = Result("P5", "time travel (as_of)", command, smoke=smoke)
     base = base_lake(events, progress=progress)
     n = events_in(base)
-    gen = generator(n)
-    last_tx = n // gen.tx_size - 1
-    # an instant in the last tenth of the history, between two commits
-    k = last_tx - max(last_tx // 20, 1)
-    instant = datetime.fromtimestamp((gen.commit_us(k) + 500) / 1e6, UTC)
+    instant = p5_instant(n)
     replay_lake = data_dir() / f"replay-{base.name}"
     replay_lake.mkdir(parents=True, exist_ok=True)
     link = replay_lake / "bronze"
     if not link.exists():
         link.symlink_to(base / "bronze")
     repeats = 1 if smoke else 3
-    t_snap, snap = _best_of(lambda: as_of(base, TABLE, instant), repeats)
-    t_replay, replay = _best_of(lambda: as_of(replay_lake, TABLE, instant), repeats)
+    t_snap, snap = best_of(lambda: as_of(base, TABLE, instant), repeats)
+    t_replay, replay = best_of(lambda: as_of(replay_lake, TABLE, instant), repeats)
     diff = rows_differing(snap, replay)
     r.params = {
         "events": n,

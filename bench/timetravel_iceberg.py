@@ -10,11 +10,10 @@ All three answers must be the same rows (the lake's conformed to Iceberg's types
 from __future__ import annotations
 
 import shutil
-import time
-from datetime import UTC, datetime
 
 from bench.common import Result, Target, rows_differing
-from bench.lakegen import TABLE, base_lake, events_in, generator, work_copy
+from bench.lakegen import TABLE, base_lake, events_in, work_copy
+from bench.timetravel import best_of, p5_instant
 from pipelines.config import Settings
 from pipelines.iceberg import timetravel as iceberg_tt
 from pipelines.iceberg.conform import to_iceberg
@@ -22,23 +21,11 @@ from pipelines.iceberg.publish import publish_lake
 from pipelines.silver import as_of
 
 
-def _best_of(fn, repeats: int) -> tuple[float, object]:  # noqa: ANN001
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def run(events: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
     r = Result("I2", "time travel on Iceberg (as_of)", command, smoke=smoke)
     base = base_lake(events, progress=progress)
     n = events_in(base)
-    gen = generator(n)
-    last_tx = n // gen.tx_size - 1
-    k = last_tx - max(last_tx // 20, 1)  # the instant P5 uses: in the last tenth, between commits
-    instant = datetime.fromtimestamp((gen.commit_us(k) + 500) / 1e6, UTC)
+    instant = p5_instant(n)  # the instant P5 uses
     snap_lake = work_copy(base, f"work-i2-{n}", silver=True)
     replay_lake = work_copy(base, f"work-i2-replay-{n}", silver=False)
     homes = [lake.parent / f"{lake.name}-home" for lake in (snap_lake, replay_lake)]
@@ -52,9 +39,9 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
             shutil.rmtree(s.home, ignore_errors=True)
             publish_lake(s)
         repeats = 1 if smoke else 3
-        t_lake, lake_rows = _best_of(lambda: as_of(base, TABLE, instant), repeats)
-        t_snap, snap = _best_of(lambda: iceberg_tt.as_of(settings[0], TABLE, instant), repeats)
-        t_replay, replay = _best_of(lambda: iceberg_tt.as_of(settings[1], TABLE, instant), repeats)
+        t_lake, lake_rows = best_of(lambda: as_of(base, TABLE, instant), repeats)
+        t_snap, snap = best_of(lambda: iceberg_tt.as_of(settings[0], TABLE, instant), repeats)
+        t_replay, replay = best_of(lambda: iceberg_tt.as_of(settings[1], TABLE, instant), repeats)
         want = to_iceberg(lake_rows).select(snap.column_names)
         diff = rows_differing(snap, replay) + rows_differing(snap, want)
         r.params = {"events": n, "snapshots": 10, "instant": instant.isoformat()}
