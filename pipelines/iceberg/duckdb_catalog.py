@@ -32,8 +32,8 @@ from pipelines.contract import META_COLUMNS
 from pipelines.iceberg import engine
 from pipelines.iceberg.catalog import open_catalog
 from pipelines.iceberg.names import BRONZE, NAMESPACES, SILVER, from_table_name
-from pipelines.iceberg.silver_publish import WATERMARK_LSN_KEY, WATERMARK_TS_KEY
 from pipelines.iceberg.sources import bronze_events, columns, key_of, maybe_table, scan
+from pipelines.iceberg.timetravel import watermarked
 from pipelines.naming import quote_ident
 from pipelines.silver import rules
 from pipelines.silver.catalog import replace_duckdb_file, time_travel_macros
@@ -69,15 +69,10 @@ def statements(con: duckdb.DuckDBPyConnection, catalog: SqlCatalog) -> list[str]
 
 def _bases(silver: Table) -> list[tuple[str, int | None, str]]:
     """(watermark time, watermark LSN, relation) per silver snapshot, oldest first."""
-    out = []
-    for s in sorted(silver.snapshots(), key=lambda s: s.sequence_number or 0):
-        summary = s.summary
-        at = summary.get(WATERMARK_TS_KEY) if summary is not None else None
-        if at is None:
-            continue
-        lsn = summary.get(WATERMARK_LSN_KEY)
-        out.append((at, int(lsn) if lsn is not None else None, scan(silver, s.snapshot_id)))
-    return out
+    return [
+        (b.watermark_time.isoformat(), b.watermark_lsn, scan(silver, b.snapshot_id))
+        for b in watermarked(silver)
+    ]
 
 
 def _macros(

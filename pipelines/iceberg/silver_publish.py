@@ -103,10 +103,15 @@ def _summary(m: Manifest) -> dict[str, str]:
 
 
 def _replace(
-    iceberg: Table, rows: pa.Table, summary: dict[str, str], rewrite: list | None
-) -> tuple[Transaction, int]:
+    iceberg: Table,
+    rows: pa.Table,
+    summary: dict[str, str],
+    rewrite: list | None,
+    parts: pa.Array | None,
+) -> tuple[Transaction, int, list | None]:
     """A transaction that replaces the data files of the partitions ``rewrite`` (None: all)
-    with ``rows``' rows in them, in **one** snapshot; and how many rows it writes.
+    with ``rows``' rows in them (``parts``: each row's partition value), in **one** snapshot;
+    how many rows it writes, and the partitions it rewrites (None: all).
 
     pyiceberg's ``overwrite`` makes two (a delete, then an append), and the first is an empty
     table another engine could time-travel to; this stages one ``overwrite`` snapshot whose
@@ -124,9 +129,8 @@ def _replace(
     spec_id = iceberg.spec().spec_id
     if rewrite is not None and any(t.file.spec_id != spec_id for t in tasks):
         rewrite = None  # files of an older spec: their partitions are not this spec's
-    if rewrite is not None:
-        parts = partitioning.partition_values(iceberg, rows)
-        rows = partitioning.rows_in(rows, parts, rewrite) if parts is not None else rows
+    if rewrite is not None and parts is not None:
+        rows = partitioning.rows_in(rows, parts, rewrite)
         wanted = set(rewrite)
         tasks = [t for t in tasks if t.file.partition[0] in wanted]
     with tx.update_snapshot(snapshot_properties=summary).overwrite() as replace:
@@ -134,7 +138,7 @@ def _replace(
             replace.delete_data_file(task.file)
         if rows.num_rows:
             add_rows(tx, replace, rows, iceberg.io)
-    return tx, rows.num_rows
+    return tx, rows.num_rows, rewrite
 
 
 @dataclass
@@ -148,14 +152,13 @@ class _Commit:
 
 
 def _partitions_to_rewrite(
-    iceberg: Table, rows: pa.Table, done: str | None, base: _Base
+    iceberg: Table, rows: pa.Table, parts: pa.Array | None, done: str | None, base: _Base
 ) -> list | None:
     """The partitions whose rows differ from the published state ``done`` (None: all)."""
     old = base(done) if done is not None else None
-    new_parts = partitioning.partition_values(iceberg, rows)
-    if old is None or new_parts is None:
+    if old is None or parts is None:
         return None
-    return partitioning.changed(old, partitioning.partition_values(iceberg, old), rows, new_parts)
+    return partitioning.changed(old, partitioning.partition_values(iceberg, old), rows, parts)
 
 
 def _commit(
@@ -168,8 +171,9 @@ def _commit(
         done = published_snapshot(iceberg)
         if done is not None and done >= m.snapshot_id:
             return iceberg, _Commit()  # SKIPPED
-        rewrite = None if full else _partitions_to_rewrite(iceberg, rows, done, base)
-        tx, written = _replace(iceberg, rows, _summary(m), rewrite)
+        parts = None if full else partitioning.partition_values(iceberg, rows)
+        rewrite = None if full else _partitions_to_rewrite(iceberg, rows, parts, done, base)
+        tx, written, rewrite = _replace(iceberg, rows, _summary(m), rewrite, parts)
         crash_at_state(CommitState.STAGED)
         try:
             iceberg = tx.commit_transaction()

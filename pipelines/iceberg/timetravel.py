@@ -44,18 +44,28 @@ class Base:
     watermark_time: datetime
 
 
-def base_for(silver: Table, ts: datetime) -> Base | None:
-    """The newest snapshot of ``silver`` holding nothing committed after ``ts``."""
-    best: Base | None = None
-    for s in silver.snapshots():
+def watermarked(silver: Table) -> list[Base]:
+    """The snapshots of ``silver`` with their watermark (``silver_publish``'s summary), oldest
+    first."""
+    out = []
+    for s in sorted(silver.snapshots(), key=lambda s: s.sequence_number or 0):
         summary = s.summary
         text = summary.get(WATERMARK_TS_KEY) if summary is not None else None
         if text is None:
             continue
-        at = datetime.fromisoformat(text)
-        if at <= ts and (best is None or at >= best.watermark_time):
-            lsn = summary.get(WATERMARK_LSN_KEY)
-            best = Base(s.snapshot_id, int(lsn) if lsn is not None else None, at)
+        lsn = summary.get(WATERMARK_LSN_KEY)
+        out.append(
+            Base(s.snapshot_id, int(lsn) if lsn is not None else None, datetime.fromisoformat(text))
+        )
+    return out
+
+
+def base_for(silver: Table, ts: datetime) -> Base | None:
+    """The newest snapshot of ``silver`` holding nothing committed after ``ts``."""
+    best: Base | None = None
+    for b in watermarked(silver):
+        if b.watermark_time <= ts and (best is None or b.watermark_time >= best.watermark_time):
+            best = b
     return best
 
 
