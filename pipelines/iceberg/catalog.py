@@ -24,7 +24,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.table import Table
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pipelines.config import Settings
 from pipelines.iceberg import pyiceberg_fixes
@@ -53,9 +53,23 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     return {"uri": uri, "warehouse": warehouse, **fileio_properties(settings)}
 
 
+def _sql_catalog(settings: Settings, attempts: int = 5) -> SqlCatalog:
+    """pyiceberg's SqlCatalog; it creates its own tables on first use (checks, then creates),
+    so a process racing another on a new catalog database can get "already exists": the
+    other one made them, and the next attempt finds them."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return SqlCatalog(settings.iceberg_catalog_name, **catalog_properties(settings))
+        except OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == attempts:
+                raise
+            conflict_backoff(attempt)
+    raise AssertionError("unreachable")
+
+
 def open_catalog(settings: Settings, *, create_namespaces: bool = True) -> SqlCatalog:
     """The lake's catalog; creates its tables and the bronze/silver/quarantine namespaces."""
-    catalog = SqlCatalog(settings.iceberg_catalog_name, **catalog_properties(settings))
+    catalog = _sql_catalog(settings)
     if create_namespaces:
         for namespace in NAMESPACES:
             try:
