@@ -78,7 +78,7 @@ def lander_process(
     """The lander as deployed, ``python -m pipelines.bronze *args``, in a process of its own on
     this stack, landing into ``lake``; ``env`` adds or overrides CHANGELAKE_* settings."""
     full = {**os.environ, **stack_env(), "CHANGELAKE_LAKE": str(lake), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "pipelines.bronze", *args], env=full, **popen)
+    return subprocess.Popen([sys.executable, "-m", "pipelines.landing", *args], env=full, **popen)
 
 
 def settings(**overrides: object) -> Settings:

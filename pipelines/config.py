@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     # decode + write Parquet in a child process while this one fetches (two cores instead of
     # one: kafka-python's pure-Python record parsing alone fills a core); false: one process
     lander_decode_process: bool = True
+    # where landed batches go: "parquet", the lake's own files (one lander per lake), or
+    # "iceberg", straight into the Iceberg tables (pipelines/iceberg/landing.py), one commit
+    # per table a batch feeds, its Kafka positions in the snapshot summary
+    lake_format: Literal["parquet", "iceberg"] = "parquet"
+    # "i/n": this lander takes share i of n of the partitions (Iceberg only; empty: all)
+    lander_member: str = ""
 
     # --- silver -------------------------------------------------------------------------------
     silver_keep_snapshots: int = 5  # ``retain`` keeps the newest N (and always ``current``)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pipelines.bronze.evolution import SchemaWatch
 from pipelines.bronze.layout import BatchId
-from pipelines.bronze.writer import WrittenBatch, write_batch
+from pipelines.bronze.store import ParquetStore, Store
+from pipelines.bronze.writer import WrittenBatch
 from pipelines.decode import RawMessage, decode_batch
 
 
@@ -50,8 +51,10 @@ def land_batch(
     topic_prefix: str,
     result: LandingResult | None = None,
     watch: SchemaWatch | None = None,
+    store: Store | None = None,
 ) -> WrittenBatch:
-    """Decode and write one topic-partition's consecutive messages as one all-or-nothing batch.
+    """Decode one topic-partition's consecutive messages and hand them to ``store`` (default:
+    the Parquet lake at ``lake``) as one all-or-nothing batch.
 
     Public so recorded real messages can be replayed through the same path without Kafka.
     """
@@ -67,15 +70,7 @@ def land_batch(
     result.warnings += decoded.warnings
     first, last = messages[0], messages[-1]
     batch = BatchId(first.topic, first.partition, first.offset, last.offset)
-    written = write_batch(
-        lake,
-        batch,
-        decoded.tables,
-        decoded.transactions,
-        decoded.quarantine,
-        now,
-        notifications=decoded.notifications,
-    )
+    written = (store or ParquetStore(lake)).write(batch, decoded, now)
     result.add_time("write", t0)
     result.tombstones += decoded.tombstones
     return written

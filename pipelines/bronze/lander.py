@@ -1,10 +1,12 @@
-"""The lander: Kafka -> decode -> bronze Parquet, exactly once.
+"""The lander: Kafka -> decode -> bronze (Parquet files, or Iceberg tables), exactly once.
 
-The lake, not the consumer group, records what has landed: on start the lander removes the
-files of incomplete batches, reads the highest landed offset per topic-partition from the
-file names, assigns the partitions explicitly and seeks just past it.  Each poll is split per
-topic-partition; each such batch is written all-or-nothing (see ``writer``).  Group offsets
-are committed afterwards only so monitoring tools can show lag.
+The lake, not the consumer group, records what has landed: its ``store`` (``store``). For the
+Parquet lake, on start the lander removes the files of incomplete batches and reads the highest
+landed offset per topic-partition from the file names; the Iceberg store reads them from the
+tables' snapshot summaries. The lander assigns the partitions explicitly and seeks just past
+them. Each poll is split per topic-partition; each such batch is landed all-or-nothing (see
+``writer``, ``pipelines.iceberg.landing``). Group offsets are committed afterwards only so
+monitoring tools can show lag.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import fcntl
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-from pipelines.bronze.assignment import add_new_topics, assign_partitions, tp_name
+from pipelines.bronze.assignment import Member, add_new_topics, assign_partitions, tp_name
 from pipelines.bronze.batch import LandingResult, land_batch  # noqa: F401 - the lander's API
 from pipelines.bronze.layout import list_lake
 from pipelines.bronze.prefetch import Prefetcher, commit
@@ -27,6 +29,7 @@ from pipelines.bronze.progress import ProgressMeter
 from pipelines.bronze.reader import landed_offsets
 from pipelines.bronze.sink import InlineSink, OnBatch, ProcessSink
 from pipelines.bronze.source import check_source, kafka_cluster_id
+from pipelines.bronze.store import ParquetStore, Store
 from pipelines.bronze.topics import lander_topics
 from pipelines.bronze.writer import crash_point, recover
 from pipelines.config import Settings
@@ -77,8 +80,14 @@ def land(
     stop: Callable[[], bool] | None = None,
     on_batch: OnBatch | None = None,
     on_lag: Callable[[int], None] | None = None,
+    store: Store | None = None,
+    member: Member | None = None,
 ) -> LandingResult:
     """Land the CDC topics of ``tables`` (default: all captured) plus transactions.
+
+    ``store``: where batches land (default: the Parquet lake, one lander at a time); a store
+    that is not ``exclusive`` can be shared by landers each taking its ``member``'s share of
+    the partitions (default ``CHANGELAKE_LANDER_MEMBER``).
 
     ``until_caught_up``: stop once every partition reached the end offset seen at start
     (batch runs); otherwise run until ``max_seconds`` (continuous mode; forever if None).
@@ -98,18 +107,26 @@ def land(
         if progress is not None:
             progress(msg)
 
-    with lake_lock(lake):
-        rec = recover(lake)
-        if rec.incomplete_batches or rec.deleted_temps:
-            say(
-                f"recovered: removed {rec.deleted_files} file(s) of {rec.incomplete_batches} "
-                f"incomplete batch(es), {rec.deleted_temps} temp file(s)"
-            )
+    store = store or ParquetStore(lake)
+    member = member or Member.parse(settings.lander_member)
+    if store.exclusive and member.count > 1:
+        raise LanderBusy(
+            "the Parquet lake takes one lander: CHANGELAKE_LANDER_MEMBER needs Iceberg"
+        )
+    with lake_lock(lake) if store.exclusive else nullcontext():
+        if store.exclusive:
+            rec = recover(lake)
+            if rec.incomplete_batches or rec.deleted_temps:
+                say(
+                    f"recovered: removed {rec.deleted_files} file(s) of {rec.incomplete_batches} "
+                    f"incomplete batch(es), {rec.deleted_temps} temp file(s)"
+                )
         check_source(lake, kafka_cluster_id(**settings.kafka_client_options()))
         consumer = _consumer(settings)
         try:
             hooks = (on_batch, on_lag)
-            _run(consumer, settings, lake, tables, done, until_caught_up, say, result, hooks)
+            where = (store, member)
+            _run(consumer, settings, where, tables, done, until_caught_up, say, result, hooks)
         finally:
             consumer.close(autocommit=False)
     result.seconds = time.monotonic() - started
@@ -121,7 +138,7 @@ def land(
 def _run(
     consumer: KafkaConsumer,
     settings: Settings,
-    lake: Path,
+    where: tuple[Store, Member],
     tables: Sequence[QualifiedName] | None,
     done: Callable[[], bool],
     until_caught_up: bool,
@@ -130,8 +147,9 @@ def _run(
     hooks: tuple[OnBatch | None, Callable[[int], None] | None] = (None, None),
 ) -> None:
     on_batch, on_lag = hooks
+    store, member = where
     topics = lander_topics(settings, tables)
-    tps = assign_partitions(consumer, topics, lake)
+    tps = assign_partitions(consumer, topics, store.landed, member)
     if not tps:
         say("no topics to land yet")
         return
@@ -144,7 +162,7 @@ def _run(
         fetcher = Prefetcher(consumer, tps, settings.batch_max_records)
         fetcher.start()
     sink = (ProcessSink if settings.lander_decode_process else InlineSink)(
-        lake, settings.topic_prefix, result, on_batch
+        settings.lake_root, settings.topic_prefix, result, on_batch, store
     )
 
     def apply(done: list) -> None:
@@ -172,7 +190,7 @@ def _run(
                 last_refresh = time.monotonic()
                 apply(sink.drain())
                 try:
-                    tps = add_new_topics(consumer, topics, tps, lake, end)
+                    tps = add_new_topics(consumer, topics, tps, store.landed, end, member)
                     landed.update({tp: consumer.position(tp) for tp in tps if tp not in landed})
                 except _TRANSIENT as exc:
                     _rewind(consumer, landed, exc)

@@ -19,6 +19,7 @@ from kafka.structs import OffsetAndMetadata
 from pipelines.bronze.assignment import tp_name
 from pipelines.bronze.batch import land_batch
 from pipelines.bronze.evolution import SchemaWatch
+from pipelines.bronze.store import Store
 from pipelines.bronze.worker import DecodeProcess
 from pipelines.bronze.writer import WrittenBatch
 from pipelines.decode import RawMessage
@@ -49,11 +50,16 @@ class InlineSink:
     """Decode and write on the calling thread: simplest, one core."""
 
     def __init__(
-        self, lake: Path, topic_prefix: str, result, on_batch: OnBatch | None = None
-    ) -> None:  # noqa: ANN001
+        self,
+        lake: Path,
+        topic_prefix: str,
+        result,  # noqa: ANN001
+        on_batch: OnBatch | None = None,
+        store: Store | None = None,
+    ) -> None:
         self.lake, self.prefix, self.result = lake, topic_prefix, result
         self.watch = SchemaWatch(lake)
-        self.on_batch = on_batch
+        self.on_batch, self.store = on_batch, store
 
     def put(self, polled: dict, positions: Positions) -> Done:
         commits: Commits = {}
@@ -65,7 +71,12 @@ class InlineSink:
                 for r in records
             ]
             w = land_batch(
-                self.lake, msgs, topic_prefix=self.prefix, result=self.result, watch=self.watch
+                self.lake,
+                msgs,
+                topic_prefix=self.prefix,
+                result=self.result,
+                watch=self.watch,
+                store=self.store,
             )
             account(self.result, tp, records[0].offset, records[-1].offset, len(records), w)
             if self.on_batch is not None:
@@ -99,10 +110,11 @@ class ProcessSink:
         topic_prefix: str,
         result,  # noqa: ANN001
         on_batch: OnBatch | None = None,
+        store: Store | None = None,
         max_polls: int = 2,
     ) -> None:
         self.result, self.max_polls, self.on_batch = result, max_polls, on_batch
-        self.proc = DecodeProcess(lake, topic_prefix)
+        self.proc = DecodeProcess(lake, topic_prefix, store=store)
         self.proc.start()
         self.polls: deque[_Poll] = deque()
         self.batches: dict[int, tuple[_Poll, TopicPartition, int, int, int]] = {}

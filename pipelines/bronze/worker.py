@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.bronze import writer
+from pipelines.bronze.store import Store
 
 Row = tuple[str, int, int, int, bytes | None, bytes | None]  # topic, partition, offset, ts, k, v
 _PR_SET_PDEATHSIG = 1
@@ -53,13 +54,15 @@ class DecodeProcess:
     """A child process that lands batches FIFO; ``submit`` hands one over, ``reports`` returns
     the reports that arrived (blocking for at least one when ``wait``)."""
 
-    def __init__(self, lake: Path, topic_prefix: str, depth: int = 8) -> None:
+    def __init__(
+        self, lake: Path, topic_prefix: str, depth: int = 8, store: Store | None = None
+    ) -> None:
         ctx = mp.get_context("spawn")  # no fork of a process with Kafka client threads
         self._in = ctx.Queue(maxsize=depth)
         self._out = ctx.Queue()
         self._proc = ctx.Process(
             target=_serve,
-            args=(str(lake), topic_prefix, os.getpid(), self._in, self._out),
+            args=(str(lake), topic_prefix, os.getpid(), self._in, self._out, store),
             name="changelake-decode",
             daemon=True,
         )
@@ -130,7 +133,14 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _serve(lake: str, topic_prefix: str, parent: int, inq: mp.Queue, outq: mp.Queue) -> None:
+def _serve(
+    lake: str,
+    topic_prefix: str,
+    parent: int,
+    inq: mp.Queue,
+    outq: mp.Queue,
+    store: Store | None = None,
+) -> None:
     """Worker main loop: land each batch in order, report it; ``None`` ends the loop."""
     from pipelines.bronze.batch import LandingResult, land_batch
     from pipelines.bronze.evolution import SchemaWatch
@@ -151,7 +161,9 @@ def _serve(lake: str, topic_prefix: str, parent: int, inq: mp.Queue, outq: mp.Qu
         try:
             msgs = [RawMessage(*r) for r in rows]
             del rows, item
-            written = land_batch(root, msgs, topic_prefix=topic_prefix, result=res, watch=watch)
+            written = land_batch(
+                root, msgs, topic_prefix=topic_prefix, result=res, watch=watch, store=store
+            )
             del msgs
             outq.put(WorkerReport(seq, written, res.timings, res.tombstones, res.warnings))
         except Exception as exc:  # noqa: BLE001 - reported to the lander, which stops

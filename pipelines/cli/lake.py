@@ -30,8 +30,8 @@ def land_command(
 ) -> None:
     """Land CDC events from Kafka into bronze Parquet, exactly once (--follow: until Ctrl-C or
     SIGTERM, with a progress line every few seconds and a summary at the end)."""
-    from pipelines.bronze.lander import land
     from pipelines.bronze.progress import stamped, stop_on_signals, summary_line
+    from pipelines.landing import land
 
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()

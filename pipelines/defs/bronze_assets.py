@@ -42,7 +42,7 @@ def build_bronze_assets(tables: Sequence[QualifiedName]) -> list[dg.AssetsDefini
     def bronze_landing(
         context: AssetExecutionContext, changelake: ChangelakeResource
     ) -> Iterator[dg.MaterializeResult]:
-        from pipelines.bronze.lander import land
+        from pipelines.landing import land
 
         settings = changelake.settings()
         selected = [by_key[k] for k in by_key if k in context.selected_asset_keys]

@@ -29,7 +29,7 @@ from pipelines.iceberg.bronze_publish import (
 from pipelines.iceberg.catalog import open_catalog
 from pipelines.iceberg.duckdb_catalog import catalog_path, write_iceberg_catalog
 from pipelines.iceberg.published import Published
-from pipelines.iceberg.rewrite import SmallFiles
+from pipelines.iceberg.rewrite import SmallFiles, small_files_for
 from pipelines.iceberg.silver_publish import publish_silver
 from pipelines.naming import QualifiedName
 from pipelines.silver.snapshots import silver_tables
@@ -77,11 +77,8 @@ def publish_lake(
     catalog = open_catalog(settings)
     listing = list_lake(lake)
     micros = settings.iceberg_time_as_micros
-    if small_files is None and settings.iceberg_rewrite_min_files:
-        small_files = SmallFiles(
-            small_bytes=settings.iceberg_small_file_bytes,
-            min_files=settings.iceberg_rewrite_min_files,
-        )
+    if small_files is None:
+        small_files = small_files_for(settings)
     report = PublishReport()
     sources = [bronze_source(lake, t) for t in bronze_tables(lake)]
     if wanted is None:

@@ -26,6 +26,7 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import FileScanTask, Table
 
 from pipelines.bronze.writer import crash_point
+from pipelines.config import Settings
 from pipelines.iceberg.catalog import conflict_backoff
 from pipelines.iceberg.offsets import OFFSETS_KEY, newest_summary_value
 from pipelines.iceberg.published import add_rows
@@ -44,6 +45,17 @@ class SmallFiles:
 
 
 DEFAULT_SMALL_FILES = SmallFiles()
+
+
+def small_files_for(settings: Settings) -> SmallFiles | None:
+    """The policy ``CHANGELAKE_ICEBERG_REWRITE_MIN_FILES`` / ``_SMALL_FILE_BYTES`` set (None:
+    rewrites are off)."""
+    if not settings.iceberg_rewrite_min_files:
+        return None
+    return SmallFiles(
+        small_bytes=settings.iceberg_small_file_bytes,
+        min_files=settings.iceberg_rewrite_min_files,
+    )
 
 
 @dataclass

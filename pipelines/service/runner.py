@@ -30,9 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.bronze.lander import LandingResult, land
+from pipelines.bronze.lander import LandingResult
 from pipelines.bronze.writer import WrittenBatch
 from pipelines.config import Settings
+from pipelines.landing import land
 from pipelines.naming import QualifiedName
 from pipelines.service.freshness import Freshness
 from pipelines.service.metrics import Metrics

@@ -103,7 +103,7 @@ def start_lander(
     if crash_at:
         env.update(CHANGELAKE_CRASH_AT=crash_at, CHANGELAKE_CRASH_SKIP=str(skip))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.bronze", "--follow", "--max-seconds", str(max_seconds)],
+        [sys.executable, "-m", "pipelines.landing", "--follow", "--max-seconds", str(max_seconds)],
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,

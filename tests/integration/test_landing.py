@@ -116,7 +116,7 @@ def run_lander(settings: Settings, crash_at: str | None = None, skip: int = 0) -
     if crash_at:
         env.update(CHANGELAKE_CRASH_AT=crash_at, CHANGELAKE_CRASH_SKIP=str(skip))
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.bronze"],
+        [sys.executable, "-m", "pipelines.landing"],
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,

@@ -1,0 +1,231 @@
+"""Land batches straight into Iceberg: one commit per table a batch feeds, exactly once.
+
+``IcebergStore`` is the lander's store (``bronze.store``) for ``CHANGELAKE_LAKE_FORMAT=iceberg``.
+A batch (consecutive messages of one topic-partition) feeds up to a few tables: quarantine
+``quarantine.<topic>`` (undecodable messages, raw bytes and reason), the bronze tables its
+change rows belong to, and the topic's **home** table: the bronze table its name says it
+carries (``bronze.topics.home_tables``: a CDC topic's table, ``_events.<aggregate>``,
+``_transactions``, ``_notifications``). Each table gets one ``commit.commit_batch`` append,
+whose snapshot summary records the table's Kafka positions, so each table is exactly-once on
+its own. Iceberg has no multi-table transaction; what makes the batch exactly-once as a whole
+is the order and the choice of the position authority:
+
+    quarantine --> other bronze tables --> home (always, an empty append when it has no rows)
+
+The lander resumes a partition from its home table's position (``landed``). A crash before
+the home commit replays the batch: every table committed before it finds its own position at
+or past the batch and skips (or trims) it, the others append. A crash after it replays
+nothing. A table's range starts at its own position when that is older than the batch (the
+batches in between had no rows for it), so positions only ever advance by whole ranges
+(``OffsetGap`` never fires on a lake landed this way). Two landers (``Member``) or a lander
+racing a restarted one meet in ``commit_batch``'s optimistic concurrency: one wins each
+commit, the other plans again from the new positions.
+
+A home table that does not exist yet and gets no rows is not created: its partition resumes
+from the beginning, and what was quarantined is skipped by quarantine's own positions.
+
+Every ``MAINTAIN_EVERY`` commits a table gets its small files rewritten and its old snapshots
+expired (``rewrite``, ``expiry``), so a lander that commits every poll keeps metadata and file
+counts bounded without a separate publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
+
+from pipelines.bronze.layout import NOTIFICATIONS, TRANSACTIONS, BatchId
+from pipelines.bronze.reader import BronzeTable
+from pipelines.bronze.writer import WrittenBatch, commit_dates, crash_point, describe_key
+from pipelines.config import Settings
+from pipelines.contract import COMMIT_DATE
+from pipelines.decode import DecodedBatch
+from pipelines.iceberg import offsets as off
+from pipelines.iceberg.catalog import ensure_table, load_table, open_catalog
+from pipelines.iceberg.commit import (
+    BRONZE_COORDINATES,
+    QUARANTINE_COORDINATES,
+    Batch,
+    CommitState,
+    commit_batch,
+)
+from pipelines.iceberg.conform import to_iceberg
+from pipelines.iceberg.evolve import evolve
+from pipelines.iceberg.expiry import expire_appended
+from pipelines.iceberg.names import BRONZE, QUARANTINE
+from pipelines.iceberg.offsets import OffsetRange, TopicPartition
+from pipelines.iceberg.published import keep_key
+from pipelines.iceberg.rewrite import rewrite_small_files, small_files_for
+
+MAINTAIN_EVERY = 50  # commits of one table between its small-file rewrite + snapshot expiry
+
+
+def crash_at_landing(state: CommitState) -> None:
+    """Tests: ``CHANGELAKE_CRASH_AT=land_<state>`` SIGKILLs a lander entering ``state``."""
+    crash_point(f"land_{state.value}")
+
+
+@dataclass(frozen=True)
+class Part:
+    """The rows of one batch for one Iceberg table."""
+
+    layer: str
+    name: BronzeTable | str  # a bronze table, or the quarantined topic
+    rows: pa.Table | None  # None: the home table, which got no rows from this batch
+    coordinates: tuple[str, str, str] = BRONZE_COORDINATES
+    key: list[str] | None = None
+
+
+def _dated(rows: pa.Table, ingested_at: datetime) -> pa.Table:
+    """Bronze rows as the lake reads them: ``_commit_date`` (the Parquet lake's hive folder)
+    as the last column."""
+    if COMMIT_DATE in rows.column_names:
+        rows = rows.drop_columns([COMMIT_DATE])
+    return rows.append_column(COMMIT_DATE, commit_dates(rows, ingested_at))
+
+
+def parts_of(
+    decoded: DecodedBatch,
+    topic: str,
+    home: BronzeTable,
+    ingested_at: datetime,
+    *,
+    time_as_micros: bool,
+) -> list[Part]:
+    """What ``decoded`` (a batch of ``topic``) commits, in commit order: quarantine, other
+    tables, ``home`` last."""
+    bronze: dict[BronzeTable, pa.Table] = {n: t for n, t in decoded.tables.items() if t.num_rows}
+    for name, t in ((TRANSACTIONS, decoded.transactions), (NOTIFICATIONS, decoded.notifications)):
+        if t is not None and t.num_rows:
+            bronze[name] = t
+    parts = []
+    if decoded.quarantine is not None and decoded.quarantine.num_rows:
+        rows = to_iceberg(decoded.quarantine, time_as_micros=time_as_micros)
+        parts.append(Part(QUARANTINE, topic, rows, QUARANTINE_COORDINATES))
+    for name in sorted(bronze, key=str):
+        if name != home:
+            parts.append(_bronze_part(name, bronze[name], ingested_at, time_as_micros))
+    if home in bronze:
+        parts.append(_bronze_part(home, bronze[home], ingested_at, time_as_micros))
+    else:
+        parts.append(Part(BRONZE, home, None))
+    return parts
+
+
+def _bronze_part(name: BronzeTable, t: pa.Table, ingested_at: datetime, micros: bool) -> Part:
+    rows = to_iceberg(_dated(t, ingested_at), time_as_micros=micros)
+    return Part(BRONZE, name, rows, key=describe_key(t.schema.metadata))
+
+
+class UnknownTopic(ValueError):
+    """A batch of a topic the store has no home table for (not one the lander was given)."""
+
+
+class IcebergStore:
+    """The lander's store for the Iceberg tables (see the module). Pickles for the decode
+    process: the catalog and tables are opened on first use in each process."""
+
+    exclusive = False
+
+    def __init__(self, settings: Settings, homes: Mapping[str, BronzeTable]) -> None:
+        self.settings, self.homes = settings, dict(homes)
+        self._catalog: SqlCatalog | None = None
+        self._tables: dict[tuple[str, str], Table] = {}
+        self._commits: dict[tuple[str, str], int] = {}
+
+    def __getstate__(self) -> dict:
+        return {"settings": self.settings, "homes": self.homes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["settings"], state["homes"])
+
+    @property
+    def catalog(self) -> SqlCatalog:
+        if self._catalog is None:
+            self._catalog = open_catalog(self.settings)
+        return self._catalog
+
+    def _table(self, layer: str, name: BronzeTable | str, schema: pa.Schema | None) -> Table | None:
+        """The table, created with ``schema`` when missing (None: do not create)."""
+        ident = (layer, str(name))
+        if ident not in self._tables:
+            try:
+                self._tables[ident] = load_table(self.catalog, layer, name)
+            except NoSuchTableError:
+                if schema is None:
+                    return None
+                self._tables[ident] = ensure_table(self.catalog, layer, name, schema)
+        return self._tables[ident]
+
+    def landed(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        """Highest landed offset per partition of ``topics``: the home tables' positions."""
+        out: dict[tuple[str, int], int] = {}
+        for topic in sorted(set(topics)):
+            table = self._table(BRONZE, self._home(topic), None)
+            if table is None:
+                continue
+            table.refresh()
+            for partition, position in off.resume_positions(table, topic).items():
+                out[(topic, partition)] = position - 1
+        return out
+
+    def _home(self, topic: str) -> BronzeTable:
+        try:
+            return self.homes[topic]
+        except KeyError:
+            raise UnknownTopic(f"no bronze table is the home of topic {topic!r}") from None
+
+    def write(self, batch: BatchId, decoded: DecodedBatch, ingested_at: datetime) -> WrittenBatch:
+        out = WrittenBatch(batch)
+        tp = TopicPartition(batch.topic, batch.partition)
+        micros = self.settings.iceberg_time_as_micros
+        home = self._home(batch.topic)
+        for part in parts_of(decoded, batch.topic, home, ingested_at, time_as_micros=micros):
+            name = part.name
+            table = self._table(part.layer, name, part.rows.schema if part.rows else None)
+            if table is None:
+                continue  # a home with no rows yet: nothing to record (see the module)
+            rows = part.rows
+            if rows is None:
+                rows = table.schema().as_arrow().empty_table()
+            else:
+                evolve(table, rows.schema)
+                keep_key(table, part.key)
+            table.refresh()
+            position = off.committed_offsets(table).get(tp)
+            start = batch.first if position is None else min(position, batch.first)
+            ranges = {tp: OffsetRange(start, batch.last + 1)}
+            result = commit_batch(
+                table, Batch(rows, ranges, coordinates=part.coordinates), on_state=crash_at_landing
+            )
+            if result.state is CommitState.COMMITTED and part.rows is not None:
+                self._count(out, part, result.rows)
+            self._maintain(table, part.layer, str(name))
+        return out
+
+    @staticmethod
+    def _count(out: WrittenBatch, part: Part, rows: int) -> None:
+        if part.layer == QUARANTINE:
+            out.quarantined += rows
+        elif part.name == TRANSACTIONS:
+            out.transactions += rows
+        elif part.name == NOTIFICATIONS:
+            out.notifications += rows
+        else:
+            out.rows[str(part.name)] = out.rows.get(str(part.name), 0) + rows
+
+    def _maintain(self, table: Table, layer: str, name: str) -> None:
+        ident = (layer, name)
+        self._commits[ident] = self._commits.get(ident, 0) + 1
+        if self._commits[ident] % MAINTAIN_EVERY:
+            return
+        policy = small_files_for(self.settings)
+        if policy is not None:
+            rewrite_small_files(table, policy)
+        expire_appended(table)
