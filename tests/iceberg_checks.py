@@ -115,15 +115,18 @@ def assert_same_as_the_lake(settings: Settings, qn: QualifiedName, instants: lis
     non_empty = 0
     for ts in instants:
         want = to_iceberg(timetravel.as_of(settings, qn, ts))
-        got = iceberg_tt.as_of(settings, qn, ts)
-        common = [c for c in want.column_names if c in got.column_names]
-        assert set(want.column_names) - set(common) <= {"_partition"}, (qn, ts)
-        # an incompatible type change keeps the old values in <name>__<type> (evolve)
-        kept = {c.split("__")[0]: c for c in got.column_names if "__" in c}
-        theirs = [
-            f"coalesce({as_text(c)}, {as_text(kept[c])})" if c in kept else as_text(c)
-            for c in common
-        ]
-        assert sorted_text(got, theirs) == sorted_text(want, [as_text(c) for c in common]), (qn, ts)
+        assert_same_rows(iceberg_tt.as_of(settings, qn, ts), want, (qn, ts))
         non_empty += bool(want.num_rows)
     return non_empty
+
+
+def assert_same_rows(got: pa.Table, want: pa.Table, label: object) -> None:
+    """Iceberg rows ``got`` == the lake's ``want`` (conformed), column by column as text."""
+    common = [c for c in want.column_names if c in got.column_names]
+    assert set(want.column_names) - set(common) <= {"_partition"}, label
+    # an incompatible type change keeps the old values in <name>__<type> (evolve)
+    kept = {c.split("__")[0]: c for c in got.column_names if "__" in c}
+    theirs = [
+        f"coalesce({as_text(c)}, {as_text(kept[c])})" if c in kept else as_text(c) for c in common
+    ]
+    assert sorted_text(got, theirs) == sorted_text(want, [as_text(c) for c in common]), label

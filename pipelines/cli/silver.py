@@ -65,6 +65,9 @@ def compact_command(
     from pipelines.silver import compact, compact_all, write_catalog
 
     settings = get_settings()
+    if settings.lake_format == "iceberg":
+        _compact_iceberg(settings, [table_arg(settings, t) for t in tables or ()], full)
+        return
     if tables:
         names = [table_arg(settings, t) for t in tables]
         for qn in names:
@@ -94,6 +97,42 @@ def compact_command(
             str(r.files_read),
             r.watermark_ts.isoformat() if r.watermark_ts else "-",
             f"{r.duration_s:.2f}",
+        )
+    console.print(out)
+
+
+def _compact_iceberg(settings, names: list, full: bool) -> None:  # noqa: ANN001
+    """``compact`` for CHANGELAKE_LAKE_FORMAT=iceberg: Iceberg bronze -> Iceberg silver."""
+    from pipelines.iceberg import compaction
+    from pipelines.iceberg.duckdb_catalog import write_iceberg_catalog
+
+    if full:
+        raise UserError(
+            "--full is for the Parquet lake: an Iceberg compaction always starts from the "
+            "newest silver snapshot",
+            "run `changelake compact` without --full",
+        )
+    for qn in names:
+        if not compaction.has_bronze(settings, qn):
+            raise UserError(f"nothing to compact: no event of {qn} has landed", _LAND_HINT)
+    have = names or [qn for qn in settings.captured if compaction.has_bronze(settings, qn)]
+    if not have:
+        raise UserError("nothing to compact: no captured table has landed events", _LAND_HINT)
+    results = [compaction.compact(settings, qn) for qn in have]
+    if any(r.changed for r in results):
+        write_iceberg_catalog(settings)
+    out = Table(title="silver compaction (Iceberg)")
+    for col in ("table", "snapshot", "rows", "events", "rewrote", "watermark", "seconds"):
+        out.add_column(col)
+    for r in results:
+        out.add_row(
+            r.table,
+            r.snapshot_id or "- (unchanged)",
+            f"{r.rows:,}",
+            f"{r.events_applied:,}",
+            r.published.rewritten() if r.published else "",
+            r.watermark_ts or "-",
+            f"{r.seconds:.2f}",
         )
     console.print(out)
 

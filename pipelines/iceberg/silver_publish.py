@@ -222,22 +222,7 @@ def publish_silver(
         rows = base(m.snapshot_id)
         if rows is None:
             continue  # retention removed it; a newer snapshot follows
-        if iceberg is None:
-            iceberg = ensure_table(catalog, SILVER, qn, rows.schema)
-        evolved = evolve(iceberg, rows.schema)
-        report.changes += evolved
-        keep_key(iceberg, m.key or None)
-        want = partitioning.choose(iceberg, m.key or None, rows, partition_bytes)
-        respec = partitioning.apply(iceberg, want)
-        iceberg, outcome = _commit(iceberg, rows, m, base, full=respec or bool(evolved))
-        if outcome.snapshot_id is not None:
-            report.rows += outcome.rows
-            report.snapshots.append(outcome.snapshot_id)
-            report.bytes_written += added_bytes(iceberg)
-            report.partitions = _partition_count(iceberg)
-            report.partitions_rewritten.append(
-                report.partitions if outcome.rewritten is None else outcome.rewritten
-            )
+        iceberg = commit_state(catalog, iceberg, qn, rows, m, base, report, partition_bytes)
         for old in [k for k in states if k < m.snapshot_id]:
             del states[old]  # only the newest state is a base from now on
         done = m.snapshot_id
@@ -248,6 +233,38 @@ def publish_silver(
     if done is not None:
         report.detail = {"silver_snapshot": done}
     return report
+
+
+def commit_state(
+    catalog: SqlCatalog,
+    iceberg: Table | None,
+    qn: QualifiedName,
+    rows: pa.Table,
+    m: Manifest,
+    base: _Base,
+    report: Published,
+    partition_bytes: int = PARTITION_BYTES,
+) -> Table:
+    """Make ``rows`` (silver state ``m``, in Iceberg's types) the table's current snapshot in
+    one commit, rewriting only the partitions that differ from the state ``base`` gives for
+    the published id; add what it did to ``report``. Creates the table if ``iceberg`` is None."""
+    if iceberg is None:
+        iceberg = ensure_table(catalog, SILVER, qn, rows.schema)
+    evolved = evolve(iceberg, rows.schema)
+    report.changes += evolved
+    keep_key(iceberg, m.key or None)
+    want = partitioning.choose(iceberg, m.key or None, rows, partition_bytes)
+    respec = partitioning.apply(iceberg, want)
+    iceberg, outcome = _commit(iceberg, rows, m, base, full=respec or bool(evolved))
+    if outcome.snapshot_id is not None:
+        report.rows += outcome.rows
+        report.snapshots.append(outcome.snapshot_id)
+        report.bytes_written += added_bytes(iceberg)
+        report.partitions = _partition_count(iceberg)
+        report.partitions_rewritten.append(
+            report.partitions if outcome.rewritten is None else outcome.rewritten
+        )
+    return iceberg
 
 
 def _partition_count(iceberg: Table) -> int:

@@ -20,6 +20,7 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
 
 from pipelines.bronze.layout import TRANSACTIONS
@@ -101,30 +102,47 @@ def _as_of(settings: Settings, table: QualifiedName, ts: datetime) -> pa.Table:
     base = base_for(silver, ts) if silver is not None else None
     if base is None and bronze is None:
         raise NoSilverData(f"no Iceberg silver snapshot or bronze events for {table} at {ts}")
-    key = key_of(silver, bronze)
     with engine.connect(settings) as con:
-        base_rel, cols = None, []
-        if base is not None:
-            base_rel = scan(silver, base.snapshot_id)
-            cols = [c for c in columns(con, base_rel) if c not in rules.KEEP_META]
-        if bronze is None:
-            return con.sql(f"SELECT * FROM {base_rel}").to_arrow_table()  # noqa: S608
-        after = base.watermark_lsn if base is not None else None
-        source = bronze_events(bronze, after_lsn=after)
-        bronze_cols = [c for c in columns(con, source) if c not in META_COLUMNS]
-        cols += [c for c in bronze_cols if c not in cols]
-        tx = maybe_table(catalog, BRONZE, TRANSACTIONS)
-        plan.materialize_events(
-            con,
-            "as_of_events",
-            source=source,
-            columns=cols,
-            tx_source=scan(tx) if tx is not None else None,
-            data_collection=f"{table.schema}.{table.table}",
-            after_lsn=str(after) if after is not None else None,
-            until_ts=ts_literal(ts),
-            absent=[c for c in cols if c not in bronze_cols],
-            since=base.watermark_time if base else None,
-        )
-        sql = plan.compact_table_sql(con, "as_of_events", cols, key, base_rel)
+        sql = replay_sql(con, catalog, table, (silver, base), bronze, "as_of_events", ts)
         return con.sql(sql).to_arrow_table()
+
+
+def replay_sql(
+    con: duckdb.DuckDBPyConnection,
+    catalog: SqlCatalog,
+    table: QualifiedName,
+    start: tuple[Table | None, Base | None],
+    bronze: Table | None,
+    events: str,
+    until: datetime | None = None,
+) -> str:
+    """The SQL of ``table``'s state: silver snapshot ``start`` (none: empty) plus the bronze
+    events after its watermark, committed by ``until`` (None: all complete ones), which it
+    materializes as ``events`` (``plan.materialize_events``); the one procedure ``as_of`` and
+    the Iceberg compaction (``compaction``) share."""
+    silver, base = start
+    key = key_of(silver, bronze)
+    base_rel, cols = None, []
+    if base is not None and silver is not None:
+        base_rel = scan(silver, base.snapshot_id)
+        cols = [c for c in columns(con, base_rel) if c not in rules.KEEP_META]
+    if bronze is None:
+        return f"SELECT * FROM {base_rel}"  # noqa: S608
+    after = base.watermark_lsn if base is not None else None
+    source = bronze_events(bronze, after_lsn=after)
+    bronze_cols = [c for c in columns(con, source) if c not in META_COLUMNS]
+    cols += [c for c in bronze_cols if c not in cols]
+    tx = maybe_table(catalog, BRONZE, TRANSACTIONS)
+    plan.materialize_events(
+        con,
+        events,
+        source=source,
+        columns=cols,
+        tx_source=scan(tx) if tx is not None else None,
+        data_collection=f"{table.schema}.{table.table}",
+        after_lsn=str(after) if after is not None else None,
+        until_ts=ts_literal(until) if until is not None else None,
+        absent=[c for c in cols if c not in bronze_cols],
+        since=base.watermark_time if base else None,
+    )
+    return plan.compact_table_sql(con, events, cols, key, base_rel)

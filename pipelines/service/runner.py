@@ -35,6 +35,7 @@ from pipelines.bronze.writer import WrittenBatch
 from pipelines.config import Settings
 from pipelines.landing import land
 from pipelines.naming import QualifiedName
+from pipelines.service import lakeformat
 from pipelines.service.freshness import Freshness
 from pipelines.service.metrics import Metrics
 from pipelines.service.state import run_lock, write_status
@@ -144,9 +145,16 @@ class Service:
         self.land_stage.beat()
 
     # --- compact -----------------------------------------------------------------------------
-    def compact_step(self, stop: threading.Event) -> None:
-        from pipelines.silver import compact, write_catalog
+    def _compact(self, table: str):  # noqa: ANN202 - see lakeformat.compact_table
+        res = lakeformat.compact_table(self.settings, table)
+        if res.changed and self.settings.lake_format == "parquet":
+            self.compacted.append(res)  # Iceberg compactions are not reported to Dagster yet
+        return res
 
+    def _write_catalog(self) -> None:
+        lakeformat.write_catalog(self.settings)
+
+    def compact_step(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.wake.wait(0.5):
             pass
         if stop.is_set():
@@ -162,17 +170,16 @@ class Service:
             if stop.is_set():
                 break
             try:
-                res = compact(self.lake, table, catalog=False)
+                res = self._compact(table)
             except LookupError:  # no bronze for the table yet
                 continue
             if res.changed:
                 changed.append(table)
-                self.compacted.append(res)
                 with self.lock:
                     if self.dirty.get(table) == gen:
                         del self.dirty[table]
         if changed:
-            write_catalog(self.lake)
+            self._write_catalog()
         self.metrics.compacted(time.monotonic() - t0, changed, bool(changed))
 
     # --- observe -----------------------------------------------------------------------------

@@ -101,7 +101,12 @@ def current(lake: Path, table: QualifiedName) -> Manifest | None:
 
 
 def new_snapshot_id(parent: Manifest | None, now: datetime) -> str:
-    seq = int(parent.snapshot_id.split("-", 1)[0]) + 1 if parent else 1
+    return next_snapshot_id(parent.snapshot_id if parent else None, now)
+
+
+def next_snapshot_id(parent_id: str | None, now: datetime) -> str:
+    """The id after ``parent_id``: a sequence number, then the time (ids sort as they follow)."""
+    seq = int(parent_id.split("-", 1)[0]) + 1 if parent_id else 1
     return f"{seq:010d}-{now.strftime('%Y%m%dT%H%M%S%fZ')}"
 
 

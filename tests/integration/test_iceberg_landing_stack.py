@@ -1,0 +1,239 @@
+"""Landing straight into Iceberg on the real stack (PostgreSQL -> Debezium -> Kafka -> landers).
+
+Two lander processes split a three-partition CDC topic (``CHANGELAKE_LANDER_MEMBER``) while a
+workload runs, and are SIGKILLed in turn several times; afterwards every Kafka offset is in
+the Iceberg tables exactly once and the table as of now, computed from Iceberg alone, equals
+PostgreSQL. A lander killed at each state of the commit protocol, then rerun, is exactly-once
+too, with poison messages quarantined through their own commits. Silver compacts from the
+Iceberg tables while the landers run, and again afterwards: it equals PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from test_landing import lake_settings, settings_env, topic_records, wait_for_records
+
+from pipelines.bronze.topics import topic_for
+from pipelines.config import REPO_ROOT, Settings
+from pipelines.iceberg import compaction, timetravel
+from pipelines.iceberg.catalog import load_table, open_catalog
+from pipelines.iceberg.names import BRONZE, QUARANTINE, SILVER
+from pipelines.iceberg.timetravel import watermarked
+from pipelines.naming import QualifiedName, quote_ident
+from pipelines.shop.demo import wait_until_streamed
+
+pytestmark = pytest.mark.integration
+PARTITIONS = 3
+
+
+def iceberg_settings(stack, tmp_path: Path, table: QualifiedName, **extra) -> Settings:  # noqa: ANN001
+    return lake_settings(
+        stack, tmp_path / "lake", table, lake_format="iceberg", batch_max_records=60, **extra
+    )
+
+
+def create_topic(settings: Settings, topic: str, partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        admin.close()
+
+
+def capture(stack, name: QualifiedName) -> None:  # noqa: ANN001
+    stack.capture(
+        f"CREATE SCHEMA IF NOT EXISTS {quote_ident(name.schema)};"
+        f"DROP TABLE IF EXISTS {name.sql};"
+        f"CREATE TABLE {name.sql} (id int PRIMARY KEY, qty int, label text);"
+        f"ALTER TABLE {name.sql} REPLICA IDENTITY FULL;",
+        str(name),
+    )
+
+
+def start_lander(settings: Settings, member: str, seconds: float = 120) -> subprocess.Popen:
+    env = settings_env(settings)
+    env["CHANGELAKE_LANDER_MEMBER"] = member
+    log = settings.lake_root.parent / f"lander-{member.replace('/', 'of')}.log"
+    with open(log, "a") as err:  # a file, not a pipe nobody reads: the lander logs a lot
+        return subprocess.Popen(
+            [sys.executable, "-m", "pipelines.landing", "--follow", "--max-seconds", str(seconds)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def run_lander(settings: Settings, member: str = "", crash_at: str = "", skip: int = 0) -> int:
+    env = settings_env(settings)
+    env.update(CHANGELAKE_LANDER_MEMBER=member)
+    if crash_at:
+        env.update(CHANGELAKE_CRASH_AT=crash_at, CHANGELAKE_CRASH_SKIP=str(skip))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.landing"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if not crash_at:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.returncode
+
+
+def workload(stack, table: QualifiedName, rounds: int, stop: threading.Event) -> None:  # noqa: ANN001
+    """Inserts, updates and deletes in small transactions (deletes give tombstones)."""
+    with stack.pg() as con:
+        for r in range(rounds):
+            if stop.is_set():
+                return
+            lo = r * 20
+            con.execute(
+                f"INSERT INTO {table.sql} (id, qty, label) "  # noqa: S608
+                "SELECT g, g, 'row ' || g FROM generate_series(%s::int, %s::int) g",
+                (lo, lo + 19),
+            )
+            with con.transaction():  # five updates of the round before, one delete
+                con.execute(
+                    f"UPDATE {table.sql} SET qty = qty + 1 WHERE id BETWEEN %s AND %s",  # noqa: S608
+                    (lo - 20, lo - 16),
+                )
+                con.execute(f"DELETE FROM {table.sql} WHERE id = %s", (lo + 7,))  # noqa: S608
+            time.sleep(0.05)
+
+
+def iceberg_offsets(settings: Settings, table: QualifiedName, topic: str) -> Counter:
+    catalog = open_catalog(settings)
+    rows = load_table(catalog, BRONZE, table).scan().to_arrow()
+    got = Counter(
+        zip(rows["_kafka_partition"].to_pylist(), rows["_offset"].to_pylist(), strict=True)
+    )
+    try:
+        q = load_table(catalog, QUARANTINE, topic).scan().to_arrow()
+        got.update(zip(q["partition"].to_pylist(), q["offset"].to_pylist(), strict=True))
+    except Exception:  # noqa: BLE001 - no quarantine table: nothing was quarantined
+        pass
+    return got
+
+
+def assert_exactly_once(settings: Settings, table: QualifiedName) -> int:
+    """Every non-tombstone record of the topic is in Iceberg bronze or quarantine once."""
+    topic = topic_for(settings, table)
+    expected = {(r.partition, r.offset) for r in topic_records(settings, topic) if r.value}
+    got = iceberg_offsets(settings, table, topic)
+    assert not {k: n for k, n in got.items() if n > 1}, "duplicated offsets"
+    assert set(got) == expected, f"missing {sorted(expected - set(got))[:10]}"
+    return len(expected)
+
+
+def assert_equals_postgres(stack, settings: Settings, table: QualifiedName, now=None) -> int:  # noqa: ANN001
+    """``now`` (default: ``as_of`` the far future, from Iceberg) == the PostgreSQL table."""
+    with stack.pg() as con:
+        rows = con.execute(f"SELECT id, qty, label FROM {table.sql}").fetchall()  # noqa: S608
+    pg = pa.table({k: [r[i] for r in rows] for i, k in enumerate(("id", "qty", "label"))})
+    if now is None:
+        now = timetravel.as_of(settings, table, "9999-01-01T00:00:00+00:00")
+    with duckdb.connect() as con:
+        con.register("pg", pg)
+        con.register("ice", now)
+        a = con.sql("SELECT * FROM pg EXCEPT SELECT id, qty, label FROM ice").fetchall()
+        b = con.sql("SELECT id, qty, label FROM ice EXCEPT SELECT * FROM pg").fetchall()
+    assert not a and not b, (a[:5], b[:5])
+    return len(rows)
+
+
+def test_two_landers_split_a_three_partition_topic_and_survive_sigkills(stack, tmp_path) -> None:
+    table = QualifiedName("iceberg_land", "split_orders")
+    settings = iceberg_settings(stack, tmp_path, table)
+    topic = topic_for(settings, table)
+    create_topic(settings, topic, PARTITIONS)  # before Debezium creates it with one
+    capture(stack, table)
+    stop = threading.Event()
+    writer = threading.Thread(target=workload, args=(stack, table, 150, stop))
+    writer.start()
+    landers = {m: start_lander(settings, m) for m in ("0/2", "1/2")}
+    kills, midway = Counter(), False
+    try:
+        for i in range(6):  # SIGKILL each member three times while the workload runs
+            time.sleep(3)
+            member = ("0/2", "1/2")[i % 2]
+            landers[member].send_signal(signal.SIGKILL)
+            landers[member].wait(30)
+            kills[member] += 1
+            landers[member] = start_lander(settings, member)
+            if i == 2:  # silver compacts from Iceberg while the landers commit
+                midway = compaction.compact(settings, table).changed
+        writer.join(300)
+    finally:
+        stop.set()
+        writer.join(30)
+        for proc in landers.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in landers.values():
+            proc.wait(120)
+    assert kills == {"0/2": 3, "1/2": 3}
+    wait_until_streamed(settings)
+    for member in ("0/2", "1/2"):
+        run_lander(settings, member)  # land the rest, each member its own share
+    n = assert_exactly_once(settings, table)
+    partitions = {p for p, _ in iceberg_offsets(settings, table, topic)}
+    assert partitions == set(range(PARTITIONS)), partitions
+    assert n > 3000
+    assert assert_equals_postgres(stack, settings, table) > 0
+    # the last silver snapshot, compacted from the midway one (if the transactions had landed
+    # by then) + the events after its watermark
+    assert compaction.compact(settings, table).changed
+    silver = load_table(open_catalog(settings), SILVER, table)
+    assert len(watermarked(silver)) == 1 + midway
+    assert assert_equals_postgres(stack, settings, table, silver.scan().to_arrow()) > 0
+
+
+def test_sigkill_at_every_commit_state_with_poison_then_rerun_is_exactly_once(
+    stack, tmp_path
+) -> None:
+    table = QualifiedName("iceberg_land", "crash_orders")
+    capture(stack, table)
+    settings = iceberg_settings(stack, tmp_path, table, lander_decode_process=False)
+    topic = topic_for(settings, table)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    total = 0
+    try:
+        for k, state in enumerate(("checking", "staged", "committed")):
+            with stack.pg() as con:
+                con.execute(
+                    f"INSERT INTO {table.sql} (id, qty, label) "  # noqa: S608
+                    "SELECT g, g, 'x' FROM generate_series(%s::int, %s::int) g",
+                    (k * 200, k * 200 + 199),
+                )
+            producer.send(topic, key=b"k", value=b"not json")  # a batch with quarantine
+            producer.flush()
+            with stack.pg() as con:
+                con.execute(f"DELETE FROM {table.sql} WHERE id % 9 = 0")  # noqa: S608
+            total = wait_total(settings, topic, total + 201)
+            assert run_lander(settings, crash_at=f"land_{state}", skip=2) == -9, state
+            run_lander(settings)
+            assert_exactly_once(settings, table)
+    finally:
+        producer.close()
+    run_lander(settings)  # nothing new: still exactly once
+    assert_exactly_once(settings, table)
+    assert assert_equals_postgres(stack, settings, table) == 600 - len(range(0, 600, 9))
+
+
+def wait_total(settings: Settings, topic: str, at_least: int) -> int:
+    wait_until_streamed(settings)
+    wait_for_records(settings, topic, at_least)
+    return len(topic_records(settings, topic))
