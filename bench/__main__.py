@@ -30,6 +30,7 @@ FIGURES: dict[str, tuple[str, int, int]] = {
     "N1": ("bench.notification", 10_000, 300),  # thin events through each enrichment strategy
     "I1": ("bench.publish", 10_000_000, 2_000),  # the lake published to Iceberg
     "I2": ("bench.timetravel_iceberg", 10_000_000, 2_000),  # P5 on the Iceberg tables
+    "I3": ("bench.iceberg_lake", 10_000_000, 2_000),  # P1's store, P3, P4 stored in Iceberg
 }
 ALIASES = {"P4": "P3", "P6": "P1"}
 

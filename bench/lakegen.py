@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.synth import Chunk, Generator
 from pipelines.bronze.layout import BatchId
-from pipelines.bronze.writer import write_batch
+from pipelines.bronze.store import ParquetStore, Store
 from pipelines.decode import decode_batch
 from pipelines.naming import QualifiedName
 
@@ -29,8 +29,11 @@ def data_dir() -> Path:
     return Path(os.environ.get("BENCH_DATA", "/tmp/bench-data"))
 
 
-def land_chunk(lake: Path, chunk: Chunk, topic_prefix: str = "bench") -> int:
-    """Decode and write one chunk like the lander: one batch per topic; returns events landed."""
+def land_chunk(
+    lake: Path, chunk: Chunk, topic_prefix: str = "bench", store: Store | None = None
+) -> int:
+    """Decode and write one chunk like the lander: one batch per topic, into ``store`` (default:
+    the Parquet lake at ``lake``); returns events landed."""
     now = datetime.now(UTC)
     landed = 0
     for msgs in (chunk.table, chunk.tx):
@@ -42,7 +45,7 @@ def land_chunk(lake: Path, chunk: Chunk, topic_prefix: str = "bench") -> int:
                 f"synthetic events quarantined: {d.quarantine.slice(0, 1).to_pylist()}"
             )
         batch = BatchId(msgs[0].topic, msgs[0].partition, msgs[0].offset, msgs[-1].offset)
-        w = write_batch(lake, batch, d.tables, d.transactions, d.quarantine, now)
+        w = (store or ParquetStore(lake)).write(batch, d, now)
         landed += sum(w.rows.values())
     return landed
 
@@ -63,10 +66,12 @@ def generator(events: int) -> Generator:
     return Generator(keys=max(events // 10, 10), tx_size=5, delete_every=100, tx_interval_us=1000)
 
 
-def append_events(lake: Path, gen: Generator, first: int, n: int, chunk: int = 50_000) -> int:
+def append_events(
+    lake: Path, gen: Generator, first: int, n: int, chunk: int = 50_000, store: Store | None = None
+) -> int:
     landed = 0
     for start in range(first, first + n, chunk):
-        landed += land_chunk(lake, gen.chunk(start, min(chunk, first + n - start)))
+        landed += land_chunk(lake, gen.chunk(start, min(chunk, first + n - start)), store=store)
     return landed
 
 

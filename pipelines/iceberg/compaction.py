@@ -39,7 +39,7 @@ from pipelines.iceberg.silver_publish import (
     iceberg_snapshot_for,
     published_snapshot,
 )
-from pipelines.iceberg.sources import key_of, maybe_table
+from pipelines.iceberg.sources import key_of, maybe_table, scan
 from pipelines.iceberg.timetravel import replay_sql, watermarked
 from pipelines.naming import QualifiedName
 from pipelines.silver.snapshots import Manifest, next_snapshot_id
@@ -78,7 +78,13 @@ def compact(
     base = bases[-1] if bases else None
     micros = settings.iceberg_time_as_micros
     with engine.connect(settings) as con:
-        sql = replay_sql(con, catalog, table, (silver, base), bronze, "new_events")
+        base_rows = None  # the start state, read once: compaction's base and the diff's
+        if base is not None and silver is not None:
+            base_rows = con.sql(f"SELECT * FROM {scan(silver, base.snapshot_id)}").to_arrow_table()  # noqa: S608
+            con.register("base_state", base_rows)
+        start = (silver, base)
+        given = "base_state" if base_rows is not None else None
+        sql = replay_sql(con, catalog, table, start, bronze, "new_events", base_relation=given)
         n, wlsn, wts = con.execute(
             "SELECT count(*), max(_commit_lsn), max(_source_ts) FROM new_events"
         ).fetchone()
@@ -105,9 +111,17 @@ def compact(
     )
     report = Published(SILVER, str(table))
 
-    def state(snapshot_id: str) -> pa.Table | None:  # a published state: the diff's base
+    def state(snapshot_id: str) -> pa.Table | None:
+        """A published state, the diff's base: read as the new state was (DuckDB, then
+        ``to_iceberg``), so equal rows hash equal (pyiceberg's own reader types differ)."""
         sid = iceberg_snapshot_for(silver, snapshot_id) if silver is not None else None
-        return silver.scan(snapshot_id=sid).to_arrow() if sid is not None else None
+        if sid is None:
+            return None
+        if base is not None and sid == base.snapshot_id and base_rows is not None:
+            return to_iceberg(base_rows, time_as_micros=micros)
+        with engine.connect(settings) as con:
+            old = con.sql(f"SELECT * FROM {scan(silver, sid)}").to_arrow_table()  # noqa: S608
+        return to_iceberg(old, time_as_micros=micros)
 
     silver = commit_state(
         catalog, silver, table, rows, m, state, report, partition_bytes or PARTITION_BYTES

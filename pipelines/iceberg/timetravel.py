@@ -115,16 +115,18 @@ def replay_sql(
     bronze: Table | None,
     events: str,
     until: datetime | None = None,
+    base_relation: str | None = None,
 ) -> str:
     """The SQL of ``table``'s state: silver snapshot ``start`` (none: empty) plus the bronze
     events after its watermark, committed by ``until`` (None: all complete ones), which it
     materializes as ``events`` (``plan.materialize_events``); the one procedure ``as_of`` and
-    the Iceberg compaction (``compaction``) share."""
+    the Iceberg compaction (``compaction``) share. ``base_relation``: the start snapshot's
+    rows already in ``con`` (instead of reading it from Iceberg here)."""
     silver, base = start
     key = key_of(silver, bronze)
     base_rel, cols = None, []
     if base is not None and silver is not None:
-        base_rel = scan(silver, base.snapshot_id)
+        base_rel = base_relation or scan(silver, base.snapshot_id)
         cols = [c for c in columns(con, base_rel) if c not in rules.KEEP_META]
     if bronze is None:
         return f"SELECT * FROM {base_rel}"  # noqa: S608
