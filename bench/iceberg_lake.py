@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import Result, Target
-from bench.lakegen import TABLE, append_events, base_lake, events_in, generator, work_copy
+from bench.lakegen import TABLE, append_events, generator, work_lake
 from pipelines.bronze.layout import TRANSACTIONS, list_lake
 from pipelines.config import Settings
 from pipelines.iceberg import compaction
@@ -59,12 +59,8 @@ def _landing(root: Path, n: int) -> dict[str, float]:
 
 def run(events: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
     r = Result("I3", "the lake stored in Iceberg (P1, P3, P4)", command, smoke=smoke)
-    base = base_lake(events, progress=progress)
-    n = events_in(base)
-    lake = work_copy(base, f"work-i3-{n}", silver=False)
-    home = lake.parent / f"{lake.name}-home"
-    shutil.rmtree(home, ignore_errors=True)
-    settings = Settings(_env_file=None, home=home, lake=lake)
+    n, lake, settings = work_lake(events, "work-i3", silver=False, progress=progress)
+    home = settings.home
     try:
         land_n = min(LANDING_EVENTS, n) - min(LANDING_EVENTS, n) % 5
         progress(f"  I3: decoding and storing {land_n:,} events as Parquet, then as Iceberg")

@@ -14,12 +14,16 @@ import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.synth import Chunk, Generator
 from pipelines.bronze.layout import BatchId
 from pipelines.bronze.store import ParquetStore, Store
 from pipelines.decode import decode_batch
 from pipelines.naming import QualifiedName
+
+if TYPE_CHECKING:
+    from pipelines.config import Settings
 
 TABLE = QualifiedName("bench", "events")
 
@@ -110,6 +114,25 @@ def work_copy(base: Path, name: str, *, silver: bool) -> Path:
         if (base / part).exists():
             subprocess.run(["cp", "-al", str(base / part), str(dst / part)], check=True)
     return dst
+
+
+def work_lake(
+    events: int,
+    name: str,
+    *,
+    silver: bool,
+    progress=print,  # noqa: ANN001
+) -> tuple[int, Path, Settings]:
+    """(events in it, a work copy of the base lake of ``events``, settings with a fresh home
+    beside it): what the Iceberg figures start from."""
+    from pipelines.config import Settings
+
+    base = base_lake(events, progress=progress)
+    n = events_in(base)
+    lake = work_copy(base, f"{name}-{n}", silver=silver)
+    home = lake.parent / f"{lake.name}-home"
+    shutil.rmtree(home, ignore_errors=True)
+    return n, lake, Settings(_env_file=None, home=home, lake=lake)
 
 
 def events_in(lake: Path) -> int:

@@ -15,8 +15,7 @@ import shutil
 from pathlib import Path
 
 from bench.common import Result, Target
-from bench.lakegen import TABLE, append_events, base_lake, events_in, generator, work_copy
-from pipelines.config import Settings
+from bench.lakegen import TABLE, append_events, generator, work_lake
 from pipelines.iceberg.catalog import load_table, open_catalog
 from pipelines.iceberg.names import BRONZE, SILVER
 from pipelines.iceberg.publish import PublishReport, publish_lake
@@ -33,12 +32,8 @@ def _table(report: PublishReport, layer: str):  # noqa: ANN202
 
 def run(events: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
     r = Result("I1", "publish to Iceberg", command, smoke=smoke)
-    base = base_lake(events, progress=progress)
-    n = events_in(base)
-    lake = work_copy(base, f"work-i1-{n}", silver=True)
-    home = lake.parent / f"{lake.name}-home"
-    shutil.rmtree(home, ignore_errors=True)
-    settings = Settings(_env_file=None, home=home, lake=lake)
+    n, lake, settings = work_lake(events, "work-i1", silver=True, progress=progress)
+    home = settings.home
     try:
         progress(f"  I1: publishing {n:,} events and their silver history")
         first = publish_lake(settings)

@@ -23,7 +23,14 @@ import pyarrow as pa
 import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from test_landing import lake_settings, settings_env, topic_records, wait_for_records
+from test_landing import (
+    capture_orders,
+    lake_settings,
+    run_lander,
+    settings_env,
+    topic_records,
+    wait_for_records,
+)
 
 from pipelines.bronze.topics import topic_for
 from pipelines.config import REPO_ROOT, Settings
@@ -31,7 +38,7 @@ from pipelines.iceberg import compaction, timetravel
 from pipelines.iceberg.catalog import load_table, open_catalog
 from pipelines.iceberg.names import BRONZE, QUARANTINE, SILVER
 from pipelines.iceberg.timetravel import watermarked
-from pipelines.naming import QualifiedName, quote_ident
+from pipelines.naming import QualifiedName
 from pipelines.shop.demo import wait_until_streamed
 
 pytestmark = pytest.mark.integration
@@ -52,16 +59,6 @@ def create_topic(settings: Settings, topic: str, partitions: int) -> None:
         admin.close()
 
 
-def capture(stack, name: QualifiedName) -> None:  # noqa: ANN001
-    stack.capture(
-        f"CREATE SCHEMA IF NOT EXISTS {quote_ident(name.schema)};"
-        f"DROP TABLE IF EXISTS {name.sql};"
-        f"CREATE TABLE {name.sql} (id int PRIMARY KEY, qty int, label text);"
-        f"ALTER TABLE {name.sql} REPLICA IDENTITY FULL;",
-        str(name),
-    )
-
-
 def start_lander(settings: Settings, member: str, seconds: float = 120) -> subprocess.Popen:
     env = settings_env(settings)
     env["CHANGELAKE_LANDER_MEMBER"] = member
@@ -74,24 +71,6 @@ def start_lander(settings: Settings, member: str, seconds: float = 120) -> subpr
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-
-
-def run_lander(settings: Settings, member: str = "", crash_at: str = "", skip: int = 0) -> int:
-    env = settings_env(settings)
-    env.update(CHANGELAKE_LANDER_MEMBER=member)
-    if crash_at:
-        env.update(CHANGELAKE_CRASH_AT=crash_at, CHANGELAKE_CRASH_SKIP=str(skip))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.landing"],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if not crash_at:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.returncode
 
 
 def workload(stack, table: QualifiedName, rounds: int, stop: threading.Event) -> None:  # noqa: ANN001
@@ -160,7 +139,7 @@ def test_two_landers_split_a_three_partition_topic_and_survive_sigkills(stack, t
     settings = iceberg_settings(stack, tmp_path, table)
     topic = topic_for(settings, table)
     create_topic(settings, topic, PARTITIONS)  # before Debezium creates it with one
-    capture(stack, table)
+    capture_orders(stack, table)
     stop = threading.Event()
     writer = threading.Thread(target=workload, args=(stack, table, 150, stop))
     writer.start()
@@ -187,7 +166,7 @@ def test_two_landers_split_a_three_partition_topic_and_survive_sigkills(stack, t
     assert kills == {"0/2": 3, "1/2": 3}
     wait_until_streamed(settings)
     for member in ("0/2", "1/2"):
-        run_lander(settings, member)  # land the rest, each member its own share
+        run_lander(settings, CHANGELAKE_LANDER_MEMBER=member)  # the rest, each member its share
     n = assert_exactly_once(settings, table)
     partitions = {p for p, _ in iceberg_offsets(settings, table, topic)}
     assert partitions == set(range(PARTITIONS)), partitions
@@ -205,7 +184,7 @@ def test_sigkill_at_every_commit_state_with_poison_then_rerun_is_exactly_once(
     stack, tmp_path
 ) -> None:
     table = QualifiedName("iceberg_land", "crash_orders")
-    capture(stack, table)
+    capture_orders(stack, table)
     settings = iceberg_settings(stack, tmp_path, table, lander_decode_process=False)
     topic = topic_for(settings, table)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
@@ -248,7 +227,7 @@ def test_the_cli_lands_and_compacts_into_iceberg(stack, tmp_path) -> None:
     from cli_run import run as changelake
 
     table = QualifiedName("iceberg_land", "cli_orders")
-    capture(stack, table)
+    capture_orders(stack, table)
     settings = iceberg_settings(stack, tmp_path, table)
     with stack.pg() as con:
         con.execute(
@@ -280,7 +259,7 @@ def test_changelake_run_lands_and_compacts_into_iceberg(stack, tmp_path) -> None
     """The always-on service with CHANGELAKE_LAKE_FORMAT=iceberg: its land stage commits to
     Iceberg and its compact stage keeps Iceberg silver equal to PostgreSQL as rows change."""
     table = QualifiedName("iceberg_land", "run_orders")
-    capture(stack, table)
+    capture_orders(stack, table)
     settings = iceberg_settings(stack, tmp_path, table)
     env = settings_env(settings)
     env.update(CHANGELAKE_RUN_COMPACT_MIN_INTERVAL_S="0.5")

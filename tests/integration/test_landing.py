@@ -110,9 +110,14 @@ def assert_exactly_once(settings: Settings, lake: Path, table: QualifiedName) ->
     return len(expected)
 
 
-def run_lander(settings: Settings, crash_at: str | None = None, skip: int = 0) -> int:
+def run_lander(
+    settings: Settings, crash_at: str | None = None, skip: int = 0, **env_extra: str
+) -> int:
+    """``python -m pipelines.landing`` once (``env_extra``: more CHANGELAKE_* variables);
+    with ``crash_at``, expect the SIGKILL there; its exit status."""
     env = settings_env(settings)
     env.pop("CHANGELAKE_CRASH_AT", None)
+    env.update(env_extra)
     if crash_at:
         env.update(CHANGELAKE_CRASH_AT=crash_at, CHANGELAKE_CRASH_SKIP=str(skip))
     proc = subprocess.run(
@@ -139,9 +144,9 @@ def insert_rows(stack, table: QualifiedName, start: int, n: int, per_tx: int = 2
             )
 
 
-@pytest.fixture
-def table(stack, request) -> QualifiedName:
-    name = QualifiedName("bronze_it", f"Land {request.node.name[:30]}")
+def capture_orders(stack, name: QualifiedName) -> QualifiedName:  # noqa: ANN001
+    """Create ``name`` as ``(id int PRIMARY KEY, qty int, label text)``, REPLICA IDENTITY FULL,
+    and capture it."""
     stack.capture(
         f"CREATE SCHEMA IF NOT EXISTS {quote_ident(name.schema)};"
         f"DROP TABLE IF EXISTS {name.sql};"
@@ -150,6 +155,11 @@ def table(stack, request) -> QualifiedName:
         str(name),
     )
     return name
+
+
+@pytest.fixture
+def table(stack, request) -> QualifiedName:
+    return capture_orders(stack, QualifiedName("bronze_it", f"Land {request.node.name[:30]}"))
 
 
 def test_crash_at_every_point_then_rerun_lands_each_offset_once(stack, table, tmp_path) -> None:
