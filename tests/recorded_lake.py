@@ -11,6 +11,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from pipelines.bronze.lander import land_batch
+from pipelines.bronze.topics import home_tables
+from pipelines.config import Settings
 from pipelines.decode import RawMessage
 from pipelines.decode.replay import read_jsonl
 from pipelines.naming import QualifiedName
@@ -48,3 +50,29 @@ def land_rest(lake: Path, *, after: float) -> None:
 def compact_all(lake: Path) -> None:
     for qn in TABLES:
         compact(lake, qn, catalog=False)
+
+
+def zoo_settings(home: Path, **extra: object) -> Settings:
+    """Settings whose captured tables and topic prefix are the recording's."""
+    tables = ",".join(str(t) for t in TABLES)
+    return Settings(_env_file=None, home=home, topic_prefix=PREFIX, tables=tables, **extra)
+
+
+POISONED = f"{PREFIX}.zoo.evolving"  # with ``poison``, its first message made undecodable
+
+
+def landed_batches(settings: Settings, parts: int, poison: bool = False) -> list[list[RawMessage]]:
+    """The recording cut into ``parts`` batches per partition, of the topics a lander reads;
+    ``poison``: the first message of ``POISONED`` is not JSON (its batch feeds quarantine and
+    bronze: the fourth and fifth commits, after the transaction topic's three)."""
+    homes = home_tables(settings)
+    out = []
+    for (topic, _), msgs in sorted(by_partition().items()):
+        if topic not in homes:
+            continue  # heartbeats: never landed
+        if poison and topic == POISONED:
+            m = msgs[0]
+            msgs = [RawMessage(m.topic, 0, m.offset, m.timestamp_ms, m.key, b"{no"), *msgs[1:]]
+        size = max(1, -(-len(msgs) // parts))
+        out += [msgs[i : i + size] for i in range(0, len(msgs), size)]
+    return out

@@ -1,7 +1,9 @@
 """Silver: one asset per captured table, compacting its bronze events into a latest-row snapshot.
 
-The body calls ``pipelines.silver.compact`` (the CLI's function too); Dagster only adds the
-metadata and the automation: ``eager()`` re-compacts whenever bronze of that table lands.
+The body calls ``pipelines.lakeformat.compact_table`` (``silver.compact``, or the Iceberg
+compaction with ``CHANGELAKE_LAKE_FORMAT=iceberg``: the CLI's and the service's functions too);
+Dagster only adds the metadata and the automation: ``eager()`` re-compacts whenever bronze of
+that table lands.
 """
 
 from collections.abc import Sequence
@@ -28,10 +30,10 @@ def _silver_asset(table: QualifiedName) -> dg.AssetsDefinition:
 
     @dg.multi_asset(name=f"silver_{table.asset_name}", specs=[spec])
     def _compact(context: AssetExecutionContext, changelake: ChangelakeResource):
-        from pipelines.silver import compact
+        from pipelines.lakeformat import compact_table
 
         settings = changelake.settings()
-        result = compact(settings, table)
+        result = compact_table(settings, str(table), catalog=True)
         context.log.info("compacted %s: %s", table, result)
         return dg.MaterializeResult(metadata=silver_metadata(settings, table, result))
 

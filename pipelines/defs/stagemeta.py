@@ -61,7 +61,14 @@ def current_files(settings: Settings, table: QualifiedName) -> list[Path]:
 
 
 def silver_metadata(settings: Settings, table: QualifiedName, result: object) -> dict[str, object]:
-    """Compaction numbers plus row count, schema and preview of the new current snapshot."""
+    """Compaction numbers plus row count, schema and preview of the new current snapshot (the
+    Iceberg lake: the numbers and what its commit wrote)."""
     meta: dict[str, object] = dict(result_metadata(result, prefix="compaction_"))
+    published = getattr(result, "published", None)
+    if settings.lake_format == "iceberg":
+        meta.pop("compaction_published", None)
+        if published is not None:
+            meta.update(result_metadata(published, prefix="iceberg_"))
+        return meta
     meta.update(summarize_parquet(current_files(settings, table), order_by="_commit_lsn DESC"))
     return meta

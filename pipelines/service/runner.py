@@ -30,12 +30,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines import lakeformat
 from pipelines.bronze.lander import LandingResult
 from pipelines.bronze.writer import WrittenBatch
 from pipelines.config import Settings
 from pipelines.landing import land
 from pipelines.naming import QualifiedName
-from pipelines.service import lakeformat
 from pipelines.service.freshness import Freshness
 from pipelines.service.metrics import Metrics
 from pipelines.service.state import run_lock, write_status

@@ -276,7 +276,7 @@ def test_changelake_run_lands_and_compacts_into_iceberg(stack, tmp_path) -> None
                     "SELECT g, g, 'r' FROM generate_series(%s::int, %s::int) g",
                     (lo, lo + 99),
                 )
-                con.execute(f"UPDATE {table.sql} SET qty = -qty WHERE id %% 10 = 0")  # noqa: S608
+                con.execute(f"UPDATE {table.sql} SET qty = -qty WHERE id % 10 = 0")  # noqa: S608
         wait_until_streamed(settings)
         deadline, last = time.monotonic() + 120, None
         while time.monotonic() < deadline:
@@ -294,4 +294,39 @@ def test_changelake_run_lands_and_compacts_into_iceberg(stack, tmp_path) -> None
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)
     assert proc.returncode == 0, (tmp_path / "run.log").read_text()[-3000:]
+    assert not (settings.lake_root / "bronze").exists()
+
+
+def test_dagster_bronze_and_silver_assets_land_and_compact_into_iceberg(stack, tmp_path) -> None:
+    """The code location with CHANGELAKE_LAKE_FORMAT=iceberg: materialising a table's bronze and
+    silver assets commits to the Iceberg tables, and the silver metadata says what it wrote."""
+    import dagster as dg
+
+    from pipelines.defs import build_definitions
+    from pipelines.defs.keys import bronze_key, silver_key
+
+    table = QualifiedName("iceberg_land", "dagster_orders")
+    capture_orders(stack, table)
+    settings = iceberg_settings(stack, tmp_path, table)
+    with stack.pg() as con:
+        con.execute(
+            f"INSERT INTO {table.sql} (id, qty, label) "  # noqa: S608
+            "SELECT g, g, 'd' FROM generate_series(1, 300) g"
+        )
+        con.execute(f"DELETE FROM {table.sql} WHERE id > 250")  # noqa: S608
+    wait_until_streamed(settings)
+    defs = build_definitions(settings)
+    keys = {bronze_key(table), silver_key(table)}
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.keys & keys]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(assets, resources=defs.resources, instance=instance)
+    assert result.success
+    silver = load_table(open_catalog(settings), SILVER, table)
+    assert assert_equals_postgres(stack, settings, table, silver.scan().to_arrow()) == 250
+    meta = next(
+        e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key == silver_key(table)
+    )
+    assert meta["compaction_rows"].value == 250 and meta["iceberg_snapshots"].value
     assert not (settings.lake_root / "bronze").exists()

@@ -124,3 +124,45 @@ def test_the_published_lake_on_s3_partitions_rewrites_and_travels_in_time(
         ts = commit_instants(own, qn, most=1)[-1]
         at = con.execute(f'SELECT count(*) FROM silver."as_of_{name}"(?)', [ts]).fetchone()[0]  # noqa: S608
     assert rows == at == silver.scan().to_arrow().num_rows > 0
+
+
+def test_the_recording_lands_and_compacts_straight_into_iceberg_on_s3(
+    lake: Settings, tmp_path
+) -> None:
+    """CHANGELAKE_LAKE_FORMAT=iceberg's store and compaction on s3proxy with the PostgreSQL
+    catalog: the recorded connector messages landed (a poisoned one quarantined) and compacted
+    in two rounds; silver and ``as_of`` equal the Parquet lake's from the same batches."""
+    from datetime import UTC, datetime
+
+    import recorded_lake
+    from iceberg_checks import assert_same_as_the_lake, assert_same_rows, commit_instants
+
+    from pipelines.bronze.lander import land_batch
+    from pipelines.bronze.topics import home_tables
+    from pipelines.iceberg import compaction
+    from pipelines.iceberg.conform import to_iceberg
+    from pipelines.iceberg.landing import IcebergStore
+    from pipelines.iceberg.names import QUARANTINE, SILVER
+    from pipelines.silver import timetravel
+
+    keep = {k: v for k, v in lake.model_dump().items() if k.startswith(("iceberg_", "s3_"))}
+    settings = recorded_lake.zoo_settings(lake.home, lake=tmp_path / "lake", **keep)
+    store = IcebergStore(settings, home_tables(settings))
+    batches = recorded_lake.landed_batches(settings, 2, poison=True)
+    half = len(batches) // 2
+    for part in (batches[:half], batches[half:]):
+        for batch in part:
+            land_batch(settings.lake_root, batch, topic_prefix="zoo")
+            land_batch(settings.lake_root, batch, topic_prefix="zoo", store=store)
+        recorded_lake.compact_all(settings.lake_root)
+        compaction.compact_all(settings)
+    catalog = open_catalog(settings)
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    for qn in recorded_lake.TABLES:
+        silver = load_table(catalog, SILVER, qn)
+        assert silver.metadata_location.startswith(f"s3://{BUCKET}/{NAME}/silver/")
+        want = to_iceberg(timetravel.as_of(settings.lake_root, qn, far))
+        assert_same_rows(silver.scan().to_arrow(), want, qn)
+        assert assert_same_as_the_lake(settings, qn, commit_instants(settings, qn, 4)) >= 2
+    quarantined = load_table(catalog, QUARANTINE, recorded_lake.POISONED).scan().to_arrow()
+    assert quarantined.num_rows == 1

@@ -12,7 +12,7 @@ import pytest
 import recorded_lake
 from iceberg_checks import assert_same_as_the_lake, assert_same_rows, commit_instants
 from iceberg_checks import iceberg_table as open_table
-from test_iceberg_landing import landed_batches, zoo_settings
+from recorded_lake import landed_batches, zoo_settings
 
 from pipelines.bronze.lander import land_batch
 from pipelines.bronze.topics import home_tables

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 import recorded_lake
 from iceberg_checks import assert_bronze_equal, iceberg_table, table_offsets
+from recorded_lake import POISONED, landed_batches, zoo_settings
 
 from pipelines.bronze.lander import land_batch
 from pipelines.bronze.layout import TRANSACTIONS
@@ -31,31 +32,6 @@ from pipelines.naming import QualifiedName
 pytestmark = pytest.mark.unit
 TESTS = Path(__file__).parent.parent
 EVOLVING = QualifiedName("zoo", "evolving")
-
-
-def zoo_settings(home: Path) -> Settings:
-    tables = ",".join(str(t) for t in recorded_lake.TABLES)
-    return Settings(_env_file=None, home=home, topic_prefix=recorded_lake.PREFIX, tables=tables)
-
-
-POISONED = f"{recorded_lake.PREFIX}.zoo.evolving"  # its first message made undecodable
-
-
-def landed_batches(settings: Settings, parts: int, poison: bool = False) -> list[list[RawMessage]]:
-    """The recording cut into ``parts`` batches per partition, of the topics a lander reads;
-    ``poison``: the first message of ``POISONED`` is not JSON (its batch feeds quarantine and
-    bronze: the fourth and fifth commits, after the transaction topic's three)."""
-    homes = home_tables(settings)
-    out = []
-    for (topic, _), msgs in sorted(recorded_lake.by_partition().items()):
-        if topic not in homes:
-            continue  # heartbeats: never landed
-        if poison and topic == POISONED:
-            m = msgs[0]
-            msgs = [RawMessage(m.topic, 0, m.offset, m.timestamp_ms, m.key, b"{no"), *msgs[1:]]
-        size = max(1, -(-len(msgs) // parts))
-        out += [msgs[i : i + size] for i in range(0, len(msgs), size)]
-    return out
 
 
 def land_both(settings: Settings, parts: int = 3) -> IcebergStore:
@@ -125,7 +101,7 @@ CHILD = """
 import sys
 sys.path[:0] = [{tests!r}, {unit!r}]
 from pathlib import Path
-from test_iceberg_landing import landed_batches, zoo_settings
+from recorded_lake import landed_batches, zoo_settings
 from pipelines.bronze.lander import land_batch
 from pipelines.bronze.topics import home_tables
 from pipelines.iceberg.landing import IcebergStore

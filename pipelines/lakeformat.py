@@ -1,4 +1,5 @@
-"""What the service's compact stage does in each lake format (``CHANGELAKE_LAKE_FORMAT``).
+"""Compaction and the catalog file in each lake format (``CHANGELAKE_LAKE_FORMAT``), for the
+service's compact stage and the Dagster silver assets (the CLI's ``compact`` prints per format).
 
 Parquet: ``silver.compact`` over the lake's files, then the lake's DuckDB catalog file.
 Iceberg: ``iceberg.compaction`` over the Iceberg tables the lander commits to, then the DuckDB
@@ -11,19 +12,23 @@ from pipelines.config import Settings
 from pipelines.naming import QualifiedName
 
 
-def compact_table(settings: Settings, table: str):  # noqa: ANN201
+def compact_table(settings: Settings, table: str, *, catalog: bool = False):  # noqa: ANN201
     """One table's compaction: a ``silver.CompactionResult`` or an ``iceberg.compaction.
-    Compacted`` (both have ``changed``); LookupError when the table has no bronze yet."""
+    Compacted`` (both have ``changed``); LookupError when the table has no bronze yet.
+    ``catalog``: rewrite the format's DuckDB catalog file when a snapshot changed."""
     if settings.lake_format == "iceberg":
         from pipelines.iceberg import compaction
 
         qn = QualifiedName.parse(table)
         if not compaction.has_bronze(settings, qn):
             raise LookupError(f"no Iceberg bronze for {qn} yet")
-        return compaction.compact(settings, qn)
+        result = compaction.compact(settings, qn)
+        if catalog and result.changed:
+            write_catalog(settings)
+        return result
     from pipelines.silver import compact
 
-    return compact(settings.lake_root, table, catalog=False)
+    return compact(settings.lake_root, table, catalog=catalog)
 
 
 def write_catalog(settings: Settings) -> None:
