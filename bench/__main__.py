@@ -31,6 +31,7 @@ FIGURES: dict[str, tuple[str, int, int]] = {
     "I1": ("bench.publish", 10_000_000, 2_000),  # the lake published to Iceberg
     "I2": ("bench.timetravel_iceberg", 10_000_000, 2_000),  # P5 on the Iceberg tables
     "I3": ("bench.iceberg_lake", 10_000_000, 2_000),  # P1's store, P3, P4 stored in Iceberg
+    "I4": ("bench.landing_iceberg", 5_000_000, 2_000),  # P1 from Kafka into Iceberg
 }
 ALIASES = {"P4": "P3", "P6": "P1"}
 
@@ -65,7 +66,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-NEEDS_STACK = {"P1", "P2", "REF", "N1"}
+NEEDS_STACK = {"P1", "P2", "REF", "N1", "I4"}
 TIMED = {"P2", "REF"}  # sized in seconds of load, not events
 
 

@@ -3,7 +3,7 @@
 One backlog of N synthetic, real-shaped events is produced into a fresh topic pair on the private
 stack (and kept there for the next run of the same size). Then, back to back on the same topics:
 the raw fetch-and-discard baseline, and the real lander as deployed (``python -m
-pipelines.bronze``, its own process) into a fresh lake while a thread samples the RSS of the
+pipelines.landing``, its own process) into a fresh lake while a thread samples the RSS of the
 lander and its decode process every 0.25 s (P6: max and the slope of the curve). If landing is
 under 50,000 events/s, a short cProfile of each side names where the time goes.
 """
@@ -79,24 +79,9 @@ def top_functions(prof: cProfile.Profile, n: int = 8) -> list[str]:
 def run(events: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
     p1 = Result("P1", "landing throughput", command, smoke=smoke)
     p6 = Result("P6", "landing memory (backlog)", command, smoke=smoke)
-    base = ensure_stack(progress=None)
-    gen = Generator(keys=max(events // 10, 10), tx_size=5, delete_every=100)
-    prefix = f"p1n{events}g{generator_version()}"  # same size + generator: same backlog
-    lake = data_dir() / f"lake-{prefix}-pid{os.getpid()}"
-    shutil.rmtree(lake, ignore_errors=True)
-    s = _with(base, topic_prefix=prefix, lake=lake)
-    t0 = time.perf_counter()
-    counts = kept_backlog(s)
-    if counts is None:
-        delete_topics(s)  # a partial backlog of an interrupted run
-        counts = produce(s, gen, events)
-        keep_backlog(s, counts)
-        progress(
-            f"  produced {sum(counts.values()):,} messages in {time.perf_counter() - t0:.0f} s"
-        )
-    else:
-        progress(f"  reusing the backlog of {sum(counts.values()):,} messages kept on the stack")
-    t_produce = time.perf_counter() - t0
+    base, s, counts, t_produce = backlog(events, progress)
+    prefix = s.topic_prefix
+    lake = s.lake
     try:
         n_raw, raw_bytes, t_raw = raw_fetch(s, s.batch_max_records)
         progress(f"  raw fetch: {n_raw:,} records in {t_raw:.1f} s")
@@ -179,15 +164,40 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
     return [p1, p6]
 
 
-def land_as_service(s: Settings) -> tuple[SimpleNamespace, list[tuple[float, int]]]:
-    """Run the lander as it is deployed, ``python -m pipelines.bronze`` in a process of its own
-    (so P6 sees the lander's memory, not this harness's), sampling that process tree's RSS."""
+def backlog(events: int, progress=print) -> tuple[Settings, Settings, dict[str, int], float]:  # noqa: ANN001
+    """The private stack's settings, settings for the backlog of ``events`` (produced, or the
+    one kept from an earlier run) with a fresh lake, its message counts, seconds producing."""
+    base = ensure_stack(progress=None)
+    gen = Generator(keys=max(events // 10, 10), tx_size=5, delete_every=100)
+    prefix = f"p1n{events}g{generator_version()}"  # same size + generator: same backlog
+    lake = data_dir() / f"lake-{prefix}-pid{os.getpid()}"
+    shutil.rmtree(lake, ignore_errors=True)
+    s = _with(base, topic_prefix=prefix, lake=lake)
+    t0 = time.perf_counter()
+    counts = kept_backlog(s)
+    if counts is None:
+        delete_topics(s)  # a partial backlog of an interrupted run
+        counts = produce(s, gen, events)
+        keep_backlog(s, counts)
+        progress(
+            f"  produced {sum(counts.values()):,} messages in {time.perf_counter() - t0:.0f} s"
+        )
+    else:
+        progress(f"  reusing the backlog of {sum(counts.values()):,} messages kept on the stack")
+    return base, s, counts, time.perf_counter() - t0
+
+
+def land_as_service(s: Settings, **env: str) -> tuple[SimpleNamespace, list[tuple[float, int]]]:
+    """Run the lander as it is deployed, ``python -m pipelines.landing`` in a process of its own
+    (so P6 sees the lander's memory, not this harness's), sampling that process tree's RSS;
+    ``env``: more CHANGELAKE_* settings (``CHANGELAKE_LAKE_FORMAT=iceberg``)."""
     proc = lander_process(
         s.lake,
         env={
             "CHANGELAKE_TOPIC_PREFIX": s.topic_prefix,
             "CHANGELAKE_TABLES": "bench.events",
             "CHANGELAKE_LANDER_DECODE_PROCESS": str(s.lander_decode_process).lower(),
+            **env,
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -75,7 +75,7 @@ def stack_env() -> dict[str, str]:
 def lander_process(
     lake: Path, *args: str, env: dict[str, str] | None = None, **popen: Any
 ) -> subprocess.Popen:
-    """The lander as deployed, ``python -m pipelines.bronze *args``, in a process of its own on
+    """The lander as deployed, ``python -m pipelines.landing *args``, in a process of its own on
     this stack, landing into ``lake``; ``env`` adds or overrides CHANGELAKE_* settings."""
     full = {**os.environ, **stack_env(), "CHANGELAKE_LAKE": str(lake), **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "pipelines.landing", *args], env=full, **popen)

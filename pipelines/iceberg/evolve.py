@@ -70,7 +70,7 @@ def _evolve(table: Table, rows: pa.Schema) -> list[str]:
 def _promotable(table: Table, field: pa.Field) -> bool:
     try:
         table.update_schema().union_by_name(pa.schema([field]))  # validated, never committed
-    except ValidationError:
+    except (ValidationError, ValueError):  # ValueError: a struct where a primitive is, or back
         return False
     return True
 

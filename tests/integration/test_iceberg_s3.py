@@ -27,6 +27,7 @@ from tests.conftest import StackHandle
 pytestmark = pytest.mark.integration
 
 NAME = "s3_commit"
+LANDED = "s3_landed"  # the catalog of the test landing straight into Iceberg
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +147,8 @@ def test_the_recording_lands_and_compacts_straight_into_iceberg_on_s3(
     from pipelines.silver import timetravel
 
     keep = {k: v for k, v in lake.model_dump().items() if k.startswith(("iceberg_", "s3_"))}
+    # a catalog and prefix of its own: the publish test above puts the same zoo tables in NAME
+    keep.update(iceberg_catalog_name=LANDED, iceberg_warehouse=f"s3://{BUCKET}/{LANDED}")
     settings = recorded_lake.zoo_settings(lake.home, lake=tmp_path / "lake", **keep)
     store = IcebergStore(settings, home_tables(settings))
     batches = recorded_lake.landed_batches(settings, 2, poison=True)
@@ -160,7 +163,7 @@ def test_the_recording_lands_and_compacts_straight_into_iceberg_on_s3(
     far = datetime(9999, 1, 1, tzinfo=UTC)
     for qn in recorded_lake.TABLES:
         silver = load_table(catalog, SILVER, qn)
-        assert silver.metadata_location.startswith(f"s3://{BUCKET}/{NAME}/silver/")
+        assert silver.metadata_location.startswith(f"s3://{BUCKET}/{LANDED}/silver/")
         want = to_iceberg(timetravel.as_of(settings.lake_root, qn, far))
         assert_same_rows(silver.scan().to_arrow(), want, qn)
         assert assert_same_as_the_lake(settings, qn, commit_instants(settings, qn, 4)) >= 2

@@ -158,3 +158,21 @@ def test_schema_follows_adds_widens_and_keeps_an_incompatible_column(table_of) -
         (3, None, "three"),
     ]
     assert table.properties[f"{METRICS_PREFIX}w"] == "counts"  # a date column: no min/max
+
+
+def test_a_struct_where_a_primitive_was_and_back_keeps_both(table_of) -> None:  # noqa: ANN001
+    """A batch landed out of order (an older struct after a newer text column, as a replayed
+    or second lander's batch can be) evolves like any incompatible change: nothing is lost."""
+    text = pa.table({"k": [1], "b": ["one"]})
+    table = table_of(text.schema, "struct_back")
+    table.append(text)
+    struct = pa.table({"k": [2], "b": pa.array([{"v": 2}], pa.struct([("v", pa.int64())]))})
+    assert (
+        evolve(table, struct.schema)[0] == "b kept as b__string: its type cannot become the new one"
+    )
+    table.append(struct)
+    got = sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["k"])
+    assert [(r["k"], r["b__string"], r["b"]) for r in got] == [
+        (1, "one", None),
+        (2, None, {"v": 2}),
+    ]
