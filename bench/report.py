@@ -242,6 +242,17 @@ def _iceberg_notes(by: dict[str, dict[str, Any]]) -> list[str]:
             f"Iceberg ({m['landing_iceberg_commits']} commits) against "
             f"{m['landing_parquet_events_s']:,} written as Parquet."
         )
+    i4 = by.get("I4")
+    if _missed(i4):
+        m = i4["metrics"]
+        out.append(
+            f"- **I4** (P1 into Iceberg, {i4['params']['events']:,} events): the lander into "
+            f"Iceberg landed {m['iceberg_events_per_s']:,} events/s against "
+            f"{m['parquet_events_per_s']:,} into Parquet from the same backlog (raw fetch "
+            f"{m['raw_fetch_msgs_per_s']:,} msgs/s); every batch is an Iceberg commit per table "
+            "(about 45 ms), so a backlog's polls are merged into batches of 32 MiB first "
+            f"(stage wall seconds: {m['stage_s']}). The fetch is P1's pure-Python client."
+        )
     return out
 
 

@@ -159,7 +159,9 @@ def _run(
     landed = {tp: consumer.position(tp) for tp in tps}  # next offset not yet landed
     fetcher = None
     if until_caught_up:  # backlog runs read ahead; follow mode re-plans topics, so stays simple
-        fetcher = Prefetcher(consumer, tps, settings.batch_max_records)
+        fetcher = Prefetcher(
+            consumer, tps, settings.batch_max_records, gather_bytes=store.batch_bytes
+        )
         fetcher.start()
     sink = (ProcessSink if settings.lander_decode_process else InlineSink)(
         settings.lake_root, settings.topic_prefix, result, on_batch, store

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -27,9 +28,15 @@ class Prefetcher:
     """A fetch thread feeding ``(records by partition, positions after them)`` to a queue."""
 
     def __init__(
-        self, consumer: KafkaConsumer, tps: list[TopicPartition], max_records: int, depth: int = 2
+        self,
+        consumer: KafkaConsumer,
+        tps: list[TopicPartition],
+        max_records: int,
+        depth: int = 2,
+        gather_bytes: int = 0,
     ) -> None:
         self._consumer, self._tps, self._max = consumer, list(tps), max_records
+        self._gather = gather_bytes  # merge polls up to this many value bytes (0: one poll)
         self._items: queue.Queue = queue.Queue(maxsize=depth)
         self._commits: queue.Queue[Commits] = queue.Queue()
         self._stop = threading.Event()
@@ -82,11 +89,32 @@ class Prefetcher:
         try:
             while not self._stop.is_set():
                 self._drain_commits()
-                polled = self._consumer.poll(timeout_ms=200, max_records=self._max)
+                polled = self._gathered()
                 positions = {tp: self._consumer.position(tp) for tp in self._tps}
                 self._put((polled, positions))
         except BaseException as exc:  # noqa: BLE001 - handed to the landing thread
             self._put(exc)
+
+    def _gathered(self) -> Polled:
+        """One poll, or with ``gather_bytes`` several merged (per partition, in order) until
+        they hold that many value bytes, a poll comes back empty, or a second has passed: a
+        store whose every write is a commit (Iceberg) then commits far fewer, larger batches."""
+        polled = self._consumer.poll(timeout_ms=200, max_records=self._max)
+        if not self._gather:
+            return polled
+        size, deadline = _value_bytes(polled), time.monotonic() + 1.0
+        while polled and size < self._gather and time.monotonic() < deadline:
+            more = self._consumer.poll(timeout_ms=200, max_records=self._max)
+            if not more:
+                break
+            for tp, records in more.items():
+                polled.setdefault(tp, []).extend(records)
+            size += _value_bytes(more)
+        return polled
+
+
+def _value_bytes(polled: Polled) -> int:
+    return sum(max(r.serialized_value_size, 0) for rs in polled.values() for r in rs)
 
 
 def commit(consumer: KafkaConsumer, offsets: Commits) -> None:

@@ -30,6 +30,7 @@ Landed = dict[tuple[str, int], int]  # (topic, partition) -> highest landed offs
 
 class Store(Protocol):
     exclusive: bool  # one lander at a time (lock the lake, recover it on start)
+    batch_bytes: int  # a backlog's polls are merged into batches of about this size (0: not)
 
     def landed(self, topics: Sequence[str]) -> Landed:
         """The highest offset landed per partition of ``topics`` (absent: none yet)."""
@@ -45,6 +46,7 @@ class ParquetStore:
     """The Parquet lake's files (``writer``, ``layout``)."""
 
     exclusive = True
+    batch_bytes = 0  # a poll is a batch: the files of a batch cost the same at any size
 
     def __init__(self, lake: Path) -> None:
         self.lake = lake

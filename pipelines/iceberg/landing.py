@@ -54,7 +54,9 @@ from pipelines.iceberg.commit import (
     BRONZE_COORDINATES,
     QUARANTINE_COORDINATES,
     Batch,
+    CommitResult,
     CommitState,
+    OffsetGap,
     commit_batch,
 )
 from pipelines.iceberg.conform import to_iceberg
@@ -65,6 +67,9 @@ from pipelines.iceberg.offsets import OffsetRange, TopicPartition
 from pipelines.iceberg.published import keep_key
 from pipelines.iceberg.rewrite import rewrite_small_files, small_files_for
 
+# a commit costs ~45 ms whatever its size, and a poll brings ~1 MiB per partition: a backlog's
+# polls are merged into batches of this many value bytes first (the lander's ``Prefetcher``)
+BATCH_BYTES = 32 * 2**20
 EXPIRE_EVERY = 10  # commits of one table between snapshot expiries
 KEEP_SNAPSHOTS = 10  # the position is in the newest; rewrites copy it (``rewrite``)
 REWRITE_EVERY = 50  # commits of one table between small-file checks
@@ -141,12 +146,14 @@ class IcebergStore:
     process: the catalog and tables are opened on first use in each process."""
 
     exclusive = False
+    batch_bytes = BATCH_BYTES
 
     def __init__(self, settings: Settings, homes: Mapping[str, BronzeTable]) -> None:
         self.settings, self.homes = settings, dict(homes)
         self._catalog: SqlCatalog | None = None
         self._tables: dict[tuple[str, str], Table] = {}
         self._commits: dict[tuple[str, str], int] = {}
+        self._evolved: dict[tuple[str, str], tuple[int, pa.Schema]] = {}
 
     def __getstate__(self) -> dict:
         return {"settings": self.settings, "homes": self.homes}
@@ -193,31 +200,61 @@ class IcebergStore:
 
     def write(self, batch: BatchId, decoded: DecodedBatch, ingested_at: datetime) -> WrittenBatch:
         out = WrittenBatch(batch)
-        tp = TopicPartition(batch.topic, batch.partition)
         micros = self.settings.iceberg_time_as_micros
         home = self._home(batch.topic)
         for part in parts_of(decoded, batch.topic, home, ingested_at, time_as_micros=micros):
-            name = part.name
-            table = self._table(part.layer, name, part.rows.schema if part.rows else None)
+            table = self._table(part.layer, part.name, part.rows.schema if part.rows else None)
             if table is None:
                 continue  # a home with no rows yet: nothing to record (see the module)
             rows = part.rows
             if rows is None:
                 rows = table.schema().as_arrow().empty_table()
             else:
-                evolve(table, rows.schema)
-                keep_key(table, part.key)
-            table.refresh()
+                self._evolve(table, part)
+            result = self._commit(table, batch, rows, part.coordinates)
+            if result.state is CommitState.COMMITTED and part.rows is not None:
+                self._count(out, part, result.rows)
+            self._maintain(table, part.layer, str(part.name))
+        return out
+
+    def _evolve(self, table: Table, part: Part) -> None:
+        """``evolve`` + the key property, skipped when these rows' schema already met this
+        table schema (the common case: every batch of a table has the same columns)."""
+        assert part.rows is not None
+        seen = (table.schema().schema_id, part.rows.schema)
+        ident = (part.layer, str(part.name))
+        if self._evolved.get(ident) == seen:
+            return
+        evolve(table, part.rows.schema)
+        keep_key(table, part.key)
+        self._evolved[ident] = (table.schema().schema_id, part.rows.schema)
+
+    @staticmethod
+    def _commit(
+        table: Table, batch: BatchId, rows: pa.Table, coordinates: tuple[str, str, str]
+    ) -> CommitResult:
+        """Commit ``rows`` for ``batch``'s range, the range starting at the table's own
+        position when that is older (see the module). The position is the table's as this
+        process last saw it (commit_batch refreshes before it plans, and a position only
+        grows); one that another lander recorded meanwhile for a partition this table had
+        never seen makes the plan refuse a gap: then refresh and plan again."""
+        tp = TopicPartition(batch.topic, batch.partition)
+        for fresh in (False, True):
+            if fresh:
+                table.refresh()
             position = off.committed_offsets(table).get(tp)
             start = batch.first if position is None else min(position, batch.first)
             ranges = {tp: OffsetRange(start, batch.last + 1)}
-            result = commit_batch(
-                table, Batch(rows, ranges, coordinates=part.coordinates), on_state=crash_at_landing
-            )
-            if result.state is CommitState.COMMITTED and part.rows is not None:
-                self._count(out, part, result.rows)
-            self._maintain(table, part.layer, str(name))
-        return out
+            try:
+                return commit_batch(
+                    table,
+                    Batch(rows, ranges, coordinates=coordinates),
+                    on_state=crash_at_landing,
+                )
+            except OffsetGap:
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _count(out: WrittenBatch, part: Part, rows: int) -> None:
