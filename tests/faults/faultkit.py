@@ -66,7 +66,7 @@ class LanderRun:
 
 
 class Lander:
-    """``python -m pipelines.bronze --follow`` as a subprocess; stderr collected by a thread so
+    """``python -m pipelines.landing --follow`` as a subprocess; stderr collected by a thread so
     the suite can wait until it is really landing (past imports and Kafka bootstrap)."""
 
     def __init__(self, proc: subprocess.Popen) -> None:

@@ -2,7 +2,7 @@
 
 One compact scenario on the session stack: three psycopg writers run multi-statement
 transactions on ``faults.accounts`` and ``faults.ledger`` while the suite
-* SIGKILLs the lander (``python -m pipelines.bronze --follow``) at least ``MIN_KILLS`` times:
+* SIGKILLs the lander (``python -m pipelines.landing --follow``) at least ``MIN_KILLS`` times:
   at every ``CHANGELAKE_CRASH_AT`` point in turn (random skip, so mid-stream), and from outside
   (``os.kill(pid, SIGKILL)``) a random delay after each stack fault or schema change below;
 * SIGKILLs Kafka Connect and restarts it (Debezium replays from its last flushed offset),
