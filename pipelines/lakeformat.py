@@ -1,5 +1,6 @@
-"""Compaction and the catalog file in each lake format (``CHANGELAKE_LAKE_FORMAT``), for the
-service's compact stage and the Dagster silver assets (the CLI's ``compact`` prints per format).
+"""Compaction, the catalog file and the status view in each lake format
+(``CHANGELAKE_LAKE_FORMAT``), for the service's compact stage, the Dagster silver assets and
+``changelake status`` (the CLI's ``compact`` prints per format).
 
 Parquet: ``silver.compact`` over the lake's files, then the lake's DuckDB catalog file.
 Iceberg: ``iceberg.compaction`` over the Iceberg tables the lander commits to, then the DuckDB
@@ -41,3 +42,15 @@ def write_catalog(settings: Settings) -> None:
     from pipelines.silver import write_catalog as write_lake_catalog
 
     write_lake_catalog(settings.lake_root)
+
+
+def lake_status(settings: Settings, end_offsets):  # noqa: ANN001, ANN201
+    """``changelake status``'s lake view (a ``lakestatus.LakeStatus``) in the lake's format;
+    ``end_offsets`` from Kafka, None when it is down."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.lake_status import iceberg_lake_status
+
+        return iceberg_lake_status(settings, end_offsets)
+    from pipelines.lakestatus import lake_status as parquet_lake_status
+
+    return parquet_lake_status(settings, end_offsets)

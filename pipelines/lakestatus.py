@@ -135,7 +135,7 @@ def _quarantine_files(lake: Path, listing: LakeListing) -> dict[str, list[Path]]
     return {t: ps for t, ps in out.items() if ps}
 
 
-def _partitions(
+def partition_lags(
     topic: str, landed: dict[tuple[str, int], int], ends: EndOffsets | None
 ) -> tuple[PartitionLag, ...]:
     parts = {p for t, p in landed if t == topic}
@@ -202,7 +202,7 @@ def lake_status(
         is_captured: bool,
         snap: dict | None = None,
     ) -> TableStatus:
-        parts = _partitions(topic, landed, end_offsets)
+        parts = partition_lags(topic, landed, end_offsets)
         lags = [p.lag for p in parts]
         unknown = end_offsets is None or None in lags
         lag = None if unknown else sum(lags)  # type: ignore[arg-type]

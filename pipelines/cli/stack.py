@@ -105,12 +105,13 @@ def status_cmd(
     (per table: lag, bronze files and rows, silver watermark and freshness, quarantined)."""
     from pipelines.cli import lakestatus as view
     from pipelines.iceberg.status import publication_status
-    from pipelines.lakestatus import lake_status
+    from pipelines.lakeformat import lake_status
     from pipelines.service import read_status
 
     settings = get_settings()
     service = read_status(settings.lake_root)
-    iceberg = publication_status(settings)
+    # the Iceberg-stored lake is what the lake view shows: there is no copy to be behind
+    iceberg = publication_status(settings) if settings.lake_format == "parquet" else None
     try:  # all down: the lake view still shows (it reads only the lake), then one error line
         require(settings, *SERVICES, any_up=True)
     except UserError as down:

@@ -10,6 +10,7 @@ Iceberg tables while the landers run, and again afterwards: it equals PostgreSQL
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -253,6 +254,13 @@ def test_the_cli_lands_and_compacts_into_iceberg(stack, tmp_path) -> None:
                     "label": [r["label"] for r in rows]})  # fmt: skip
     assert assert_equals_postgres(stack, settings, table, got) == 500
     assert (settings.lake_root / "iceberg" / "catalog.duckdb").exists()
+    # status reads the Iceberg tables: 550 events (500 inserts, 50 updates), no lag, silver
+    res = changelake(["status", "--json"], env)
+    doc = json.loads(res.stdout)
+    (row,) = doc["lake"]["tables"]
+    assert (row["table"], row["bronze_rows"], row["lag"]) == (str(table), 550, 0), row
+    assert row["silver"]["rows"] == 500 and row["silver"]["watermark_lsn"] > 0, row
+    assert doc["iceberg"] is None  # no published copy: the lake is the tables
 
 
 def test_changelake_run_lands_and_compacts_into_iceberg(stack, tmp_path) -> None:
