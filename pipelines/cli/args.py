@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.bronze import bronze_tables, files, key_columns
-from pipelines.cli.errors import BadInput
+from pipelines.cli.errors import BadInput, UserError
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName
 from pipelines.silver.timetravel import to_instant
@@ -95,3 +95,14 @@ def columns_arg(text: str | None, available: list[str]) -> list[str] | None:
             f"columns: {', '.join(available)}",
         )
     return wanted
+
+
+def parquet_lake_only(settings: Settings, command: str, instead: str) -> None:
+    """Refuse ``command`` on the Iceberg-stored lake (CHANGELAKE_LAKE_FORMAT=iceberg), which it
+    would find empty: one line saying so, and ``instead``."""
+    if settings.lake_format == "iceberg":
+        raise UserError(
+            f"`changelake {command}` works on the Parquet lake; "
+            "this lake is stored in Iceberg (CHANGELAKE_LAKE_FORMAT=iceberg)",
+            instead,
+        )

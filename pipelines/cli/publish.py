@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.cli.args import table_arg
+from pipelines.cli.args import parquet_lake_only, table_arg
 from pipelines.cli.errors import UserError
 from pipelines.config import get_settings
 
@@ -26,6 +26,9 @@ def publish_command(
     from pipelines.iceberg.publish import publish_lake
 
     settings = get_settings()
+    parquet_lake_only(
+        settings, "publish", "nothing to publish: the lander and compaction commit to Iceberg"
+    )
     names = [table_arg(settings, t) for t in tables] if tables else None
     with console.status("publishing to Iceberg...") as status:
         report = publish_lake(

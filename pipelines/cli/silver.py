@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.cli import output
-from pipelines.cli.args import columns_arg, instant_arg, key_values, table_arg
+from pipelines.cli.args import columns_arg, instant_arg, key_values, parquet_lake_only, table_arg
 from pipelines.cli.errors import UserError, user_input
 from pipelines.config import Settings, get_settings
 from pipelines.naming import QualifiedName
@@ -151,17 +151,17 @@ def as_of_command(
         bool,
         typer.Option(
             "--iceberg",
-            help="read the published Iceberg tables (`changelake publish`), not the lake",
+            help="read the Iceberg tables (published, or the lake itself with CHANGELAKE_LAKE_FORMAT=iceberg)",
         ),
     ] = False,
 ) -> None:
     """The table exactly as committed at INSTANT (whole transactions only)."""
     from pipelines.silver import SnapshotInProgress, as_of
 
-    if iceberg:
+    settings = get_settings()
+    if iceberg or settings.lake_format == "iceberg":
         from pipelines.iceberg.timetravel import as_of  # same rule, Iceberg's tables
 
-    settings = get_settings()
     output.check_format(fmt, out)
     qn, (ts, zone_note) = table_arg(settings, table), instant_arg(instant)
     with (
@@ -202,6 +202,11 @@ def history_command(
     from pipelines.silver import history
 
     settings = get_settings()
+    parquet_lake_only(
+        settings,
+        "history",
+        'query silver."history_<schema>__<table>"(key) in LAKE/iceberg/catalog.duckdb',
+    )
     output.check_format(fmt, out)
     qn = table_arg(settings, table)
     values = key_values(settings, qn, key)
@@ -231,6 +236,11 @@ def retain_command(
     from pipelines.silver import retain, write_catalog
 
     settings = get_settings()
+    parquet_lake_only(
+        settings,
+        "retain",
+        "Iceberg compaction keeps the newest CHANGELAKE_SILVER_KEEP_SNAPSHOTS snapshots itself",
+    )
     since, zone_note = instant_arg(newer_than, "--keep-newer-than") if newer_than else (None, None)
     spacing = timedelta(minutes=every) if every is not None else None
     targets = [table_arg(settings, t) for t in tables] if tables else [None]

@@ -220,8 +220,9 @@ def wait_total(settings: Settings, topic: str, at_least: int) -> int:
 
 
 def test_the_cli_lands_and_compacts_into_iceberg(stack, tmp_path) -> None:
-    """``changelake land`` / ``compact`` / ``as-of --iceberg`` with CHANGELAKE_LAKE_FORMAT=iceberg:
-    no Parquet bronze or silver is written, and the answer equals PostgreSQL."""
+    """``changelake land`` / ``compact`` / ``as-of`` / ``status`` with CHANGELAKE_LAKE_FORMAT=
+    iceberg (``as-of`` reads Iceberg without ``--iceberg``): no Parquet bronze or silver is
+    written, and the answer equals PostgreSQL."""
     import csv
     import io
 
@@ -246,7 +247,8 @@ def test_the_cli_lands_and_compacts_into_iceberg(stack, tmp_path) -> None:
     assert not (settings.lake_root / "bronze").exists()
     assert not (settings.lake_root / "silver").exists()
     res = changelake(
-        ["as-of", str(table), "9999-01-01T00:00:00+00:00", "--iceberg", "--format", "csv"], env
+        ["as-of", str(table), "9999-01-01T00:00:00+00:00", "--format", "csv"],
+        env,  # the lake
     )
     assert res.returncode == 0, res.stderr[-2000:]
     rows = list(csv.DictReader(io.StringIO(res.stdout)))

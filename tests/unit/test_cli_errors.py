@@ -179,3 +179,17 @@ def test_publish_to_an_unreachable_catalog_names_it_without_the_password(down_en
         run(["publish"], env), 1, "the Iceberg catalog", f"127.0.0.1:{port}/cat", "CATALOG_URI"
     )
     assert "s3kr1t" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["retain"], "CHANGELAKE_SILVER_KEEP_SNAPSHOTS"),
+        (["publish"], "commit to Iceberg"),
+        (["history", "shop.orders", "1"], "catalog.duckdb"),
+    ],
+)
+def test_parquet_lake_commands_on_an_iceberg_lake_say_so_in_one_line(down_env, args, hint) -> None:
+    env = {**down_env, "CHANGELAKE_LAKE_FORMAT": "iceberg"}
+    err = assert_clear_error(run(args, env), 1, "this lake is stored in Iceberg", hint)
+    assert f"changelake {args[0]}" in err
