@@ -149,6 +149,12 @@ def partition_lags(
     return tuple(out)
 
 
+def total_lag(parts: tuple[PartitionLag, ...], ends: EndOffsets | None) -> int | None:
+    """The records left over ``parts``; None when Kafka or one partition's end is unknown."""
+    lags = [p.lag for p in parts]
+    return None if ends is None or None in lags else sum(lags)  # type: ignore[arg-type]
+
+
 def _snap(lake: Path, table: QualifiedName) -> dict | None:
     run = running_now(lake, table)
     if run is None:
@@ -203,9 +209,7 @@ def lake_status(
         snap: dict | None = None,
     ) -> TableStatus:
         parts = partition_lags(topic, landed, end_offsets)
-        lags = [p.lag for p in parts]
-        unknown = end_offsets is None or None in lags
-        lag = None if unknown else sum(lags)  # type: ignore[arg-type]
+        lag = total_lag(parts, end_offsets)
         n_files, n_rows = counts.get(name, (0, 0))
         return TableStatus(
             table=name,

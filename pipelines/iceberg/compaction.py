@@ -34,7 +34,6 @@ from pipelines.iceberg.names import BRONZE, SILVER
 from pipelines.iceberg.published import Published
 from pipelines.iceberg.silver_publish import (
     PARTITION_BYTES,
-    SNAPSHOT_KEY,
     commit_state,
     iceberg_snapshot_for,
     published_snapshot,
@@ -143,6 +142,3 @@ def has_bronze(settings: Settings, table: QualifiedName) -> bool:
 def compact_all(settings: Settings) -> list[Compacted]:
     """Compact every captured table that has Iceberg bronze."""
     return [compact(settings, qn) for qn in settings.captured]
-
-
-__all__ = ["SNAPSHOT_KEY", "Compacted", "compact", "compact_all"]

@@ -36,6 +36,7 @@ from pipelines.lakestatus import (
     TableStatus,
     lsn_text,
     partition_lags,
+    total_lag,
 )
 
 
@@ -86,8 +87,7 @@ def iceberg_lake_status(
     def one(name: BronzeTable, topic: str, is_captured: bool, silver: bool) -> TableStatus:
         bronze = maybe_table(catalog, BRONZE, name)
         parts = partition_lags(topic, _landed(bronze, topic), end_offsets)
-        lags = [p.lag for p in parts]
-        lag = None if end_offsets is None or None in lags else sum(lags)  # type: ignore[arg-type]
+        lag = total_lag(parts, end_offsets)
         files, rows = _records(bronze)
         now_silver = maybe_table(catalog, SILVER, name) if silver else None
         return TableStatus(
