@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 from pyiceberg.exceptions import ValidationError
+from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
 from pyiceberg.schema import Schema, index_by_name
 from pyiceberg.table import Table
 from pyiceberg.types import DateType, TimestampType, TimestamptzType, TimeType
@@ -39,6 +40,9 @@ def evolve(table: Table, rows: pa.Schema) -> list[str]:
 
 def _evolve(table: Table, rows: pa.Schema) -> list[str]:
     current = table.schema()
+    if _fits(table, rows):
+        _statistics(table)
+        return []
     renames = {
         f.name: _kept_name(current, f.name)
         for f in rows
@@ -65,6 +69,19 @@ def _evolve(table: Table, rows: pa.Schema) -> list[str]:
                 changes.append(f"{f.name} widened to {f.field_type}")
     _statistics(table)
     return changes
+
+
+def _fits(table: Table, rows: pa.Schema) -> bool:
+    """Whether ``table`` holds ``rows`` as it is: each column is in the schema with its type
+    (or one it is written as, e.g. int32 into long), so nothing would change. The common case,
+    decided without validating each column as a schema update (a metadata copy each)."""
+    try:
+        _check_pyarrow_schema_compatible(
+            table.schema(), provided_schema=rows, format_version=table.format_version
+        )
+    except (ValueError, TypeError):  # a column to add, widen or keep aside: the full path
+        return False
+    return True
 
 
 def _promotable(table: Table, field: pa.Field) -> bool:
