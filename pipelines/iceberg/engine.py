@@ -9,11 +9,21 @@ tries to auto-install it and fails. ``connect`` also points DuckDB's extension d
 the home (nothing is written to ``~/.duckdb``), turns auto-install off, and for an s3://
 warehouse creates the S3 secret httpfs reads the bucket with (``storage``). Then
 ``iceberg_scan(?)`` / ``iceberg_snapshots(?)`` take a table's metadata location as a parameter.
+
+Loading the three extensions takes about 0.2 s, paid by every new DuckDB database. A process
+that compacts ten tables per cycle (``changelake run``) would pay it ten times a cycle, so the
+in-memory connections of one process are cursors of one shared database that loaded them once
+(a cursor is a connection of its own: its temporary tables and registered arrow tables are
+its own and go when it closes). The database is per process id: a forked child never uses
+its parent's. (DuckDB with these extensions loaded in a forked child aborts at the child's
+exit, shared or not, as measured here: changelake starts its lander processes with ``spawn``.)
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import threading
 from pathlib import Path
 
 import duckdb
@@ -57,10 +67,32 @@ def extension_directory(settings: Settings) -> Path:
     return settings.home.resolve() / "duckdb" / "extensions"
 
 
+_SHARED: dict[tuple[int, str, str], duckdb.DuckDBPyConnection] = {}  # (pid, ext dir, secret)
+_SHARED_LOCK = threading.Lock()
+
+
 def connect(
     settings: Settings, database: str = ":memory:", *, read_only: bool = False
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that reads the lake's Iceberg tables, on local disk or on S3."""
+    """A DuckDB connection that reads the lake's Iceberg tables, on local disk or on S3: a
+    cursor of the process's shared in-memory database, or a connection of ``database``."""
+    if database == ":memory:" and not read_only:
+        return _shared(settings).cursor()
+    return _open(settings, database, read_only=read_only)
+
+
+def _shared(settings: Settings) -> duckdb.DuckDBPyConnection:
+    secret = duckdb_secret_sql(settings) if settings.warehouse_on_s3 else ""
+    key = (os.getpid(), str(extension_directory(settings)), secret)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = _open(settings, ":memory:")
+        return _SHARED[key]
+
+
+def _open(
+    settings: Settings, database: str, *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(
         database,
         read_only=read_only,
