@@ -19,6 +19,9 @@ key column (rows with one key always share a partition):
 
 Which partitions changed is decided by comparing the published state with the new one:
 per partition value, the row count and the sum of DuckDB's 64-bit row hashes.
+
+A ``truncate`` partition is also a key range (``range_predicate``), so a compaction can read
+just the partitions its events touch: what makes its cost follow the change, not the table.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from pyiceberg.types import (
 )
 
 from pipelines.iceberg.catalog import retry_on_conflict
+from pipelines.naming import quote_ident
 
 MAX_BUCKETS = 128
 BUCKETABLE = (
@@ -200,3 +204,23 @@ def rows_in(rows: pa.Table, parts: pa.Array, values: list) -> pa.Table:
     if len(present) < len(values):
         mask = pc.or_(mask, pc.is_null(parts))
     return rows.filter(pc.fill_null(mask, False))
+
+
+def range_predicate(table: Table, values: list) -> str | None:
+    """A SQL predicate selecting the rows of the ``truncate`` partitions ``values`` of
+    ``table``'s current spec (adjacent ones merged into one range), which DuckDB prunes data
+    files with; None when the spec is not a truncate of an integer key or a value is NULL."""
+    now = current(table)
+    if now is None or now.kind != "trunc" or any(v is None for v in values):
+        return None
+    width = now.transform.width
+    col = quote_ident(now.column)
+    ranges: list[list[int]] = []
+    for v in sorted(int(v) for v in set(values)):
+        if ranges and ranges[-1][1] == v:
+            ranges[-1][1] = v + width
+        else:
+            ranges.append([v, v + width])
+    if not ranges:
+        return "false"
+    return " OR ".join(f"({col} >= {lo} AND {col} < {hi})" for lo, hi in ranges)

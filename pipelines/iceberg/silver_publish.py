@@ -34,7 +34,7 @@ from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
 from pyiceberg.table import Table, Transaction
 
 from pipelines.iceberg import partitioning
-from pipelines.iceberg.catalog import conflict_backoff, ensure_table, load_table
+from pipelines.iceberg.catalog import conflict_backoff, ensure_table, load_table, set_properties
 from pipelines.iceberg.commit import CommitState
 from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.evolve import evolve
@@ -50,6 +50,7 @@ from pipelines.iceberg.published import (
 )
 from pipelines.naming import QualifiedName
 from pipelines.silver import snapshots
+from pipelines.silver.compaction import SNAPSHOT_COMPRESSION
 from pipelines.silver.snapshots import Manifest
 
 SNAPSHOT_KEY = "changelake.silver-snapshot"
@@ -57,6 +58,9 @@ WATERMARK_LSN_KEY = "changelake.watermark-lsn"
 WATERMARK_TS_KEY = "changelake.watermark-ts"
 MAX_ATTEMPTS = 8
 PARTITION_BYTES = 16 * 2**20  # Settings.iceberg_silver_partition_bytes
+# silver is rewritten by every compaction, so its files are written as the lake's silver
+# snapshots are (``silver.compaction.SNAPSHOT_COMPRESSION``: less CPU, larger files)
+CODEC_PROPERTY = "write.parquet.compression-codec"
 
 
 _Base = Callable[[str], "pa.Table | None"]  # a silver snapshot id -> its conformed rows
@@ -64,6 +68,12 @@ _Base = Callable[[str], "pa.Table | None"]  # a silver snapshot id -> its confor
 
 class PublishConflict(RuntimeError):
     """Concurrent publishers kept winning every attempt."""
+
+
+class NotPartial(RuntimeError):
+    """A state of only some partitions (``commit_state(only=...)``) cannot be committed as
+    such: the schema or spec changed, or the table moved past the state it was computed on.
+    The caller computes the whole state instead."""
 
 
 def published_snapshot(table: Table) -> str | None:
@@ -108,6 +118,8 @@ def _replace(
     summary: dict[str, str],
     rewrite: list | None,
     parts: pa.Array | None,
+    *,
+    partial: bool = False,
 ) -> tuple[Transaction, int, list | None]:
     """A transaction that replaces the data files of the partitions ``rewrite`` (None: all)
     with ``rows``' rows in them (``parts``: each row's partition value), in **one** snapshot;
@@ -117,7 +129,8 @@ def _replace(
     table another engine could time-travel to; this stages one ``overwrite`` snapshot whose
     summary is ``summary``. ``_dataframe_to_data_files`` is pyiceberg's own writer (the one
     ``append`` uses), so files, statistics, partitions and field ids are written as pyiceberg
-    writes them.
+    writes them. ``partial``: ``rows`` hold only the partitions ``rewrite``, which must stay
+    a subset (never all).
     """
     tx = iceberg.transaction()
     _check_pyarrow_schema_compatible(
@@ -128,9 +141,12 @@ def _replace(
     tasks = list(iceberg.scan().plan_files())
     spec_id = iceberg.spec().spec_id
     if rewrite is not None and any(t.file.spec_id != spec_id for t in tasks):
+        if partial:
+            raise NotPartial("files of an older partition spec")
         rewrite = None  # files of an older spec: their partitions are not this spec's
     if rewrite is not None and parts is not None:
-        rows = partitioning.rows_in(rows, parts, rewrite)
+        if not (partial and _covers(rewrite, parts)):  # (a partial state often is all rewritten)
+            rows = partitioning.rows_in(rows, parts, rewrite)
         wanted = set(rewrite)
         tasks = [t for t in tasks if t.file.partition[0] in wanted]
     with tx.update_snapshot(snapshot_properties=summary).overwrite() as replace:
@@ -139,6 +155,11 @@ def _replace(
         if rows.num_rows:
             add_rows(tx, replace, rows, iceberg.io)
     return tx, rows.num_rows, rewrite
+
+
+def _covers(rewrite: list, parts: pa.Array) -> bool:
+    """Whether every row's partition (``parts``) is one of ``rewrite``."""
+    return set(parts.unique().to_pylist()) <= set(rewrite)
 
 
 @dataclass
@@ -162,18 +183,31 @@ def _partitions_to_rewrite(
 
 
 def _commit(
-    iceberg: Table, rows: pa.Table, m: Manifest, base: _Base, *, full: bool
+    iceberg: Table,
+    rows: pa.Table,
+    m: Manifest,
+    base: _Base,
+    *,
+    full: bool,
+    only: list | None = None,
 ) -> tuple[Table, _Commit]:
-    """Overwrite ``iceberg`` with snapshot ``m`` unless it (or a newer one) is in."""
+    """Overwrite ``iceberg`` with snapshot ``m`` unless it (or a newer one) is in; ``only``:
+    ``rows`` are the state of just these partitions, computed on published snapshot
+    ``m.parent``."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         iceberg.refresh()
         crash_at_state(CommitState.CHECKING)
         done = published_snapshot(iceberg)
         if done is not None and done >= m.snapshot_id:
             return iceberg, _Commit()  # SKIPPED
+        if only is not None and (full or done != m.parent):
+            raise NotPartial(f"silver {m.table}: published {done}, computed on {m.parent}")
         parts = None if full else partitioning.partition_values(iceberg, rows)
         rewrite = None if full else _partitions_to_rewrite(iceberg, rows, parts, done, base)
-        tx, written, rewrite = _replace(iceberg, rows, _summary(m), rewrite, parts)
+        if only is not None:  # the untouched partitions are not in rows: never rewrite them
+            rewrite = list(only) if rewrite is None else [p for p in rewrite if p in set(only)]
+        partial = only is not None
+        tx, written, rewrite = _replace(iceberg, rows, _summary(m), rewrite, parts, partial=partial)
         crash_at_state(CommitState.STAGED)
         try:
             iceberg = tx.commit_transaction()
@@ -244,18 +278,27 @@ def commit_state(
     base: _Base,
     report: Published,
     partition_bytes: int = PARTITION_BYTES,
+    *,
+    only: list | None = None,
 ) -> Table:
     """Make ``rows`` (silver state ``m``, in Iceberg's types) the table's current snapshot in
     one commit, rewriting only the partitions that differ from the state ``base`` gives for
-    the published id; add what it did to ``report``. Creates the table if ``iceberg`` is None."""
+    the published id; add what it did to ``report``. Creates the table if ``iceberg`` is None.
+
+    ``only``: ``rows`` are the new state of just these partitions of the current spec (the
+    others keep their rows), computed on snapshot ``m.parent``; raises ``NotPartial`` when
+    that cannot be committed (schema evolution, a new spec, another snapshot published)."""
     if iceberg is None:
         iceberg = ensure_table(catalog, SILVER, qn, rows.schema)
+    set_properties(iceberg, {CODEC_PROPERTY: SNAPSHOT_COMPRESSION})
     evolved = evolve(iceberg, rows.schema)
     report.changes += evolved
     keep_key(iceberg, m.key or None)
     want = partitioning.choose(iceberg, m.key or None, rows, partition_bytes)
+    if only is not None and (evolved or want != partitioning.current(iceberg)):
+        raise NotPartial(f"silver {qn}: the schema or the partitioning changes")
     respec = partitioning.apply(iceberg, want)
-    iceberg, outcome = _commit(iceberg, rows, m, base, full=respec or bool(evolved))
+    iceberg, outcome = _commit(iceberg, rows, m, base, full=respec or bool(evolved), only=only)
     if outcome.snapshot_id is not None:
         report.rows += outcome.rows
         report.snapshots.append(outcome.snapshot_id)

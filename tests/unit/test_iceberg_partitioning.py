@@ -193,3 +193,24 @@ def test_a_text_key_is_bucketed_and_one_changed_key_rewrites_one_bucket(tmp_path
 )
 def test_range_widths_are_readable_bounds(raw: float, width: int) -> None:
     assert partitioning.nice_width(raw) == width
+
+
+def test_truncate_partitions_read_back_as_merged_key_ranges(tmp_path: Path) -> None:
+    catalog = SqlCatalog(
+        "t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}/warehouse"
+    )
+    catalog.create_namespace("silver")
+    rows = pa.table({"id": pa.array(range(-250, 1000), pa.int64())})
+    table = catalog.create_table("silver.t", schema=rows.schema)
+    assert partitioning.range_predicate(table, [0]) is None  # unpartitioned: no ranges
+    partitioning.apply(table, partitioning.Partitioning("id", TruncateTransform(100)))
+    values = partitioning.partition_values(table, rows).to_pylist()
+    touched = [values[i] for i in (0, 249, 250, 350, 351, 1240)]  # -300 -100 0 100 100 900
+    where = partitioning.range_predicate(table, touched)
+    assert where.count(" OR ") == 2  # [-300, -200), [-100, 200) merged from three, [900, 1000)
+    with duckdb.connect() as con:
+        con.register("r", rows)
+        got = con.execute(f"SELECT list(id ORDER BY id) FROM r WHERE {where}").fetchone()[0]  # noqa: S608
+    want = [v for v, p in zip(rows["id"].to_pylist(), values, strict=True) if p in set(touched)]
+    assert got == want
+    assert partitioning.range_predicate(table, [None]) is None  # a NULL key: not a range
