@@ -46,12 +46,17 @@ def dbt_executable() -> str:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """Variables dbt's profiles.yml and sources read, and a PATH on which ``dbt`` is found."""
+    """Variables dbt's profiles.yml and sources read, and a PATH on which ``dbt`` is found.
+    With ``CHANGELAKE_LAKE_FORMAT=iceberg`` also ``DBT_TARGET`` (dbt's own variable for
+    ``--target``, which still wins): the lake is the Iceberg tables, so is dbt's source."""
     path = os.environ.get("PATH", "")
     if _BIN not in path.split(os.pathsep):
         path = _BIN + os.pathsep + path
-    return {
+    env = {
         "CHANGELAKE_WAREHOUSE": str(settings.warehouse_path),
         "CHANGELAKE_LAKE": str(settings.lake_root),
         "PATH": path,
     }
+    if settings.lake_format == "iceberg":
+        env["DBT_TARGET"] = ICEBERG_TARGET
+    return env

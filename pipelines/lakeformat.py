@@ -1,6 +1,6 @@
-"""Compaction, the catalog file and the status view in each lake format
+"""Compaction, the catalog file, the status view and the live silver rows in each lake format
 (``CHANGELAKE_LAKE_FORMAT``), for the service's compact stage, the Dagster silver assets and
-``changelake status`` (the CLI's ``compact`` prints per format).
+checks, and ``changelake status`` (the CLI's ``compact`` prints per format).
 
 Parquet: ``silver.compact`` over the lake's files, then the lake's DuckDB catalog file.
 Iceberg: ``iceberg.compaction`` over the Iceberg tables the lander commits to, then the DuckDB
@@ -9,8 +9,15 @@ file over those tables (``iceberg.duckdb_catalog``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import duckdb
+
 from pipelines.config import Settings
-from pipelines.naming import QualifiedName
+from pipelines.lakestatus import SilverStatus
+from pipelines.naming import QualifiedName, quote_literal
 
 
 def compact_table(settings: Settings, table: str, *, catalog: bool = False):  # noqa: ANN201
@@ -54,3 +61,62 @@ def lake_status(settings: Settings, end_offsets):  # noqa: ANN001, ANN201
     from pipelines.lakestatus import lake_status as parquet_lake_status
 
     return parquet_lake_status(settings, end_offsets)
+
+
+@contextmanager
+def live_silver(
+    settings: Settings, table: QualifiedName
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, str | None]]:
+    """A DuckDB connection and the relation (SQL) of ``table``'s live silver rows: the
+    current Iceberg snapshot, or the files of the Parquet lake's ``current`` snapshot. The
+    relation is None before the table's first compaction."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg import engine
+        from pipelines.iceberg.catalog import open_catalog
+        from pipelines.iceberg.names import SILVER
+        from pipelines.iceberg.sources import maybe_table, scan
+
+        silver = maybe_table(open_catalog(settings, create_namespaces=False), SILVER, table)
+        with engine.connect(settings) as con:
+            yield con, scan(silver) if silver is not None else None
+        return
+    from pipelines.silver.snapshots import current_files
+
+    files = current_files(settings.lake_root, table)
+    listed = ", ".join(quote_literal(str(f)) for f in files)
+    with duckdb.connect(":memory:") as con:
+        yield con, f"read_parquet([{listed}], union_by_name = true)" if files else None
+
+
+def silver_status(settings: Settings, table: QualifiedName) -> SilverStatus | None:
+    """The live silver snapshot of ``table``: id, rows, watermark, when it was published."""
+    now = datetime.now(UTC)
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.catalog import open_catalog
+        from pipelines.iceberg.lake_status import silver_status as iceberg_silver
+        from pipelines.iceberg.names import SILVER
+        from pipelines.iceberg.sources import maybe_table
+
+        catalog = open_catalog(settings, create_namespaces=False)
+        return iceberg_silver(maybe_table(catalog, SILVER, table), now)
+    from pipelines.lakestatus import silver_status as parquet_silver
+
+    return parquet_silver(settings.lake_root, table, now)
+
+
+def quarantined(settings: Settings, topic: str) -> tuple[int, str, list[str]]:
+    """What was quarantined from ``topic``: (messages or files, where, a few examples)."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.catalog import open_catalog
+        from pipelines.iceberg.lake_status import records
+        from pipelines.iceberg.names import QUARANTINE
+        from pipelines.iceberg.sources import maybe_table
+
+        table = maybe_table(open_catalog(settings, create_namespaces=False), QUARANTINE, topic)
+        where = f"{QUARANTINE}.{topic} in {settings.iceberg_warehouse_location}"
+        return records(table)[1], where, []
+    from pipelines.bronze.layout import quarantine_dir
+
+    qdir = quarantine_dir(settings.lake_root, topic)
+    found = sorted(qdir.rglob("*.parquet")) if qdir.exists() else []
+    return len(found), str(qdir), [f.name for f in found[:5]]

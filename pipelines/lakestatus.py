@@ -167,7 +167,8 @@ def _snap(lake: Path, table: QualifiedName) -> dict | None:
     }
 
 
-def _silver(lake: Path, table: QualifiedName, now: datetime) -> SilverStatus | None:
+def silver_status(lake: Path, table: QualifiedName, now: datetime) -> SilverStatus | None:
+    """The live silver snapshot of ``table`` in the Parquet lake (None: none yet)."""
     m: Manifest | None = current(lake, table)
     if m is None:
         return None
@@ -225,7 +226,13 @@ def lake_status(
         )
 
     rows = tuple(
-        one(str(t), bronze_topic(settings, t), _silver(lake, t, now), t in declared, _snap(lake, t))
+        one(
+            str(t),
+            bronze_topic(settings, t),
+            silver_status(lake, t, now),
+            t in declared,
+            _snap(lake, t),
+        )
         for t in tables
     )
     tx = one(TRANSACTIONS, transaction_topic(settings), None, True)

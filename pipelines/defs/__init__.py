@@ -39,7 +39,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             *build_silver_assets(tables),
             *build_dbt_assets(settings),
             build_enrich_asset(tables),
-            build_iceberg_asset(tables),
+            # publishing copies the Parquet lake into Iceberg: an Iceberg-stored lake is there
+            *([build_iceberg_asset(tables)] if settings.lake_format == "parquet" else []),
         ],
         asset_checks=build_checks(tables),
         jobs=[landing_job, maintenance_job],

@@ -11,19 +11,12 @@ from datetime import datetime
 
 import dagster as dg
 
-from pipelines.bronze.layout import quarantine_dir
 from pipelines.bronze.topics import topic_for
 from pipelines.defs.keys import bronze_key, silver_key
-from pipelines.defs.reconcile import (
-    duck_columns,
-    duck_fingerprint,
-    pg_columns,
-    pg_fingerprint,
-    plan_columns,
-)
+from pipelines.defs.reconcile import reconcile
 from pipelines.defs.resources import ChangelakeResource, PostgresReadOnlyResource
 from pipelines.defs.slot_check import build_slot_check
-from pipelines.defs.stagemeta import current_files
+from pipelines.lakeformat import quarantined, silver_status
 from pipelines.naming import QualifiedName
 from pipelines.stack.late_tables import unpublished
 
@@ -43,12 +36,10 @@ def _reconcile_check(table: QualifiedName) -> dg.AssetChecksDefinition:
         changelake: ChangelakeResource, postgres: PostgresReadOnlyResource
     ) -> dg.AssetCheckResult:
         settings = changelake.settings()
-        files = current_files(settings, table)
         with postgres.connect(settings) as conn:
             lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
-            plan = plan_columns(pg_columns(conn, table), duck_columns(files) if files else {})
-            pg = pg_fingerprint(conn, table, plan.compared)
-        lake = duck_fingerprint(files, plan.compared)
+            done = reconcile(settings, table, conn)
+        plan, pg, lake = done.plan, done.postgres, done.silver
         published = table not in unpublished(settings)
         return dg.AssetCheckResult(
             passed=pg == lake and published,
@@ -82,15 +73,13 @@ def _freshness_check(table: QualifiedName) -> dg.AssetChecksDefinition:
         ),
     )
     def _check(changelake: ChangelakeResource) -> dg.AssetCheckResult:
-        from pipelines.silver import current
-
-        manifest = current(changelake.settings().lake_root, table)
-        if manifest is None:
+        snap = silver_status(changelake.settings(), table)
+        if snap is None:
             return dg.AssetCheckResult(passed=False, metadata={"reason": "no silver snapshot"})
-        created = datetime.fromisoformat(manifest.created_at)
-        newest = manifest.watermark_time
-        if newest is None:  # nothing ever committed: nothing can be late
-            return dg.AssetCheckResult(passed=True, metadata={"rows": manifest.rows})
+        created = datetime.fromisoformat(snap.created_at)
+        if snap.watermark_ts is None:  # nothing ever committed: nothing can be late
+            return dg.AssetCheckResult(passed=True, metadata={"rows": snap.rows})
+        newest = datetime.fromisoformat(snap.watermark_ts)
         lag = max((created - newest).total_seconds(), 0.0)
         return dg.AssetCheckResult(
             passed=lag <= FRESHNESS_WARN_SECONDS,
@@ -99,7 +88,7 @@ def _freshness_check(table: QualifiedName) -> dg.AssetChecksDefinition:
                 "commit_to_silver_lag_s": round(lag, 3),
                 "newest_commit": newest.isoformat(),
                 "snapshot_published": created.isoformat(),
-                "snapshot_id": manifest.snapshot_id,
+                "snapshot_id": snap.snapshot_id,
                 "snapshot_age_s": round(time.time() - created.timestamp(), 1),
             },
         )
@@ -115,14 +104,13 @@ def _quarantine_check(table: QualifiedName) -> dg.AssetChecksDefinition:
     )
     def _check(changelake: ChangelakeResource) -> dg.AssetCheckResult:
         settings = changelake.settings()
-        qdir = quarantine_dir(settings.lake_root, topic_for(settings, table))
-        found = sorted(qdir.rglob("*.parquet")) if qdir.exists() else []
+        found, where, examples = quarantined(settings, topic_for(settings, table))
         return dg.AssetCheckResult(
             passed=not found,
             metadata={
-                "quarantined_files": len(found),
-                "quarantine_dir": dg.MetadataValue.path(str(qdir)),
-                "examples": dg.MetadataValue.json([f.name for f in found[:5]]),
+                "quarantined": found,  # files of the Parquet lake, messages in Iceberg
+                "quarantine": dg.MetadataValue.text(where),
+                "examples": dg.MetadataValue.json(examples),
             },
         )
 

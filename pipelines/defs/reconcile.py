@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import psycopg
 
+from pipelines.config import Settings
+from pipelines.lakeformat import live_silver
 from pipelines.naming import QualifiedName, quote_ident, quote_literal
 
 # PostgreSQL type name -> DuckDB types that render the same text for the same value.
@@ -43,6 +44,25 @@ class ColumnPlan:
     skipped: dict[str, str]  # column -> why
 
 
+@dataclass(frozen=True)
+class Reconciled:
+    plan: ColumnPlan
+    postgres: Fingerprint
+    silver: Fingerprint
+
+    @property
+    def equal(self) -> bool:
+        return self.postgres == self.silver
+
+
+def reconcile(settings: Settings, table: QualifiedName, conn: psycopg.Connection) -> Reconciled:
+    """``table``'s live silver (either lake format) against PostgreSQL as ``conn`` sees it."""
+    with live_silver(settings, table) as (con, silver):
+        plan = plan_columns(pg_columns(conn, table), duck_columns(con, silver))
+        pg = pg_fingerprint(conn, table, plan.compared)
+        return Reconciled(plan, pg, duck_fingerprint(con, silver, plan.compared))
+
+
 def pg_columns(conn: psycopg.Connection, table: QualifiedName) -> list[tuple[str, str]]:
     """(column, type name) of ``table`` in PostgreSQL, in table order."""
     rows = conn.execute(
@@ -56,10 +76,11 @@ def pg_columns(conn: psycopg.Connection, table: QualifiedName) -> list[tuple[str
     return [(str(n), str(t)) for n, t in rows]
 
 
-def duck_columns(files: Sequence[Path]) -> dict[str, str]:
-    """column -> DuckDB type of the silver snapshot."""
-    with duckdb.connect(":memory:") as con:
-        described = con.execute(f"DESCRIBE SELECT * FROM {_duck_source(files)}").fetchall()  # noqa: S608
+def duck_columns(con: duckdb.DuckDBPyConnection, relation: str | None) -> dict[str, str]:
+    """column -> DuckDB type of the silver rows ``relation`` (``lakeformat.live_silver``)."""
+    if relation is None:
+        return {}
+    described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()  # noqa: S608
     return {str(name): str(dtype) for name, dtype, *_ in described}
 
 
@@ -92,18 +113,14 @@ def pg_fingerprint(
     return Fingerprint(int(rows), int(checksum))
 
 
-def duck_fingerprint(files: Sequence[Path], columns: Sequence[str]) -> Fingerprint:
-    """The same fingerprint over the silver snapshot files."""
-    if not files:
+def duck_fingerprint(
+    con: duckdb.DuckDBPyConnection, relation: str | None, columns: Sequence[str]
+) -> Fingerprint:
+    """The same fingerprint over the silver rows ``relation`` (None: no silver yet)."""
+    if relation is None:
         return Fingerprint(0, 0)
     h = f"('0x' || substr(md5({_row_text(columns, 'VARCHAR')}), 1, 15))::BIGINT"
-    with duckdb.connect(":memory:") as con:
-        rows, checksum = con.execute(
-            f"SELECT count(*), coalesce(sum({h}), 0) FROM {_duck_source(files)}"  # noqa: S608
-        ).fetchone()
+    rows, checksum = con.execute(
+        f"SELECT count(*), coalesce(sum({h}), 0) FROM {relation}"  # noqa: S608
+    ).fetchone()
     return Fingerprint(int(rows), int(checksum))
-
-
-def _duck_source(files: Sequence[Path]) -> str:
-    listed = ", ".join(quote_literal(str(f)) for f in files)
-    return f"read_parquet([{listed}], union_by_name = true)"

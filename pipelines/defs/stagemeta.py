@@ -47,17 +47,11 @@ def bronze_metadata(
     return meta
 
 
-def silver_current_dir(settings: Settings, table: QualifiedName) -> Path:
-    """``<lake>/silver/<schema>/<table>/current`` (a symlink to the live snapshot)."""
-    return settings.lake_root / "silver" / Path(table.path) / "current"
-
-
 def current_files(settings: Settings, table: QualifiedName) -> list[Path]:
-    """The Parquet files of the live snapshot (resolved once, so a swap mid-read is harmless)."""
-    current = silver_current_dir(settings, table)
-    if not current.exists():
-        return []
-    return sorted(current.resolve().glob("*.parquet"))
+    """The Parquet files of the live silver snapshot (``silver.snapshots.current_files``)."""
+    from pipelines.silver.snapshots import current_files as files
+
+    return files(settings.lake_root, table)
 
 
 def silver_metadata(settings: Settings, table: QualifiedName, result: object) -> dict[str, object]:

@@ -40,7 +40,7 @@ from pipelines.lakestatus import (
 )
 
 
-def _records(table: Table | None) -> tuple[int, int]:
+def records(table: Table | None) -> tuple[int, int]:
     """(data files, rows) of the current snapshot, from its summary."""
     snapshot = table.current_snapshot() if table is not None else None
     summary = snapshot.summary if snapshot is not None else None
@@ -55,7 +55,8 @@ def _landed(table: Table | None, topic: str) -> dict[tuple[str, int], int]:
     return {(topic, p): n - 1 for p, n in off.resume_positions(table, topic).items()}
 
 
-def _silver(table: Table | None, now: datetime) -> SilverStatus | None:
+def silver_status(table: Table | None, now: datetime) -> SilverStatus | None:
+    """The newest watermarked snapshot of Iceberg silver ``table`` (None: none yet)."""
     marks = watermarked(table) if table is not None else []
     if table is None or not marks:
         return None
@@ -88,7 +89,7 @@ def iceberg_lake_status(
         bronze = maybe_table(catalog, BRONZE, name)
         parts = partition_lags(topic, _landed(bronze, topic), end_offsets)
         lag = total_lag(parts, end_offsets)
-        files, rows = _records(bronze)
+        files, rows = records(bronze)
         now_silver = maybe_table(catalog, SILVER, name) if silver else None
         return TableStatus(
             table=str(name),
@@ -98,8 +99,8 @@ def iceberg_lake_status(
             partitions=parts,
             bronze_files=files,
             bronze_rows=rows,
-            quarantined=_records(maybe_table(catalog, QUARANTINE, topic))[1],
-            silver=_silver(now_silver, now) if silver else None,
+            quarantined=records(maybe_table(catalog, QUARANTINE, topic))[1],
+            silver=silver_status(now_silver, now) if silver else None,
         )
 
     tables = tuple(

@@ -100,6 +100,15 @@ def current(lake: Path, table: QualifiedName) -> Manifest | None:
     return read_manifest(table_dir(lake, table) / os.readlink(link))
 
 
+def current_files(lake: Path, table: QualifiedName) -> list[Path]:
+    """The Parquet files of the live snapshot (``current`` resolved once: a flip mid-read is
+    harmless); none before the first compaction."""
+    link = table_dir(lake, table) / "current"
+    if not link.exists():
+        return []
+    return sorted(link.resolve().glob("*.parquet"))
+
+
 def new_snapshot_id(parent: Manifest | None, now: datetime) -> str:
     return next_snapshot_id(parent.snapshot_id if parent else None, now)
 

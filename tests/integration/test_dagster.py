@@ -43,25 +43,29 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def shop(stack, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def make_shop(stack, root: Path, **extra: object) -> Settings:  # noqa: ANN001
     """The shop captured, a little traffic streamed, and a private lake + warehouse."""
     from pipelines.shop import SHOP_TABLES, shop_ddl
     from pipelines.shop.demo import wait_until_streamed
     from pipelines.shop.workload import run_workload
 
     stack.capture(shop_ddl(), *(str(t) for t in SHOP_TABLES))
-    root = tmp_path_factory.mktemp("dagster_lake")
     fields = stack.settings.model_dump()
     fields.update(
         lake=root / "lake",
         warehouse=root / "warehouse.duckdb",
         tables=tuple(str(t) for t in SHOP_TABLES),
+        **extra,
     )
     settings = Settings(**fields)
     run_workload(settings, rate=10, duration=4, connections=1, seed=7)
     wait_until_streamed(settings)
     return settings
+
+
+@pytest.fixture(scope="module")
+def shop(stack, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_shop(stack, tmp_path_factory.mktemp("dagster_lake"))
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +83,14 @@ def _everything(defs: dg.Definitions) -> list:
     return [*defs.assets, *defs.asset_checks]
 
 
-def test_whole_graph_materialises_and_every_check_passes(
+def materialise_everything(
     defs: dg.Definitions, shop: Settings, instance: dg.DagsterInstance
-) -> None:
+) -> list:
+    """Materialise every asset with every check: all of them run and pass, and the orders
+    reconciliation compared real rows and columns, not an empty table. The evaluations."""
     result = dg.materialize(_everything(defs), resources=defs.resources, instance=instance)
     assert result.success
     graph = defs.resolve_asset_graph()
-    materialised = {m.asset_key for m in result.get_asset_materialization_events()}
     materialised = {
         e.event_specific_data.materialization.asset_key
         for e in result.get_asset_materialization_events()
@@ -101,8 +106,6 @@ def test_whole_graph_materialises_and_every_check_passes(
         if not e.passed
     ]
     assert not failed, failed
-
-    # The reconciliation compared real rows and columns, not an empty table.
     orders = next(
         e
         for e in evaluations
@@ -112,6 +115,13 @@ def test_whole_graph_materialises_and_every_check_passes(
     assert orders.metadata["postgres_rows"].value > 0
     assert orders.metadata["silver_rows"].value == orders.metadata["postgres_rows"].value
     assert "order_id" in orders.metadata["compared_columns"].value
+    return evaluations
+
+
+def test_whole_graph_materialises_and_every_check_passes(
+    defs: dg.Definitions, shop: Settings, instance: dg.DagsterInstance
+) -> None:
+    materialise_everything(defs, shop, instance)
 
 
 def test_command_line_materialises_a_selection(shop: Settings) -> None:

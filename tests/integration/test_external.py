@@ -130,13 +130,7 @@ def test_an_unseen_schema_with_rows_arrives_whole_while_a_writer_keeps_changing_
 
     from pipelines import silver
     from pipelines.bronze.lander import land
-    from pipelines.defs.reconcile import (
-        duck_columns,
-        duck_fingerprint,
-        pg_columns,
-        pg_fingerprint,
-        plan_columns,
-    )
+    from pipelines.defs.reconcile import reconcile
     from pipelines.defs.stagemeta import current_files
     from pipelines.shop.demo import wait_until_streamed
 
@@ -169,9 +163,8 @@ def test_an_unseen_schema_with_rows_arrives_whole_while_a_writer_keeps_changing_
                 t = QualifiedName.parse(name)
                 files = current_files(mine, t)
                 assert files, f"{t}: no silver snapshot"
-                plan = plan_columns(pg_columns(conn, t), duck_columns(files))
-                assert plan.compared, f"{t}: nothing comparable ({plan.skipped})"
-                pg = pg_fingerprint(conn, t, plan.compared)
-                assert duck_fingerprint(files, plan.compared) == pg, f"{t}: silver != PostgreSQL"
+                done = reconcile(mine, t, conn)
+                assert done.plan.compared, f"{t}: nothing comparable ({done.plan.skipped})"
+                assert done.equal, f"{t}: silver != PostgreSQL"
     finally:
         subprocess.run([str(CHANGELAKE), "down", "--purge"], env=env, capture_output=True)  # noqa: S603

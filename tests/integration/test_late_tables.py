@@ -23,14 +23,7 @@ import pytest
 
 from pipelines import silver
 from pipelines.config import DEMO_TABLES, Settings
-from pipelines.defs.reconcile import (
-    duck_columns,
-    duck_fingerprint,
-    pg_columns,
-    pg_fingerprint,
-    plan_columns,
-)
-from pipelines.defs.stagemeta import current_files
+from pipelines.defs.reconcile import reconcile
 from pipelines.naming import QualifiedName
 from pipelines.shop.demo import wait_until_streamed
 from pipelines.shop.migrate import SHOP_TABLES
@@ -57,12 +50,10 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 600) -> str:
 def _silver_equals_postgres(settings: Settings, table: QualifiedName) -> None:
     """Row count and the reconciliation fingerprint (the Dagster check's) agree, and silver
     compares at least the key column."""
-    files = current_files(settings, table)
     with psycopg.connect(settings.pg_dsn()) as conn:
-        plan = plan_columns(pg_columns(conn, table), duck_columns(files) if files else {})
-        pg = pg_fingerprint(conn, table, plan.compared)
-    assert plan.compared, f"{table}: no comparable column ({plan.skipped})"
-    assert duck_fingerprint(files, plan.compared) == pg, f"{table}: silver != PostgreSQL"
+        done = reconcile(settings, table, conn)
+    assert done.plan.compared, f"{table}: no comparable column ({done.plan.skipped})"
+    assert done.equal, f"{table}: silver != PostgreSQL"
 
 
 @pytest.fixture
