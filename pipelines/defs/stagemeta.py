@@ -21,15 +21,12 @@ from pipelines.naming import QualifiedName
 def bronze_metadata(
     settings: Settings, table: QualifiedName, result: LandingResult
 ) -> dict[str, object]:
-    """What a person wants to see for one table after a landing pass."""
-    from pipelines.bronze import files
-
-    paths = list(files(settings.lake_root, table))
+    """What a person wants to see for one table after a landing pass (the Iceberg lake: the
+    bronze table's data files and rows from its current snapshot, no preview)."""
     topic = topic_for(settings, table)
     mine = {k: v for k, v in result.offsets.items() if k.rsplit("[", 1)[0] == topic}
     meta: dict[str, object] = {
         "events_landed": dg.MetadataValue.int(int(result.per_table.get(str(table), 0))),
-        "files_total": dg.MetadataValue.int(len(paths)),
         "topic": dg.MetadataValue.text(topic),
         "offsets_landed_this_pass": dg.MetadataValue.json(jsonable(mine)),
         "lag_after_pass": dg.MetadataValue.json(
@@ -43,6 +40,21 @@ def bronze_metadata(
     }
     if result.warnings:
         meta["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result.warnings[:20]))
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.catalog import open_catalog
+        from pipelines.iceberg.lake_status import records
+        from pipelines.iceberg.names import BRONZE
+        from pipelines.iceberg.sources import maybe_table
+
+        catalog = open_catalog(settings, create_namespaces=False)
+        data_files, rows = records(maybe_table(catalog, BRONZE, table))
+        meta["files_total"] = dg.MetadataValue.int(data_files)
+        meta["dagster/row_count"] = dg.MetadataValue.int(rows)
+        return meta
+    from pipelines.bronze import files
+
+    paths = list(files(settings.lake_root, table))
+    meta["files_total"] = dg.MetadataValue.int(len(paths))
     meta.update(summarize_parquet(paths, order_by="_offset DESC NULLS LAST"))
     return meta
 

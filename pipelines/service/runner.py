@@ -147,8 +147,8 @@ class Service:
     # --- compact -----------------------------------------------------------------------------
     def _compact(self, table: str):  # noqa: ANN202 - see lakeformat.compact_table
         res = lakeformat.compact_table(self.settings, table)
-        if res.changed and self.settings.lake_format == "parquet":
-            self.compacted.append(res)  # Iceberg compactions are not reported to Dagster yet
+        if res.changed:
+            self.compacted.append(res)
         return res
 
     def _write_catalog(self) -> None:

@@ -85,9 +85,9 @@ def _everything(defs: dg.Definitions) -> list:
 
 def materialise_everything(
     defs: dg.Definitions, shop: Settings, instance: dg.DagsterInstance
-) -> list:
+) -> dg.ExecuteInProcessResult:
     """Materialise every asset with every check: all of them run and pass, and the orders
-    reconciliation compared real rows and columns, not an empty table. The evaluations."""
+    reconciliation compared real rows and columns, not an empty table."""
     result = dg.materialize(_everything(defs), resources=defs.resources, instance=instance)
     assert result.success
     graph = defs.resolve_asset_graph()
@@ -115,7 +115,7 @@ def materialise_everything(
     assert orders.metadata["postgres_rows"].value > 0
     assert orders.metadata["silver_rows"].value == orders.metadata["postgres_rows"].value
     assert "order_id" in orders.metadata["compared_columns"].value
-    return evaluations
+    return result
 
 
 def test_whole_graph_materialises_and_every_check_passes(

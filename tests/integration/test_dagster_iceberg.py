@@ -15,7 +15,7 @@ from test_dagster import make_shop, materialise_everything
 
 from pipelines.config import Settings
 from pipelines.defs import build_definitions
-from pipelines.defs.keys import ICEBERG_KEY, silver_key
+from pipelines.defs.keys import ICEBERG_KEY, bronze_key, silver_key
 from pipelines.iceberg.catalog import load_table, open_catalog
 from pipelines.iceberg.names import SILVER
 from pipelines.naming import QualifiedName
@@ -32,7 +32,15 @@ def test_whole_graph_on_iceberg_materialises_and_every_check_passes(stack, shop:
     defs = build_definitions(shop)
     assert ICEBERG_KEY not in defs.resolve_asset_graph().get_all_asset_keys()  # nothing to copy
     with dg.instance_for_test() as instance:
-        evaluations = materialise_everything(defs, shop, instance)
+        result = materialise_everything(defs, shop, instance)
+    evaluations = result.get_asset_check_evaluations()
+    bronze = next(
+        e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key
+        == bronze_key(QualifiedName("shop", "orders"))
+    )
+    assert bronze["files_total"].value > 0 and bronze["dagster/row_count"].value > 0
 
     orders = QualifiedName("shop", "orders")
     silver = load_table(open_catalog(shop), SILVER, orders)
@@ -59,3 +67,33 @@ def test_whole_graph_on_iceberg_materialises_and_every_check_passes(stack, shop:
     assert marts == pg_orders > 0  # dbt read the Iceberg tables: the Parquet lake is empty
     lake = Path(shop.lake_root)
     assert not (lake / "bronze").exists() and not (lake / "silver").exists()
+
+
+def test_a_compaction_outside_dagster_is_recorded_with_what_its_iceberg_commit_wrote(
+    stack,  # noqa: ANN001
+    shop: Settings,
+) -> None:
+    """What ``changelake run`` reports after compacting (``runless.report_compaction``): one
+    silver materialisation with the commit's snapshots and bytes."""
+    from pipelines import lakeformat
+    from pipelines.defs.runless import report_compaction
+    from pipelines.landing import land
+    from pipelines.shop.demo import wait_until_streamed
+
+    with stack.pg() as con:
+        con.execute(
+            "UPDATE shop.orders SET status = status WHERE order_id IN "
+            "(SELECT order_id FROM shop.orders ORDER BY order_id LIMIT 3)"
+        )
+    wait_until_streamed(shop)
+    land(shop, until_caught_up=True)
+    done = lakeformat.compact_table(shop, "shop.orders")
+    assert done.changed and done.events_applied >= 3
+    with dg.instance_for_test() as instance:
+        assert report_compaction(shop, [done], instance=instance, source="changelake run")
+        event = instance.get_latest_materialization_event(
+            silver_key(QualifiedName("shop", "orders"))
+        )
+    meta = event.asset_materialization.metadata
+    assert meta["compaction_events_applied"].value == done.events_applied
+    assert meta["iceberg_snapshots"].value and meta["iceberg_bytes_written"].value > 0
