@@ -254,6 +254,15 @@ class Settings(BaseSettings):
             self.s3_bucket  # noqa: B018 - validates the bucket name now, not at first use
         return self
 
+    def model_copy(self, *, update: dict | None = None, deep: bool = False) -> Settings:
+        """A copy with ``update`` applied whose derived values (``lake_root``, ``captured``,
+        ...) follow the updated fields: pydantic copies the instance dict, and with it what a
+        ``cached_property`` computed from the old values."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _DERIVED:
+            copy.__dict__.pop(name, None)
+        return copy
+
     @cached_property
     def lake_root(self) -> Path:
         return (self.lake or self.home / "lake").resolve()
@@ -392,3 +401,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def get_settings() -> Settings:
     """Fresh settings from the current environment (cheap; tests change the environment)."""
     return Settings()
+
+
+_DERIVED = tuple(n for n, v in vars(Settings).items() if isinstance(v, cached_property))

@@ -197,3 +197,18 @@ def test_snapshot_signal_names_each_table_by_its_anchored_regex() -> None:
     assert with_where["additional-conditions"] == [
         {"data-collection": r"odd\.We\.ird", "filter": "id <= 10"}
     ]
+
+
+def test_a_settings_copy_derives_its_paths_and_tables_from_the_updated_fields(tmp_path) -> None:
+    # pydantic's model_copy copies what a cached_property already computed from the old
+    # fields: the copy would keep the original's lake, warehouse, catalog and tables
+    s = Settings(_env_file=None, home=tmp_path / "a")
+    before = (s.lake_root, s.warehouse_path, s.iceberg_catalog_url, s.captured)
+    c = s.model_copy(
+        update={"lake": tmp_path / "b", "warehouse": tmp_path / "w.duckdb", "tables": ("x.y",)}
+    )
+    assert c.lake_root == (tmp_path / "b").resolve()
+    assert c.warehouse_path == (tmp_path / "w.duckdb").resolve()
+    assert str(tmp_path / "b") in c.iceberg_catalog_url
+    assert [str(t) for t in c.captured] == ["x.y"]
+    assert (s.lake_root, s.warehouse_path, s.iceberg_catalog_url, s.captured) == before
