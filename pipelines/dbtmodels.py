@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from pipelines.bronze import files
 from pipelines.bronze.layout import list_lake
-from pipelines.naming import QualifiedName
+from pipelines.naming import QualifiedName, quote_ident
 
 
 def source_table_name(table: QualifiedName) -> str:
@@ -53,6 +53,38 @@ def event_rows(lake: str | Path, aggregate: str, expected: pa.Schema) -> pa.Tabl
         return expected.empty_table()
     with duckdb.connect() as con:
         got = con.read_parquet([str(p) for p in paths], union_by_name=True).to_arrow_table()
+    return _as_expected(got, expected)
+
+
+def iceberg_event_rows(session: object, aggregate: str, expected: pa.Schema) -> pa.Table:
+    """``event_rows`` on dbt's ``iceberg`` target: the rows of the Iceberg bronze table of
+    ``aggregate``'s events (every row is of a whole batch: one batch is one commit), read in
+    ``session`` (dbt's DuckDB connection) through the DuckDB file over the lake's Iceberg
+    tables, attached as ``dbtenv.ICEBERG_ALIAS``; the Kafka partition named ``_partition``
+    again. No such table yet: empty, as ``event_rows``."""
+    from pipelines.contract import ICEBERG_COLUMN_NAMES
+    from pipelines.dbtenv import ICEBERG_ALIAS
+    from pipelines.decode.events import event_table
+    from pipelines.iceberg.names import BRONZE, table_name
+
+    name = table_name(event_table(aggregate))
+    found = session.execute(  # type: ignore[attr-defined]
+        "SELECT count(*) FROM duckdb_views() "
+        "WHERE database_name = ? AND schema_name = ? AND view_name = ?",
+        [ICEBERG_ALIAS, BRONZE, name],
+    ).fetchone()[0]
+    if not found:
+        return expected.empty_table()
+    relation = ".".join(quote_ident(part) for part in (ICEBERG_ALIAS, BRONZE, name))
+    got = session.sql(f"SELECT * FROM {relation}").to_arrow_table()  # type: ignore[attr-defined]  # noqa: S608
+    lake_names = {iceberg: lake for lake, iceberg in ICEBERG_COLUMN_NAMES.items()}
+    return _as_expected(
+        got.rename_columns([lake_names.get(c, c) for c in got.column_names]), expected
+    )
+
+
+def _as_expected(got: pa.Table, expected: pa.Schema) -> pa.Table:
+    """``got``'s columns as ``expected``'s: cast, and NULL where ``got`` lacks one."""
     columns = [
         got.column(f.name).cast(f.type)
         if f.name in got.column_names

@@ -39,6 +39,38 @@ def compact_table(settings: Settings, table: str, *, catalog: bool = False):  # 
     return compact(settings.lake_root, table, catalog=catalog)
 
 
+def compact_tables(settings: Settings, tables=None) -> list:  # noqa: ANN001
+    """Compact ``tables`` (default: every captured table with bronze), then write the catalog
+    file once; the results of the tables that had bronze to compact."""
+    if settings.lake_format != "iceberg":
+        from pipelines.silver import compact, compact_all
+
+        if tables is None:
+            return compact_all(settings)
+        return [compact(settings, str(t)) for t in tables]
+    done = []
+    for t in tables if tables is not None else settings.captured:
+        try:
+            done.append(compact_table(settings, str(t)))
+        except LookupError:  # nothing landed for it yet
+            continue
+    write_catalog(settings)
+    return done
+
+
+def as_of(settings: Settings, table: QualifiedName | str, instant, **options):  # noqa: ANN001, ANN201
+    """``table`` as committed at ``instant`` (a pyarrow table), from the lake's format: the
+    same rule over the Parquet lake's or the Iceberg tables' snapshots and bronze."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.timetravel import as_of as iceberg_as_of
+
+        qn = table if isinstance(table, QualifiedName) else QualifiedName.parse(table)
+        return iceberg_as_of(settings, qn, instant, **options)
+    from pipelines.silver import as_of as lake_as_of
+
+    return lake_as_of(settings, table, instant, **options)
+
+
 def write_catalog(settings: Settings) -> None:
     """Rewrite the DuckDB catalog file of the lake's format."""
     if settings.lake_format == "iceberg":

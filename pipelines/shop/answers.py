@@ -76,8 +76,9 @@ def inventory_value_mart(warehouse: Path, instant: datetime) -> InventoryValue:
 
 
 def inventory_value_silver(settings: Settings, instant: datetime) -> InventoryValue:
-    """Stock value at ``instant`` from silver time travel of the two source tables."""
-    from pipelines.silver import as_of
+    """Stock value at ``instant`` from silver time travel of the two source tables (in the
+    lake's format)."""
+    from pipelines.lakeformat import as_of
 
     stock = as_of(settings, "shop.stock_levels", instant)  # noqa: F841 (read by DuckDB below)
     products = as_of(settings, "shop.products", instant)  # noqa: F841

@@ -114,17 +114,17 @@ def materialize_all(
     if engine == "dagster":
         _dagster_materialize(settings, say)
         return engine
-    from pipelines.bronze.lander import land
-    from pipelines.silver import compact, compact_all
+    from pipelines.lakeformat import compact_tables
+    from pipelines.landing import land
 
     landed = land(
         settings, tables=tables, until_caught_up=True, progress=lambda m: say(f"bronze: {m}")
     )
     say(f"bronze: landed {landed.events:,} events in {landed.files} files ({landed.seconds:.1f}s)")
     if landed.quarantined:
-        raise RuntimeError(f"{landed.quarantined} message(s) quarantined: see lake/quarantine")
+        raise RuntimeError(f"{landed.quarantined} message(s) quarantined: see `changelake status`")
     t0 = time.monotonic()
-    compacted = compact_all(settings) if tables is None else [compact(settings, t) for t in tables]
+    compacted = compact_tables(settings, tables)
     say(f"silver: compacted {len(compacted)} tables ({time.monotonic() - t0:.1f}s)")
     t0 = time.monotonic()
     dbt_build(settings, say=say)
