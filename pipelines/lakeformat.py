@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 
@@ -69,6 +70,31 @@ def as_of(settings: Settings, table: QualifiedName | str, instant, **options):  
     from pipelines.silver import as_of as lake_as_of
 
     return lake_as_of(settings, table, instant, **options)
+
+
+def retain(settings: Settings, table: QualifiedName | None = None, **options) -> dict[str, list]:  # noqa: ANN003
+    """Silver snapshot retention of ``table`` (default: every silver table) by the one rule
+    (``silver.snapshots.kept_ids``), on the Parquet lake's snapshots or the Iceberg silver
+    tables'; ``options``: ``keep_last``, ``keep_newer_than``, ``keep_every``. The removed
+    snapshot ids per table (Iceberg: the expired Iceberg snapshot ids)."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.retention import retain as iceberg_retain
+
+        return iceberg_retain(settings, table, **options)
+    from pipelines.silver import retain as lake_retain
+
+    return lake_retain(settings, table, **options)
+
+
+def catalog_file(settings: Settings) -> Path:
+    """The lake's DuckDB catalog file (views and the ``as_of_``/``history_`` macros)."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.duckdb_catalog import catalog_path
+
+        return catalog_path(settings)
+    from pipelines.silver import catalog_path as lake_catalog_path
+
+    return lake_catalog_path(settings)
 
 
 def write_catalog(settings: Settings) -> None:

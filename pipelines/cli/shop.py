@@ -110,11 +110,15 @@ def demo_command(
     )
     console.print(f"demo finished in {out['seconds']:.0f}s (engine: {out['engine']}).")
     console.print("Open the Dagster UI: [bold]make ui[/]")
+    from pipelines.lakeformat import catalog_file
+
     bf = out["workload"].black_friday
     warehouse = shlex.quote(str(settings.warehouse_path))
     hints = [
         f"changelake as-of shop.stock_levels {shlex.quote(bf.ask_at.isoformat())} --format csv",
-        "changelake history shop.products 1",
+        "changelake history shop.products 1"
+        if settings.lake_format == "parquet"
+        else "changelake status",
         "changelake dbt build",
         f"duckdb -readonly {warehouse} {shlex.quote(_PEEK_SQL)}",
     ]
@@ -122,8 +126,13 @@ def demo_command(
     for hint in hints:
         console.print(f"  {hint}", markup=False, highlight=False, soft_wrap=True)
     console.print(
-        f"Time travel in SQL: the catalog {settings.lake_root / 'catalog.duckdb'} has "
+        f"Time travel in SQL: the catalog {catalog_file(settings)} has "
         "as_of_<table>(ts) and history_<table>(key) macros"
+        + (
+            " (silver schema; open it with the iceberg extension)"
+            if settings.lake_format == "iceberg"
+            else ""
+        )
     )
 
 

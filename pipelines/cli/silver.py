@@ -232,15 +232,11 @@ def retain_command(
         typer.Option("--keep-every-minutes", help="also keep one per N minutes of history"),
     ] = None,
 ) -> None:
-    """Delete old silver snapshots (never current, never the newest --keep)."""
-    from pipelines.silver import retain, write_catalog
+    """Delete old silver snapshots (never current, never the newest --keep); on the Iceberg
+    lake, expire its silver snapshots by the same rule."""
+    from pipelines.lakeformat import retain, write_catalog
 
     settings = get_settings()
-    parquet_lake_only(
-        settings,
-        "retain",
-        "Iceberg compaction keeps the newest CHANGELAKE_SILVER_KEEP_SNAPSHOTS snapshots itself",
-    )
     since, zone_note = instant_arg(newer_than, "--keep-newer-than") if newer_than else (None, None)
     spacing = timedelta(minutes=every) if every is not None else None
     targets = [table_arg(settings, t) for t in tables] if tables else [None]

@@ -21,10 +21,11 @@ def build_maintenance(
 
     @dg.op(description="Drop silver snapshots beyond the retention setting (current always kept).")
     def retain_snapshots(context: OpExecutionContext, changelake: ChangelakeResource) -> None:
-        from pipelines.silver import retain
+        from pipelines.lakeformat import retain, write_catalog
 
         settings = changelake.settings()
         removed = retain(settings)  # every silver table; never touches ``current``
+        write_catalog(settings)  # its macros offer only the snapshots that are left
         for name, ids in removed.items():
             context.log.info("retention %s: removed %d snapshot(s)", name, len(ids))
         for table in tables:

@@ -40,9 +40,9 @@ from pipelines.config import Settings
 from pipelines.iceberg import engine, partitioning
 from pipelines.iceberg.catalog import open_catalog
 from pipelines.iceberg.conform import to_iceberg
-from pipelines.iceberg.expiry import expire_appended
 from pipelines.iceberg.names import BRONZE, SILVER
 from pipelines.iceberg.published import Published
+from pipelines.iceberg.retention import retain_table
 from pipelines.iceberg.silver_publish import (
     NotPartial,
     commit_state,
@@ -52,6 +52,7 @@ from pipelines.iceberg.silver_publish import (
 from pipelines.iceberg.sources import key_of, maybe_table, scan
 from pipelines.iceberg.timetravel import Base, replay_sql, watermarked
 from pipelines.naming import QualifiedName, quote_ident
+from pipelines.silver.retention import policy
 from pipelines.silver.snapshots import Manifest, next_snapshot_id
 
 
@@ -161,7 +162,8 @@ def _compact(
         partition_bytes or settings.iceberg_silver_partition_bytes,
         only=new.only,
     )
-    expired, report.files_deleted = expire_appended(silver, settings.silver_keep_snapshots)
+    keep_last, keep_every = policy(settings, None, None)
+    expired, report.files_deleted = retain_table(silver, keep_last=keep_last, keep_every=keep_every)
     report.expired = len(expired)
     out.snapshot_id = m.snapshot_id if report.snapshots else None
     out.events_applied, out.rows = new.events, new.total_rows

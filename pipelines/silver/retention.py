@@ -28,6 +28,22 @@ def retain(
     removed. Returns removed snapshot ids per table. Time travel to instants older than the
     oldest kept snapshot still works, by replay from bronze."""
     lake = lake_of(settings_or_lake)
+    keep_last, keep_every = policy(settings_or_lake, keep_last, keep_every)
+    tables = [as_table(table)] if table is not None else snapshots.silver_tables(lake)
+    return {
+        str(t): snapshots.retain(
+            lake, t, keep_last=keep_last, keep_newer_than=keep_newer_than, keep_every=keep_every
+        )
+        for t in tables
+    }
+
+
+def policy(
+    settings_or_lake: LakeLike, keep_last: int | None, keep_every: timedelta | None
+) -> tuple[int, timedelta]:
+    """``keep_last`` and ``keep_every`` with their defaults filled in: the settings
+    ``CHANGELAKE_SILVER_KEEP_SNAPSHOTS`` and ``CHANGELAKE_SILVER_KEEP_EVERY_MINUTES``, or
+    for a bare lake path 5 and 60 minutes (the Iceberg silver's retention uses them too)."""
     is_settings = isinstance(settings_or_lake, Settings)
     if keep_last is None:
         keep_last = settings_or_lake.silver_keep_snapshots if is_settings else DEFAULT_KEEP_LAST
@@ -36,10 +52,4 @@ def retain(
             settings_or_lake.silver_keep_every_minutes if is_settings else DEFAULT_KEEP_EVERY_MIN
         )
         keep_every = timedelta(minutes=minutes)
-    tables = [as_table(table)] if table is not None else snapshots.silver_tables(lake)
-    return {
-        str(t): snapshots.retain(
-            lake, t, keep_last=keep_last, keep_newer_than=keep_newer_than, keep_every=keep_every
-        )
-        for t in tables
-    }
+    return keep_last, keep_every

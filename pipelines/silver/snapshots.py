@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -159,6 +159,27 @@ def publish(lake: Path, table: QualifiedName, staging: Path, manifest: Manifest)
     return final
 
 
+def kept_ids(
+    snaps: Sequence[tuple[str, datetime | None]],
+    *,
+    keep_last: int,
+    keep_every: timedelta | None = None,
+) -> set[str]:
+    """The retention rule, for the Parquet lake's snapshots and Iceberg silver's alike: of
+    ``snaps`` (oldest first: id, watermark time), the newest ``keep_last`` and, with
+    ``keep_every``, the newest of each such interval of watermark time."""
+    if keep_last < 1:
+        raise ValueError("keep_last must be >= 1 (current is always kept)")
+    keep = {sid for sid, _ in snaps[-keep_last:]}
+    if keep_every is not None and keep_every.total_seconds() > 0:
+        newest_per_bucket: dict[int, str] = {}
+        for sid, watermark in snaps:  # oldest first: a later snapshot of the interval wins
+            if watermark is not None:
+                newest_per_bucket[int(watermark.timestamp() // keep_every.total_seconds())] = sid
+        keep |= set(newest_per_bucket.values())
+    return keep
+
+
 def retain(
     lake: Path,
     table: QualifiedName,
@@ -172,20 +193,15 @@ def retain(
     watermark time -- so ``as_of`` at any past instant starts from a snapshot at most about two
     intervals older, instead of replaying bronze from the start. Returns the removed ids.
     Removal renames first (readers listing snapshots never see a half-deleted one), then deletes."""
-    if keep_last < 1:
-        raise ValueError("keep_last must be >= 1 (current is always kept)")
     removed: list[str] = []
     with table_lock(lake, table):
         snaps = list_snapshots(lake, table)
         cur = current(lake, table)
-        keep = {m.snapshot_id for m in snaps[-keep_last:]}
-        if keep_every is not None and keep_every.total_seconds() > 0:
-            newest_per_bucket: dict[int, str] = {}
-            for m in snaps:  # oldest first: a later snapshot of the same interval wins
-                if m.watermark_time is not None:
-                    bucket = int(m.watermark_time.timestamp() // keep_every.total_seconds())
-                    newest_per_bucket[bucket] = m.snapshot_id
-            keep |= set(newest_per_bucket.values())
+        keep = kept_ids(
+            [(m.snapshot_id, m.watermark_time) for m in snaps],
+            keep_last=keep_last,
+            keep_every=keep_every,
+        )
         if cur:
             keep.add(cur.snapshot_id)
         for m in snaps:

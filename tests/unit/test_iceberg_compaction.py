@@ -5,7 +5,7 @@ and ``as_of`` over those snapshots equals the lake's at every commit instant."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -22,6 +22,7 @@ from pipelines.bronze.layout import TRANSACTIONS
 from pipelines.bronze.topics import home_tables
 from pipelines.config import Settings
 from pipelines.iceberg import compaction
+from pipelines.iceberg import timetravel as iceberg_timetravel
 from pipelines.iceberg.conform import to_iceberg
 from pipelines.iceberg.landing import IcebergStore
 from pipelines.iceberg.names import SILVER
@@ -163,3 +164,54 @@ def test_a_schema_change_makes_the_compaction_read_the_whole_start_snapshot(
     evolving = done["zoo.evolving"][1]
     assert evolving.changed and evolving.published.changes and not evolving.partial
     assert done["zoo.precisions"][1].partial  # the same rows, no schema change
+
+
+def test_compaction_keeps_the_newest_snapshots_and_one_per_interval_of_history(
+    tmp_path: Path,
+) -> None:
+    # ten compactions 20 minutes of commits apart; keep the newest 2 and one per hour
+    settings = Settings(
+        _env_file=None,
+        home=tmp_path / "home",
+        silver_keep_snapshots=2,
+        silver_keep_every_minutes=60,
+    )
+    lake = tmp_path / "parquet-lake"  # the truth for as_of
+    gen = Generator(keys=200, tx_size=5, delete_every=20, tx_interval_us=10 * 60 * 1_000_000)
+    topics = gen.chunk(0, 5)
+    store = IcebergStore(settings, {topics.table[0].topic: TABLE, topics.tx[0].topic: TRANSACTIONS})
+    marks = []
+    for n in range(10):
+        land_chunk(lake, gen.chunk(n * 10, 10))
+        land_chunk(settings.lake_root, gen.chunk(n * 10, 10), store=store)
+        compact(lake, TABLE, catalog=False)
+        done = compaction.compact(settings, TABLE)
+        marks.append((done.snapshot_id, datetime.fromisoformat(done.watermark_ts)))
+    silver = open_table(settings, SILVER, TABLE)
+    left = {b.watermark_time for b in watermarked(silver)}
+    assert marks[-1][1] in left and marks[-2][1] in left  # the newest two
+    hours = {int(ts.timestamp() // 3600) for _, ts in marks}
+    assert {int(ts.timestamp() // 3600) for ts in left} == hours  # every hour of history
+    assert len(left) < len(marks)  # and fewer than all: the others expired
+    assert len(silver.snapshots()) == len(left)
+    for _, ts in marks:  # as_of anywhere still equals the lake's
+        got = iceberg_timetravel.as_of(settings, TABLE, ts)
+        assert_same_rows(got, to_iceberg(timetravel.as_of(lake, TABLE, ts)), ts)
+
+
+def test_retain_expires_iceberg_silver_snapshots_by_the_same_rule(tmp_path: Path) -> None:
+    from pipelines.iceberg.retention import retain
+
+    settings = Settings(_env_file=None, home=tmp_path / "home", silver_keep_snapshots=50)
+    gen = Generator(keys=200, tx_size=5, tx_interval_us=10 * 60 * 1_000_000)
+    topics = gen.chunk(0, 5)
+    store = IcebergStore(settings, {topics.table[0].topic: TABLE, topics.tx[0].topic: TRANSACTIONS})
+    for n in range(4):
+        land_chunk(settings.lake_root, gen.chunk(n * 10, 10), store=store)
+        compaction.compact(settings, TABLE)
+    assert len(watermarked(open_table(settings, SILVER, TABLE))) == 4  # 50 kept: nothing gone
+    expired = retain(settings, keep_last=1, keep_every=timedelta(0))
+    assert len(expired[str(TABLE)]) == 3
+    silver = open_table(settings, SILVER, TABLE)
+    assert len(silver.snapshots()) == 1 and silver.current_snapshot() is not None
+    assert silver.scan().to_arrow().num_rows > 0
