@@ -74,6 +74,24 @@ class WrittenBatch:
     quarantined: int = 0
     transactions: int = 0
     notifications: int = 0
+    # the columns freshness is measured from (``service.freshness``), of the rows written:
+    # per table ``TIMING_COLUMNS``, of the transactions ``TX_TIMING_COLUMNS`` (zero-copy)
+    timing: dict[QualifiedName, pa.Table] = field(default_factory=dict)
+    tx_timing: pa.Table | None = None
+
+    def time_rows(self, table: QualifiedName, rows: pa.Table) -> None:
+        """Keep ``rows``' timing columns (a table's rows this batch wrote)."""
+        if rows.num_rows:
+            self.timing[table] = rows.select([c for c in TIMING_COLUMNS if c in rows.column_names])
+
+    def time_transactions(self, rows: pa.Table | None) -> None:
+        """Keep the timing columns of the transaction rows this batch wrote."""
+        if rows is not None and rows.num_rows:
+            self.tx_timing = rows.select(list(TX_TIMING_COLUMNS))
+
+
+TIMING_COLUMNS = ("_source_ts", "_tx_id", "_tx_order", "_op")
+TX_TIMING_COLUMNS = ("status", "id", "data_collections", "ts")
 
 
 def commit_dates(table: pa.Table, fallback: datetime) -> pa.Array:
@@ -203,6 +221,8 @@ def write_batch(
     for name, t in tables.items():
         if t.num_rows:
             out.rows[str(name)] = out.rows.get(str(name), 0) + t.num_rows
+            out.time_rows(name, t)
+    out.time_transactions(transactions)
     out.transactions = transactions.num_rows if transactions is not None else 0
     out.notifications = notifications.num_rows if notifications is not None else 0
     out.quarantined = quarantine.num_rows if quarantine is not None else 0

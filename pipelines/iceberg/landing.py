@@ -66,6 +66,7 @@ from pipelines.iceberg.names import BRONZE, QUARANTINE
 from pipelines.iceberg.offsets import OffsetRange, TopicPartition
 from pipelines.iceberg.published import keep_key
 from pipelines.iceberg.rewrite import rewrite_small_files, small_files_for
+from pipelines.naming import QualifiedName
 
 # a commit costs ~45 ms whatever its size, and a poll brings ~1 MiB per partition: a backlog's
 # polls are merged into batches of this many value bytes first (the lander's ``Prefetcher``)
@@ -214,8 +215,19 @@ class IcebergStore:
             result = self._commit(table, batch, rows, part.coordinates)
             if result.state is CommitState.COMMITTED and part.rows is not None:
                 self._count(out, part, result.rows)
+                self._time(out, part, decoded)
             self._maintain(table, part.layer, str(part.name))
         return out
+
+    @staticmethod
+    def _time(out: WrittenBatch, part: Part, decoded: DecodedBatch) -> None:
+        """The freshness columns of the decoded rows ``part`` committed (lake names, types)."""
+        if part.layer != BRONZE:
+            return
+        if part.name == TRANSACTIONS:
+            out.time_transactions(decoded.transactions)
+        elif isinstance(part.name, QualifiedName) and part.name in decoded.tables:
+            out.time_rows(part.name, decoded.tables[part.name])
 
     def _evolve(self, table: Table, part: Part) -> None:
         """``evolve`` + the key property, skipped when these rows' schema already met this

@@ -1,12 +1,14 @@
 """How fresh the lake is: commit -> bronze per event, commit -> queryable per transaction.
 
-``changelake run`` hands every landed batch here (``observe``). Table files give each event's
-commit time (``_source_ts``) and landing time; transaction files give the ENDs (commit time,
-expected events per table). A transaction becomes queryable in the live views when its END and
-all its events for the landed tables are in bronze *and* every transaction committed before it
-is too (the live views cut at the first incomplete transaction), so ENDs are released in commit
-order. Reads only a few columns of files the lander has just written (page cache), vectorised
-with pyarrow; the per-transaction bookkeeping is bounded (``max_pending``).
+``changelake run`` hands every landed batch here (``observe``), in either lake format: the
+batch's ``WrittenBatch`` carries the few columns of the rows it wrote that this needs
+(``bronze.writer.TIMING_COLUMNS``: each event's commit time ``_source_ts`` and transaction
+coordinates; of the transactions the ENDs: commit time, expected events per table), so
+nothing is read back from the lake. A transaction becomes queryable in the live views when its
+END and all its events for the landed tables are in bronze *and* every transaction committed
+before it is too (the live views cut at the first incomplete transaction), so ENDs are released
+in commit order. Vectorised with pyarrow; the per-transaction bookkeeping is bounded
+(``max_pending``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pipelines.bronze.layout import BRONZE, NOTIFICATIONS, TRANSACTIONS
 from pipelines.bronze.writer import WrittenBatch
 from pipelines.naming import QualifiedName
 
@@ -47,11 +46,11 @@ class Freshness:
     """Tracks transactions until they are queryable; returns latencies as they become known."""
 
     def __init__(
-        self, lake: Path, tables: list[QualifiedName], since: float, max_pending: int = 200_000
+        self, tables: list[QualifiedName], since: float, max_pending: int = 200_000
     ) -> None:
         """``since``: the service's start; transactions committed before it are not tracked
         (a previous process may have landed part of them)."""
-        self.lake, self.since, self.max_pending = lake, since, max_pending
+        self.since, self.max_pending = since, max_pending
         self.tables = {_collection(t) for t in tables}
         self.pending: OrderedDict[int, _Tx] = OrderedDict()  # END order = commit order
         self.early: dict[int, _Tx] = {}  # events seen before their END
@@ -60,36 +59,19 @@ class Freshness:
     def observe(self, written: WrittenBatch, landed_at: float) -> tuple[list[float], list[float]]:
         """(commit->bronze seconds per event, commit->queryable seconds per transaction)."""
         c2b: list[float] = []
-        for path in written.paths:
-            kind = self._kind(path)
-            if kind == "table":
-                c2b += self._table_file(path, landed_at)
-            elif kind == "tx":
-                self._tx_file(path)
+        for table, rows in written.timing.items():
+            c2b += self._table_rows(_collection(table), rows, landed_at)
+        if written.tx_timing is not None:
+            self._tx_rows(written.tx_timing)
         return c2b, self._release(landed_at)
 
-    def _kind(self, path: Path) -> str:
-        try:
-            rel = path.relative_to(self.lake / BRONZE)
-        except ValueError:
-            return "other"  # quarantine, markers
-        if rel.parts[0] == TRANSACTIONS:
-            return "tx"
-        return "other" if rel.parts[0] == NOTIFICATIONS else "table"
-
-    def _table_file(self, path: Path, landed_at: float) -> list[float]:
-        pf = pq.ParquetFile(path)
-        names = set(pf.schema_arrow.names)
-        meta = pf.schema_arrow.metadata or {}
-        name = (meta.get(b"changelake.table") or b"").decode()
-        table = _collection(QualifiedName.parse(name)) if name else ""
-        cols = [c for c in ("_source_ts", "_tx_id", "_tx_order", "_op") if c in names]
-        t = pf.read(columns=cols)
+    def _table_rows(self, table: str, t: pa.Table, landed_at: float) -> list[float]:
+        names = set(t.column_names)
         out: list[float] = []
         if "_source_ts" in names:
             ts = _epoch_us(t["_source_ts"])
             out = [landed_at - v / 1e6 for v in pc.drop_null(ts).to_pylist()]
-        if "_tx_id" in names and "_tx_order" in names and table:
+        if {"_tx_id", "_tx_order", "_op"} <= names:
             streamed = t.filter(pc.and_(pc.is_valid(t["_tx_id"]), pc.not_equal(t["_op"], "r")))
             counts = streamed.group_by("_tx_id").aggregate([("_tx_order", "count_distinct")])
             for tx_id, n in zip(
@@ -101,8 +83,7 @@ class Freshness:
                 tx.got[table] = tx.got.get(table, 0) + n
         return out
 
-    def _tx_file(self, path: Path) -> None:
-        t = pq.read_table(path, columns=["status", "id", "data_collections", "ts"])
+    def _tx_rows(self, t: pa.Table) -> None:
         ends = t.filter(pc.equal(t["status"], "END"))
         ts = _epoch_us(ends["ts"]).to_pylist()
         for raw_id, colls, commit in zip(

@@ -88,7 +88,7 @@ class Service:
         self.tables = list(opts.tables or settings.captured)
         self.metrics = Metrics()
         self.started = time.time()
-        self.fresh = Freshness(self.lake, self.tables, since=self.started)
+        self.fresh = Freshness(self.tables, since=self.started)
         self.landed: queue.Queue[tuple[WrittenBatch, float]] = queue.Queue(maxsize=50_000)
         self.wake = threading.Event()
         self.lock = threading.Lock()

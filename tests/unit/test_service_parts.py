@@ -15,9 +15,12 @@ import pyarrow as pa
 import pytest
 from test_silver_support import METADATA, SOURCE, T0, TABLE
 
-from pipelines.bronze.layout import BatchId
+from pipelines.bronze.layout import TRANSACTIONS, BatchId
 from pipelines.bronze.writer import write_batch
-from pipelines.decode.special import TRANSACTIONS_SCHEMA
+from pipelines.config import Settings
+from pipelines.decode import DecodedBatch
+from pipelines.decode.special import QUARANTINE_SCHEMA, TRANSACTIONS_SCHEMA
+from pipelines.iceberg.landing import IcebergStore
 from pipelines.service.freshness import Freshness
 from pipelines.service.metrics import Metrics
 from pipelines.service.state import AlreadyRunning, run_lock, running_pid
@@ -129,13 +132,23 @@ def _end(tx_id: int, n: int, commit: datetime, offset: int) -> pa.Table:
     return pa.Table.from_pylist([row], schema=TRANSACTIONS_SCHEMA)
 
 
-def test_transactions_become_queryable_in_commit_order_when_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lake_format", ["parquet", "iceberg"])
+def test_transactions_become_queryable_in_commit_order_when_whole(
+    tmp_path: Path, lake_format: str
+) -> None:
     now = datetime.now(UTC)
-    fresh = Freshness(tmp_path, [TABLE], since=(now - timedelta(minutes=1)).timestamp())
+    fresh = Freshness([TABLE], since=(now - timedelta(minutes=1)).timestamp())
     c1, c2 = now - timedelta(seconds=3), now - timedelta(seconds=2)
+    settings = Settings(_env_file=None, home=tmp_path, lake_format=lake_format)
+    store = IcebergStore(settings, {"cl.s.t": TABLE, "cl.transaction": TRANSACTIONS})
 
     def land(batch: BatchId, tables: dict, tx: pa.Table | None, at: float):  # noqa: ANN202
-        return fresh.observe(write_batch(tmp_path, batch, tables, tx, None, T0), at)
+        if lake_format == "parquet":
+            written = write_batch(tmp_path, batch, tables, tx, None, T0)
+        else:  # what the Iceberg store committed carries the same columns
+            decoded = DecodedBatch(tables, tx, QUARANTINE_SCHEMA.empty_table())
+            written = store.write(batch, decoded, T0)
+        return fresh.observe(written, at)
 
     t = now.timestamp()
     # the second transaction's END and events land before the first one's events
@@ -145,9 +158,9 @@ def test_transactions_become_queryable_in_commit_order_when_whole(tmp_path: Path
         pa.concat_tables([_end(1, 2, c1, 0), _end(2, 1, c2, 1)]),
         t,
     ) == ([], [])
-    c2b, c2q = land(BatchId("cl.s.t", 0, 10, 10), {TABLE: _events(2, 1, c2, 10)}, None, t + 1)
+    c2b, c2q = land(BatchId("cl.s.t", 0, 0, 0), {TABLE: _events(2, 1, c2, 0)}, None, t + 1)
     assert c2q == [] and c2b == [pytest.approx(3.0, abs=1e-3)]  # waits for the first
-    c2b, c2q = land(BatchId("cl.s.t", 0, 0, 1), {TABLE: _events(1, 2, c1, 0)}, None, t + 2)
+    c2b, c2q = land(BatchId("cl.s.t", 0, 1, 2), {TABLE: _events(1, 2, c1, 1)}, None, t + 2)
     assert c2q == [pytest.approx(5.0, abs=1e-3), pytest.approx(4.0, abs=1e-3)]
     assert not fresh.pending and not fresh.early
 
