@@ -89,7 +89,9 @@ class Service:
         self.metrics = Metrics()
         self.started = time.time()
         self.fresh = Freshness(self.tables, since=self.started)
-        self.landed: queue.Queue[tuple[WrittenBatch, float]] = queue.Queue(maxsize=50_000)
+        # batches waiting for the freshness observer; each holds its rows' timing columns, so
+        # the queue is bounded in batches (a full queue skips one batch's latencies, says so)
+        self.landed: queue.Queue[tuple[WrittenBatch, float]] = queue.Queue(maxsize=2_000)
         self.wake = threading.Event()
         self.lock = threading.Lock()
         self.dirty: dict[str, int] = {str(t): 1 for t in self.tables}  # compact once at start
