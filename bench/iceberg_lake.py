@@ -98,6 +98,8 @@ def run(events: int, *, smoke: bool = False, command: str = "", progress=print) 
             "incremental_compaction_s": round(inc.seconds, 2),
             "incremental_silver_bytes_rewritten": inc.published.bytes_written,
             "incremental_partitions_rewritten": sum(inc.published.partitions_rewritten),
+            "incremental_start_rows_read": inc.start_rows_read,
+            "incremental_partial": inc.partial,
             "silver_partitions": inc.published.partitions,
             "silver_table_bytes": silver_bytes,
             "events_in_iceberg": len(offsets),
