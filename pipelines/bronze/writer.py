@@ -85,9 +85,9 @@ class WrittenBatch:
             self.timing[table] = rows.select([c for c in TIMING_COLUMNS if c in rows.column_names])
 
     def time_transactions(self, rows: pa.Table | None) -> None:
-        """Keep the timing columns of the transaction rows this batch wrote."""
+        """Keep the timing columns of the transaction rows this batch wrote (those it has)."""
         if rows is not None and rows.num_rows:
-            self.tx_timing = rows.select(list(TX_TIMING_COLUMNS))
+            self.tx_timing = rows.select([c for c in TX_TIMING_COLUMNS if c in rows.column_names])
 
 
 TIMING_COLUMNS = ("_source_ts", "_tx_id", "_tx_order", "_op")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.bronze.writer import WrittenBatch
+from pipelines.bronze.writer import TX_TIMING_COLUMNS, WrittenBatch
 from pipelines.naming import QualifiedName
 
 
@@ -61,8 +61,9 @@ class Freshness:
         c2b: list[float] = []
         for table, rows in written.timing.items():
             c2b += self._table_rows(_collection(table), rows, landed_at)
-        if written.tx_timing is not None:
-            self._tx_rows(written.tx_timing)
+        tx = written.tx_timing
+        if tx is not None and set(TX_TIMING_COLUMNS) <= set(tx.column_names):
+            self._tx_rows(tx)
         return c2b, self._release(landed_at)
 
     def _table_rows(self, table: str, t: pa.Table, landed_at: float) -> list[float]:
