@@ -86,6 +86,32 @@ def retain(settings: Settings, table: QualifiedName | None = None, **options) ->
     return lake_retain(settings, table, **options)
 
 
+def key_schema(settings: Settings, table: QualifiedName):  # noqa: ANN201
+    """``table``'s primary-key columns and the schema of its landed bronze (a pyarrow
+    schema), for typing key values from the command line."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.timetravel import key_schema as iceberg_key_schema
+
+        return iceberg_key_schema(settings, table)
+    import pyarrow.parquet as pq
+
+    from pipelines.bronze import files, key_columns
+
+    keys = key_columns(settings.lake_root, table)  # NoBronzeData: nothing landed yet
+    return keys, pq.read_schema(files(settings.lake_root, table)[-1])
+
+
+def history(settings: Settings, table: QualifiedName, values: list):  # noqa: ANN201
+    """Every version of one row of ``table`` (a pyarrow table), from the lake's format."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.timetravel import history as iceberg_history
+
+        return iceberg_history(settings, table, values)
+    from pipelines.silver import history as lake_history
+
+    return lake_history(settings, table, values)
+
+
 def catalog_file(settings: Settings) -> Path:
     """The lake's DuckDB catalog file (views and the ``as_of_``/``history_`` macros)."""
     if settings.lake_format == "iceberg":

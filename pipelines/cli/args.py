@@ -10,9 +10,8 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipelines.bronze import bronze_tables, files, key_columns
+from pipelines.bronze import bronze_tables
 from pipelines.cli.errors import BadInput, UserError
 from pipelines.config import Settings
 from pipelines.naming import QualifiedName
@@ -59,8 +58,9 @@ def instant_arg(text: str, what: str = "INSTANT") -> tuple[datetime, str | None]
 
 def key_values(settings: Settings, table: QualifiedName, values: list[str]) -> list[Any]:
     """``values`` typed as ``table``'s primary-key columns, checked one by one."""
-    lake = settings.lake_root
-    keys = key_columns(lake, table)  # NoBronzeData: nothing landed yet (runtime error)
+    from pipelines.lakeformat import key_schema
+
+    keys, schema = key_schema(settings, table)  # nothing landed yet: a runtime error
     if not keys:
         raise BadInput(f"{table} has no primary key, so rows have no history to follow")
     if len(values) != len(keys):
@@ -70,7 +70,6 @@ def key_values(settings: Settings, table: QualifiedName, values: list[str]) -> l
             f"give one value per key column, in that order: changelake history {table} "
             + " ".join(k.upper() for k in keys),
         )
-    schema = pq.read_schema(files(lake, table)[-1])
     out: list[Any] = []
     for name, value in zip(keys, values, strict=True):
         typ = schema.field(name).type

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.cli import output
-from pipelines.cli.args import columns_arg, instant_arg, key_values, parquet_lake_only, table_arg
+from pipelines.cli.args import columns_arg, instant_arg, key_values, table_arg
 from pipelines.cli.errors import UserError, user_input
 from pipelines.config import Settings, get_settings
 from pipelines.naming import QualifiedName
@@ -199,14 +199,9 @@ def history_command(
 ) -> None:
     """Every version of one row: op, commit time, transaction id (the audit log). The table
     format shows one line per version with the columns that changed in it."""
-    from pipelines.silver import history
+    from pipelines.lakeformat import history
 
     settings = get_settings()
-    parquet_lake_only(
-        settings,
-        "history",
-        'query silver."history_<schema>__<table>"(key) in LAKE/iceberg/catalog.duckdb',
-    )
     output.check_format(fmt, out)
     qn = table_arg(settings, table)
     values = key_values(settings, qn, key)

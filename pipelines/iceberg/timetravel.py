@@ -15,8 +15,10 @@ Values come back in Iceberg's types (``conform``): what Spark or Trino read from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -31,7 +33,7 @@ from pipelines.iceberg.catalog import open_catalog
 from pipelines.iceberg.names import BRONZE, SILVER
 from pipelines.iceberg.silver_publish import WATERMARK_LSN_KEY, WATERMARK_TS_KEY
 from pipelines.iceberg.sources import bronze_events, columns, key_of, maybe_table, scan
-from pipelines.naming import QualifiedName
+from pipelines.naming import QualifiedName, quote_ident
 from pipelines.silver import plan, rules
 from pipelines.silver.timetravel import NoSilverData, mark_partial, to_instant, ts_literal
 
@@ -105,6 +107,45 @@ def _as_of(settings: Settings, table: QualifiedName, ts: datetime) -> pa.Table:
     with engine.connect(settings) as con:
         sql = replay_sql(con, catalog, table, (silver, base), bronze, "as_of_events", ts)
         return con.sql(sql).to_arrow_table()
+
+
+def key_schema(settings: Settings, table: QualifiedName) -> tuple[list[str], pa.Schema]:
+    """``table``'s primary-key columns and its Iceberg bronze schema (as Arrow), for typing
+    key values; ``NoSilverData`` before anything landed."""
+    catalog = open_catalog(settings, create_namespaces=False)
+    bronze = maybe_table(catalog, BRONZE, table)
+    if bronze is None:
+        raise NoSilverData(f"no Iceberg bronze events for {table}")
+    return key_of(maybe_table(catalog, SILVER, table), bronze), bronze.schema().as_arrow()
+
+
+def history(settings: Settings, table: QualifiedName, values: Sequence[Any]) -> pa.Table:
+    """Every version of the row whose key is ``values`` (op, commit time, tx id), TOAST
+    placeholders resolved: ``silver.timetravel.history``'s rule over Iceberg bronze, as the
+    DuckDB file's ``history_`` macro runs it. Values in Iceberg's types."""
+    catalog = open_catalog(settings, create_namespaces=False)
+    bronze = maybe_table(catalog, BRONZE, table)
+    if bronze is None:
+        raise NoSilverData(f"no Iceberg bronze events for {table}")
+    keys = key_of(maybe_table(catalog, SILVER, table), bronze)
+    if not keys:
+        raise ValueError(f"{table} has no primary key; history needs one")
+    if len(values) != len(keys):
+        raise ValueError(f"{table} key is {keys}: expected {len(keys)} value(s)")
+    tx = maybe_table(catalog, BRONZE, TRANSACTIONS)
+    with engine.connect(settings) as con:
+        source = bronze_events(bronze)
+        cols = [c for c in columns(con, source) if c not in META_COLUMNS]
+        match = " AND ".join(f"{quote_ident(k)} = ${i + 1}" for i, k in enumerate(keys))
+        ev = rules.events_sql(
+            source,
+            cols,
+            tx_source=scan(tx) if tx is not None else None,
+            data_collection=f"{table.schema}.{table.table}",
+        )
+        return con.sql(
+            rules.history_sql(ev, cols, keys, match), params=list(values)
+        ).to_arrow_table()
 
 
 def replay_sql(

@@ -263,6 +263,11 @@ def test_the_cli_lands_and_compacts_into_iceberg(stack, tmp_path) -> None:
     assert (row["table"], row["bronze_rows"], row["lag"]) == (str(table), 550, 0), row
     assert row["silver"]["rows"] == 500 and row["silver"]["watermark_lsn"] > 0, row
     assert doc["iceberg"] is None  # no published copy: the lake is the tables
+    # history from Iceberg bronze: row 7 was inserted, then its label changed
+    res = changelake(["history", str(table), "7", "--format", "csv"], env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    versions = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert [(v["_op"], v["label"]) for v in versions] == [("c", "c7"), ("u", "changed")]
 
 
 def test_changelake_run_lands_and_compacts_into_iceberg(stack, tmp_path) -> None:

@@ -185,7 +185,6 @@ def test_publish_to_an_unreachable_catalog_names_it_without_the_password(down_en
     ("args", "hint"),
     [
         (["publish"], "commit to Iceberg"),
-        (["history", "shop.orders", "1"], "catalog.duckdb"),
     ],
 )
 def test_parquet_lake_commands_on_an_iceberg_lake_say_so_in_one_line(down_env, args, hint) -> None:
@@ -198,3 +197,8 @@ def test_retain_on_an_iceberg_lake_runs_the_retention_rule_on_its_silver(down_en
     env = {**down_env, "CHANGELAKE_LAKE_FORMAT": "iceberg"}
     done = run(["retain", "--keep", "1"], env)
     assert done.returncode == 0, done.stdout + done.stderr  # nothing compacted: nothing to expire
+
+
+def test_history_on_an_iceberg_lake_with_nothing_landed_says_so_in_one_line(down_env) -> None:
+    env = {**down_env, "CHANGELAKE_LAKE_FORMAT": "iceberg"}
+    assert_clear_error(run(["history", "shop.orders", "1"], env), 1, "no Iceberg bronze events")
