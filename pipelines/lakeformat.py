@@ -18,7 +18,7 @@ import duckdb
 
 from pipelines.config import Settings
 from pipelines.lakestatus import SilverStatus
-from pipelines.naming import QualifiedName, quote_literal
+from pipelines.naming import QualifiedName
 
 
 def compact_table(settings: Settings, table: str, *, catalog: bool = False):  # noqa: ANN201
@@ -164,12 +164,12 @@ def live_silver(
         with engine.connect(settings) as con:
             yield con, scan(silver) if silver is not None else None
         return
+    from pipelines.silver.bronze_io import parquet_source
     from pipelines.silver.snapshots import current_files
 
     files = current_files(settings.lake_root, table)
-    listed = ", ".join(quote_literal(str(f)) for f in files)
     with duckdb.connect(":memory:") as con:
-        yield con, f"read_parquet([{listed}], union_by_name = true)" if files else None
+        yield con, parquet_source(files) if files else None
 
 
 def silver_status(settings: Settings, table: QualifiedName) -> SilverStatus | None:
