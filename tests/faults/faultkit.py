@@ -27,15 +27,18 @@ from pipelines.bronze import landed_offsets
 from pipelines.bronze.layout import list_lake
 from pipelines.bronze.reader import files
 from pipelines.config import REPO_ROOT, Settings
-from pipelines.naming import QualifiedName, quote_ident, quote_literal
+from pipelines.lakeformat import as_of as lake_as_of
+from pipelines.lakeformat import live_silver
+from pipelines.naming import QualifiedName, quote_ident
 
 CRASH_POINTS = ("mid_write", "before_rename", "after_rename", "before_commit")
 
 
-def lake_settings(stack, lake: Path, tables: list[QualifiedName]) -> Settings:  # noqa: ANN001
-    """The session stack's settings with a private lake and only ``tables`` captured."""
+def lake_settings(stack, lake: Path, tables: list[QualifiedName], **extra) -> Settings:  # noqa: ANN001, ANN003
+    """The session stack's settings with a private lake and only ``tables`` captured;
+    ``extra``: other settings (``lake_format="iceberg"``)."""
     fields = stack.settings.model_dump()
-    fields.update(lake=lake, tables=tuple(str(t) for t in tables))
+    fields.update(lake=lake, tables=tuple(str(t) for t in tables), **extra)
     return Settings(**fields)
 
 
@@ -186,15 +189,55 @@ def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], 
         consumer.close()
 
 
-# --- the lake: what landed -----------------------------------------------------------------
+# --- the lake: what landed (either format: ``settings.lake_format``) ------------------------
 
 
-def lake_coordinates(lake: Path) -> Counter:
+def crash_points(settings: Settings) -> tuple[str, ...]:
+    """The lander's ``CHANGELAKE_CRASH_AT`` points in the lake's format: the Parquet lake's
+    file protocol, or the states of the Iceberg commit protocol every batch passes through
+    (SKIPPED only follows a replay and CONFLICT only a concurrent committer: one lander meets
+    neither for sure; the two-lander stack test covers conflicts)."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.commit import CommitState
+
+        every_batch = (CommitState.CHECKING, CommitState.STAGED, CommitState.COMMITTED)
+        return tuple(f"land_{s.value}" for s in every_batch)
+    return CRASH_POINTS
+
+
+def landed(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Highest landed offset per partition, as the lander itself resumes from it."""
+    from pipelines.landing import store_for
+
+    store = store_for(settings)
+    if store is None:
+        return landed_offsets(settings.lake_root)
+    return store.landed(topics)
+
+
+def _iceberg_tables(settings: Settings, namespace: str):  # noqa: ANN202
+    from pipelines.iceberg.catalog import open_catalog
+
+    catalog = open_catalog(settings, create_namespaces=False)
+    return [catalog.load_table(ident) for ident in catalog.list_tables(namespace)]
+
+
+def lake_coordinates(settings: Settings) -> Counter:
     """(topic, partition, offset) of every bronze row and quarantined message, counted."""
+    got: Counter = Counter()
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.commit import BRONZE_COORDINATES, QUARANTINE_COORDINATES
+        from pipelines.iceberg.names import BRONZE, QUARANTINE
+
+        for namespace, cols in ((BRONZE, BRONZE_COORDINATES), (QUARANTINE, QUARANTINE_COORDINATES)):
+            for table in _iceberg_tables(settings, namespace):
+                t = table.scan(selected_fields=cols).to_arrow()
+                got.update(zip(*(t.column(c).to_pylist() for c in cols), strict=True))
+        return got
+    lake = settings.lake_root
     listing = list_lake(lake)
     assert not listing.incomplete, f"incomplete batches left: {list(listing.incomplete)[:3]}"
     assert not listing.temp_files, f"temp files left: {listing.temp_files[:3]}"
-    got: Counter = Counter()
     for path in sorted((lake / "bronze").rglob("*.parquet")):
         t = pq.read_table(path, columns=["_topic", "_partition", "_offset"])
         got.update(zip(*(t.column(i).to_pylist() for i in range(3)), strict=True))
@@ -202,6 +245,44 @@ def lake_coordinates(lake: Path) -> Counter:
         t = pq.read_table(path, columns=["topic", "partition", "offset"])
         got.update(zip(*(t.column(i).to_pylist() for i in range(3)), strict=True))
     return got
+
+
+def bronze_rows(settings: Settings, table: QualifiedName, columns: list[str]) -> pa.Table:
+    """``columns`` of every bronze event of ``table`` (empty before anything landed)."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.catalog import open_catalog
+        from pipelines.iceberg.names import BRONZE
+        from pipelines.iceberg.sources import maybe_table
+
+        bronze = maybe_table(open_catalog(settings, create_namespaces=False), BRONZE, table)
+        if bronze is None:
+            return pa.table({c: pa.array([], pa.null()) for c in columns})
+        return bronze.scan(selected_fields=tuple(columns)).to_arrow()
+    paths = [str(p) for p in files(settings.lake_root, table)]
+    if not paths:
+        return pa.table({c: pa.array([], pa.null()) for c in columns})
+    return pa.concat_tables(
+        [pq.read_table(p, columns=columns) for p in paths], promote_options="permissive"
+    )
+
+
+def quarantine_rows(settings: Settings, topic: str, columns: list[str]) -> pa.Table:
+    """``columns`` of every message of ``topic`` in quarantine (raw ``value``, ``error``...)."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg.catalog import open_catalog
+        from pipelines.iceberg.names import QUARANTINE
+        from pipelines.iceberg.sources import maybe_table
+
+        table = maybe_table(open_catalog(settings, create_namespaces=False), QUARANTINE, topic)
+        if table is None:
+            return pa.table({c: pa.array([], pa.null()) for c in columns})
+        return table.scan(selected_fields=tuple(columns)).to_arrow()
+    from pipelines.bronze.layout import quarantine_dir
+
+    paths = sorted(quarantine_dir(settings.lake_root, topic).rglob("*.parquet"))
+    if not paths:
+        return pa.table({c: pa.array([], pa.null()) for c in columns})
+    return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
 
 
 @dataclass
@@ -217,7 +298,7 @@ class OnceReport:
 
 
 def exactly_once(
-    settings: Settings, lake: Path, topics: list[str], growing: tuple[str, ...] = ()
+    settings: Settings, topics: list[str], growing: tuple[str, ...] = ()
 ) -> OnceReport:
     """Every non-tombstone offset exactly once in bronze or quarantine; tombstones never.
 
@@ -227,12 +308,12 @@ def exactly_once(
     offset.
     """
     content = read_topics(settings, topics)
-    got = lake_coordinates(lake)
-    landed = landed_offsets(lake)
+    got = lake_coordinates(settings)
+    landed_at = landed(settings, topics)
     rep = OnceReport()
     for (topic, part), c in content.items():
         if topic in growing:
-            cut = landed.get((topic, part), -1)
+            cut = landed_at.get((topic, part), -1)
             c.offsets = [o for o in c.offsets if o <= cut]
             c.tombstones = {o for o in c.tombstones if o <= cut}
         expected = set(c.offsets) - c.tombstones
@@ -244,21 +325,22 @@ def exactly_once(
         rep.tombstones_landed += [(topic, part, o) for o in sorted(c.tombstones & set(have))]
         rep.invented += [(topic, part, o) for o in sorted(set(have) - set(c.offsets))]
         if c.offsets:
-            last = landed.get((topic, part), -1)
+            last = landed_at.get((topic, part), -1)
             if last < max(c.offsets):
                 rep.missing.append((topic, part, f"landed only up to {last} of {max(c.offsets)}"))
     return rep
 
 
-def bronze_duplicates(lake: Path, table: QualifiedName, key: list[str]) -> int:
+def bronze_duplicates(settings: Settings, table: QualifiedName, key: list[str]) -> int:
     """Change events present more than once in bronze (same key, LSNs, op): Connect replays."""
-    paths = [str(p) for p in files(lake, table)]
-    if not paths:
+    cols = [*key, "_commit_lsn", "_lsn", "_op"]
+    ev = bronze_rows(settings, table, cols)
+    if ev.num_rows == 0:
         return 0
-    k = ", ".join(quote_ident(c) for c in [*key, "_commit_lsn", "_lsn", "_op"])
+    k = ", ".join(quote_ident(c) for c in cols)
     with duckdb.connect() as con:
         con.execute("SET threads = 1")
-        con.register("ev", con.read_parquet(paths, union_by_name=True))
+        con.register("ev", ev)
         n = con.execute(
             f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {k} FROM ev)) FROM ev"  # noqa: S608
         ).fetchone()[0]
@@ -266,10 +348,6 @@ def bronze_duplicates(lake: Path, table: QualifiedName, key: list[str]) -> int:
 
 
 # --- silver vs PostgreSQL -----------------------------------------------------------------
-
-
-def silver_glob(lake: Path, table: QualifiedName) -> str:
-    return str(lake / "silver" / table.path / "current" / "*.parquet")
 
 
 def pg_table(conn, table: QualifiedName) -> tuple[list[str], pa.Table]:  # noqa: ANN001
@@ -302,12 +380,13 @@ class SilverDiff:
 
 def silver_vs_pg(
     conn,  # noqa: ANN001
-    lake: Path,
+    settings: Settings,
     table: QualifiedName,
     key: list[str],
     renamed: dict[str, str] | None = None,
 ) -> SilverDiff:
-    """Row-for-row comparison (EXCEPT ALL both ways) on PostgreSQL's current columns.
+    """Row-for-row comparison (EXCEPT ALL both ways) of the lake's live silver rows (either
+    format, ``lakeformat.live_silver``) on PostgreSQL's current columns.
 
     ``renamed`` maps a PostgreSQL column name to the name it has in the lake, where Debezium
     changes it (it unquotes a name that starts and ends with a double quote)."""
@@ -315,11 +394,11 @@ def silver_vs_pg(
     renamed = renamed or {}
     sel = ", ".join(f"{quote_ident(renamed.get(c, c))} AS {quote_ident(c)}" for c in cols)
     k = ", ".join(quote_ident(c) for c in key)
-    with duckdb.connect() as con:
+    with live_silver(settings, table) as (con, src):
+        assert src is not None, f"{table}: no silver yet"
         con.execute("SET threads = 1; SET TimeZone = 'UTC'")
         con.register("pg_rows", pg)
-        src = f"read_parquet({quote_literal(silver_glob(lake, table))})"
-        con.execute(f"CREATE TEMP VIEW silver_rows AS SELECT {sel} FROM {src}")  # noqa: S608
+        con.execute(f"CREATE OR REPLACE TEMP VIEW silver_rows AS SELECT {sel} FROM {src}")  # noqa: S608
         only_pg = con.execute(
             "SELECT * FROM pg_rows EXCEPT ALL SELECT * FROM silver_rows LIMIT 5"
         ).fetchall()
@@ -391,17 +470,15 @@ def record_figures(section: str, data: dict) -> None:
     tmp.replace(FIGURES)
 
 
-def as_of_vs_current(lake: Path, table: QualifiedName) -> tuple[int, int]:
-    """(rows only in ``as_of(now)``, rows only in silver ``current``): both must be 0."""
+def as_of_vs_current(settings: Settings, table: QualifiedName) -> tuple[int, int]:
+    """(rows only in ``as_of(now)``, rows only in live silver), either format: both must be 0."""
     from datetime import UTC, datetime
 
-    from pipelines.silver import as_of
-
-    now = as_of(lake, table, datetime.now(UTC))
-    with duckdb.connect() as con:
+    now = lake_as_of(settings, table, datetime.now(UTC))
+    with live_silver(settings, table) as (con, src):
+        assert src is not None, f"{table}: no silver yet"
         con.execute("SET threads = 1; SET TimeZone = 'UTC'")
         con.register("asof_rows", now)
-        src = f"read_parquet({quote_literal(silver_glob(lake, table))})"
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]  # noqa: S608
         sel = ", ".join(quote_ident(c) for c in cols if c in now.column_names)
         a = con.execute(

@@ -10,6 +10,10 @@ transactions on ``faults.accounts`` and ``faults.ledger`` while the suite
 * adds a column, drops a column, widens int -> bigint and starts capturing a new table.
 At the end silver must equal PostgreSQL row for row (EXCEPT ALL both ways empty, no duplicate
 keys) and every Kafka offset must be in bronze or quarantine exactly once, tombstones never.
+The scenario runs once per lake format (``CHANGELAKE_LAKE_FORMAT``): on the Parquet lake, with
+the lander killed at each point of its file protocol, and on the Iceberg tables, killed at each
+state of the commit protocol every batch passes (``pipelines.iceberg.commit``: checking,
+staged, committed), with the Iceberg silver compacted incrementally between faults.
 Reproduce a run with ``CHANGELAKE_FAULTS_SEED=<seed printed in the failure/figures>``.
 """
 
@@ -23,9 +27,9 @@ from collections import Counter
 
 import pytest
 from faultkit import (
-    CRASH_POINTS,
     as_of_vs_current,
     bronze_duplicates,
+    crash_points,
     exactly_once,
     finish_lander,
     lake_settings,
@@ -35,11 +39,11 @@ from faultkit import (
     start_lander,
     wait_streamed,
 )
-from workload import ACCOUNTS, DDL, LATE, LATE_DDL, LEDGER, Workload
+from workload import Tables, Workload
 
-from pipelines.bronze.lander import land
 from pipelines.bronze.topics import notification_topic, topic_for, transaction_topic
-from pipelines.silver import compact
+from pipelines.lakeformat import compact_table
+from pipelines.landing import land
 from pipelines.stack import connect as connect_proc
 from pipelines.stack import restart_component, wait_connector_running
 from pipelines.stack.layout import Layout
@@ -61,9 +65,10 @@ ACTIONS = (
 class Chaos:
     """State of the scenario: tables landed, faults done, lander runs."""
 
-    def __init__(self, stack, lake, rnd: random.Random, workload: Workload) -> None:  # noqa: ANN001
-        self.stack, self.lake, self.rnd, self.wl = stack, lake, rnd, workload
-        self.tables = [ACCOUNTS, LEDGER]
+    def __init__(self, stack, lake, fmt: str, rnd: random.Random, workload: Workload) -> None:  # noqa: ANN001
+        self.stack, self.lake, self.format, self.rnd, self.wl = stack, lake, fmt, rnd, workload
+        self.t = workload.tables
+        self.tables = [self.t.accounts, self.t.ledger]
         self.faults: Counter = Counter()
         self.runs: list[dict] = []
         self.lander_errors: list[str] = []
@@ -71,7 +76,7 @@ class Chaos:
         self.points: list[str] = []
 
     def settings(self):  # noqa: ANN201
-        return lake_settings(self.stack, self.lake, self.tables)
+        return lake_settings(self.stack, self.lake, self.tables, lake_format=self.format)
 
     def _note(self, run) -> None:  # noqa: ANN001
         self.runs.append({"how": run.how, "rc": run.returncode, "result": run.result})
@@ -87,7 +92,7 @@ class Chaos:
         """One lander run SIGKILLed by itself at a crash point (each point in turn, random skip)."""
         self.episodes += 1
         if not self.points:
-            self.points = list(CRASH_POINTS)
+            self.points = list(crash_points(self.settings()))
             self.rnd.shuffle(self.points)
         point, skip = self.points.pop(), self.rnd.randint(0, 3)
         proc = start_lander(self.settings(), crash_at=point, skip=skip, max_seconds=8)
@@ -122,16 +127,16 @@ class Chaos:
                 restart_component(settings, "postgres")
                 wait_connector_running(settings, timeout=120)
             elif action == "add_column":
-                conn.execute(f"ALTER TABLE {ACCOUNTS.sql} ADD COLUMN tag text")
+                conn.execute(f"ALTER TABLE {self.t.accounts.sql} ADD COLUMN tag text")
                 self.wl.flags.tagged = True
             elif action == "drop_column":
-                conn.execute(f"ALTER TABLE {ACCOUNTS.sql} DROP COLUMN note")
+                conn.execute(f"ALTER TABLE {self.t.accounts.sql} DROP COLUMN note")
             elif action == "widen_int_bigint":
-                conn.execute(f"ALTER TABLE {LEDGER.sql} ALTER COLUMN amount TYPE bigint")
+                conn.execute(f"ALTER TABLE {self.t.ledger.sql} ALTER COLUMN amount TYPE bigint")
                 self.wl.flags.wide = True
             elif action == "capture_new_table":
-                self.stack.capture(LATE_DDL, str(LATE))
-                self.tables.append(LATE)
+                self.stack.capture(self.t.late_ddl, str(self.t.late))
+                self.tables.append(self.t.late)
                 self.wl.flags.late = True
             else:
                 raise ValueError(action)
@@ -142,27 +147,44 @@ class Chaos:
         self._note(finish_lander(proc, f"sigkill_after_{action}"))
 
 
-def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path) -> None:  # noqa: ANN001
+def compact_landed(settings, tables) -> int:  # noqa: ANN001
+    """Compact each of ``tables`` that has bronze (a table captured a moment ago may not)."""
+    done = 0
+    for t in tables:
+        try:
+            compact_table(settings, str(t))
+            done += 1
+        except LookupError:
+            continue
+    return done
+
+
+# One PostgreSQL schema per format: the two runs share the session stack but no table or topic.
+FORMATS = {"parquet": Tables("faults"), "iceberg": Tables("faults_iceberg")}
+
+
+@pytest.mark.parametrize("lake_format", sorted(FORMATS))
+def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path, lake_format) -> None:  # noqa: ANN001
     seed = int(os.environ.get("CHANGELAKE_FAULTS_SEED") or random.randrange(1 << 30))
     rnd = random.Random(seed)
     t_start = time.monotonic()
-    stack.capture(DDL, str(ACCOUNTS), str(LEDGER))
-    wl = Workload(stack.settings.pg_dsn(), threads=3, pace_s=0.06, seed=seed)
+    tables = FORMATS[lake_format]
+    stack.capture(tables.ddl, str(tables.accounts), str(tables.ledger))
+    wl = Workload(stack.settings.pg_dsn(), tables, threads=3, pace_s=0.06, seed=seed)
     wl.seed_rows()
-    chaos = Chaos(stack, tmp_path / "lake", rnd, wl)
+    chaos = Chaos(stack, tmp_path / "lake", lake_format, rnd, wl)
+    points = crash_points(chaos.settings())
     wl.start()
     compactions = 0
     try:
         actions = list(ACTIONS)
         rnd.shuffle(actions)
         for i, action in enumerate(actions):
-            if i < len(CRASH_POINTS):
+            if i < len(points):
                 chaos.crash_episode()
             chaos.fault(action)
             if chaos.faults["lander_sigkill"] % 3 == 0:  # incremental silver while faults go on
-                for t in chaos.tables:
-                    compact(chaos.lake, t, catalog=False)
-                compactions += 1
+                compactions += compact_landed(chaos.settings(), chaos.tables)
         while chaos.faults["lander_sigkill"] < MIN_KILLS and chaos.episodes < 40:
             chaos.kill_episode()
     finally:
@@ -175,27 +197,28 @@ def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path) -> No
         drain_s = wait_streamed(conn, settings.slot_name)
     final = land(settings)
     notes = notification_topic(settings) + "["  # notified at a task restart: may come later
-    tables = {k: v for k, v in final.lag.items() if not k.startswith(notes)}
-    assert final.lag and all(v == 0 for k, v in tables.items() if "transaction" not in k)
+    lags = {k: v for k, v in final.lag.items() if not k.startswith(notes)}
+    assert final.lag and all(v == 0 for k, v in lags.items() if "transaction" not in k)
 
     topics = [topic_for(settings, t) for t in chaos.tables]
     tx = transaction_topic(settings)
-    once = exactly_once(settings, chaos.lake, [*topics, tx], growing=(tx,))
+    once = exactly_once(settings, [*topics, tx], growing=(tx,))
 
-    keys = {ACCOUNTS: ["id"], LEDGER: ["id"], LATE: ["k"]}
+    keys = {tables.accounts: ["id"], tables.ledger: ["id"], tables.late: ["k"]}
     diffs, bronze_dups, asof_diff = {}, {}, {}
     with stack.pg() as conn:
         for t in chaos.tables:
-            compact(chaos.lake, t)
-            diffs[str(t)] = silver_vs_pg(conn, chaos.lake, t, keys[t])
-            bronze_dups[str(t)] = bronze_duplicates(chaos.lake, t, keys[t])
-            asof_diff[str(t)] = as_of_vs_current(chaos.lake, t)
+            compact_table(settings, str(t), catalog=True)
+            diffs[str(t)] = silver_vs_pg(conn, settings, t, keys[t])
+            bronze_dups[str(t)] = bronze_duplicates(settings, t, keys[t])
+            asof_diff[str(t)] = as_of_vs_current(settings, t)
 
     rows_lost = sum(len(d.only_pg) for d in diffs.values()) + len(once.missing)
     record_figures(
-        "chaos",
+        "chaos" if lake_format == "parquet" else f"chaos_{lake_format}",
         {
             "seed": seed,
+            "lake_format": lake_format,
             "faults_injected": dict(chaos.faults),
             "lander_kills": chaos.faults["lander_sigkill"],
             "lander_runs": len(chaos.runs),
@@ -242,4 +265,4 @@ def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path) -> No
         )
         assert d.pg_rows == d.silver_rows
     assert all(d == (0, 0) for d in asof_diff.values()), f"as_of(now) != current: {asof_diff}"
-    assert diffs[str(ACCOUNTS)].pg_rows > 0 and diffs[str(LATE)].pg_rows > 0
+    assert diffs[str(tables.accounts)].pg_rows > 0 and diffs[str(tables.late)].pg_rows > 0

@@ -112,11 +112,11 @@ def test_oversize_row_stops_the_connector_and_lands_after_raising_the_limit(
         wait_connector_running(session, timeout=120)
 
     result = land(settings)
-    once = exactly_once(settings, settings.lake_root, [topic])
+    once = exactly_once(settings, [topic])
     assert not once.missing and not once.duplicated
     compact(settings.lake_root, BIG)
     with stack.pg() as conn:
-        diff = silver_vs_pg(conn, settings.lake_root, BIG, ["id"])
+        diff = silver_vs_pg(conn, settings, BIG, ["id"])
     assert diff.pg_rows == 3 and not diff.only_pg and not diff.only_silver, diff
     record_figures(
         "oversize_row",

@@ -15,6 +15,8 @@ wrote in this run (never a hand-written guess of the format). Documented handlin
   Kafka's default 1 MB but under the limit goes through Debezium and lands intact;
 * an event claiming a source table named ``../../escape`` -> lands under an encoded directory
   inside the lake, nowhere else.
+It runs on both lake formats: the Parquet lake's quarantine files and Iceberg's
+``quarantine.<topic>`` table (one table per format, so the two share no topic).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from __future__ import annotations
 import time
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
 from faultkit import (
+    bronze_rows,
     exactly_once,
     files_outside,
     lake_settings,
+    quarantine_rows,
     read_topics,
     record_figures,
     silver_vs_pg,
@@ -36,14 +39,17 @@ from faultkit import (
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from pipelines.bronze.lander import land
 from pipelines.bronze.topics import topic_for
+from pipelines.lakeformat import compact_table
+from pipelines.landing import land
 from pipelines.naming import QualifiedName
-from pipelines.silver import compact
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-POISON = QualifiedName("faults", "poison")
+POISONS = {
+    "parquet": QualifiedName("faults", "poison"),
+    "iceberg": QualifiedName("faults", "poison_ice"),
+}
 TOMBSTONES = 3000
 BIG_ROW_BYTES = 3 * 1024 * 1024
 
@@ -91,19 +97,24 @@ def _escape_table(doc: dict) -> None:
     doc["payload"]["source"]["table"] = "../../escape"
 
 
-def test_poison_messages_are_quarantined_and_nothing_else_is_lost(stack, tmp_path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("lake_format", sorted(POISONS))
+def test_poison_messages_are_quarantined_and_nothing_else_is_lost(
+    stack, tmp_path, lake_format
+) -> None:  # noqa: ANN001
     t0 = time.monotonic()
+    poison = POISONS[lake_format]
+    t = poison.sql
     stack.capture(
-        "CREATE SCHEMA IF NOT EXISTS faults; DROP TABLE IF EXISTS faults.poison;"
-        "CREATE TABLE faults.poison (id int PRIMARY KEY, v int, big text);",
-        str(POISON),
+        f"CREATE SCHEMA IF NOT EXISTS faults; DROP TABLE IF EXISTS {t};"
+        f"CREATE TABLE {t} (id int PRIMARY KEY, v int, big text);",
+        str(poison),
     )
     lake = tmp_path / "lake"
-    settings = lake_settings(stack, lake, [POISON])
-    topic = topic_for(settings, POISON)
+    settings = lake_settings(stack, lake, [poison], lake_format=lake_format)
+    topic = topic_for(settings, poison)
     with stack.pg() as conn:
-        conn.execute("INSERT INTO faults.poison (id, v) SELECT g, g FROM generate_series(1, 50) g")
-        conn.execute("DELETE FROM faults.poison WHERE id <= 5")  # real delete + tombstone
+        conn.execute(f"INSERT INTO {t} (id, v) SELECT g, g FROM generate_series(1, 50) g")  # noqa: S608
+        conn.execute(f"DELETE FROM {t} WHERE id <= 5")  # real delete + tombstone  # noqa: S608
         wait_streamed(conn, settings.slot_name)
     key, value = real_message(settings, topic)
 
@@ -137,10 +148,10 @@ def test_poison_messages_are_quarantined_and_nothing_else_is_lost(stack, tmp_pat
         producer.close()
 
     with stack.pg() as conn:  # the stream goes on after the poison
-        conn.execute("INSERT INTO faults.poison (id, v) SELECT g, g FROM generate_series(51, 80) g")
-        conn.execute("UPDATE faults.poison SET v = -v WHERE id % 7 = 0")
+        conn.execute(f"INSERT INTO {t} (id, v) SELECT g, g FROM generate_series(51, 80) g")  # noqa: S608
+        conn.execute(f"UPDATE {t} SET v = -v WHERE id % 7 = 0")  # noqa: S608
         conn.execute(
-            "INSERT INTO faults.poison (id, v, big) VALUES (1000, 1, repeat(md5('x'), %s))",
+            f"INSERT INTO {t} (id, v, big) VALUES (1000, 1, repeat(md5('x'), %s))",  # noqa: S608
             (BIG_ROW_BYTES // 32,),
         )
         wait_streamed(conn, settings.slot_name)
@@ -150,30 +161,29 @@ def test_poison_messages_are_quarantined_and_nothing_else_is_lost(stack, tmp_pat
     assert result.tombstones == TOMBSTONES + 5  # ours + the 5 real deletes
     assert any("io.example.UnknownSemanticType" in w for w in result.warnings), result.warnings
 
-    qfiles = sorted((lake / "quarantine").rglob("*.parquet"))
-    reasons = [r for p in qfiles for r in pq.read_table(p).column("error").to_pylist()]
-    raw = [v for p in qfiles for v in pq.read_table(p).column("value").to_pylist()]
+    held = quarantine_rows(settings, topic, ["value", "error"])
+    reasons, raw = held.column("error").to_pylist(), held.column("value").to_pylist()
     assert sorted(raw) == sorted(quarantine_expected.values()), "quarantine must keep raw bytes"
     assert any("JSON" in r for r in reasons) and any("op" in r for r in reasons), reasons
 
-    once = exactly_once(settings, lake, [topic])
+    once = exactly_once(settings, [topic])
     assert not once.duplicated and not once.missing and not once.invented
     assert not once.tombstones_landed
 
     escape = QualifiedName("faults", "../../escape")
-    assert (lake / "bronze" / escape.path).is_dir()
+    assert bronze_rows(settings, escape, ["_offset"]).num_rows == 1  # its own table, in the lake
     assert not files_outside(tmp_path, lake)
 
-    compact(lake, POISON)
+    compact_table(settings, str(poison))
     with stack.pg() as conn:
-        diff = silver_vs_pg(conn, lake, POISON, ["id"])
+        diff = silver_vs_pg(conn, settings, poison, ["id"])
     assert not diff.only_pg and not diff.only_silver and diff.silver_dup_keys == 0, diff
 
-    check = dagster_quarantine_check(settings)
+    check = dagster_quarantine_check(settings, poison)
     assert check.passed is False and check.metadata["quarantined"].value >= 1
 
     record_figures(
-        "poison",
+        "poison" if lake_format == "parquet" else f"poison_{lake_format}",
         {
             "quarantined": result.quarantined,
             "quarantine_reasons": reasons,
@@ -190,11 +200,11 @@ def test_poison_messages_are_quarantined_and_nothing_else_is_lost(stack, tmp_pat
     )
 
 
-def dagster_quarantine_check(settings):  # noqa: ANN001, ANN201
+def dagster_quarantine_check(settings, poison: QualifiedName):  # noqa: ANN001, ANN201
     """Run the code location's ``quarantine_empty`` check for the poison table."""
     from pipelines.defs.checks import build_checks
     from pipelines.defs.resources import ChangelakeResource
 
-    checks = build_checks([POISON])
+    checks = build_checks([poison])
     spec = next(c for c in checks if any(s.name == "quarantine_empty" for s in c.check_specs))
     return spec(changelake=ChangelakeResource.from_settings(settings))

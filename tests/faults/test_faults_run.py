@@ -219,11 +219,11 @@ def test_run_survives_restarts_and_sigkill_and_the_live_view_never_shows_half_a_
         wait_streamed(conn, settings.slot_name)
     land(settings)
     topic, tx = topic_for(settings, ACC), transaction_topic(settings)
-    once = exactly_once(settings, settings.lake_root, [topic, tx], growing=(tx,))
+    once = exactly_once(settings, [topic, tx], growing=(tx,))
     assert not once.missing and not once.duplicated, (once.missing[:5], once.duplicated[:5])
     compact(settings.lake_root, ACC)
     with stack.pg() as conn:
-        diff = silver_vs_pg(conn, settings.lake_root, ACC, ["id"])
+        diff = silver_vs_pg(conn, settings, ACC, ["id"])
     assert not diff.only_pg and not diff.only_silver and diff.silver_dup_keys == 0, diff
     with changelake_instance(settings) as instance:  # run's work, as the Dagster UI sees it
         for key in (bronze_key(ACC), silver_key(ACC)):

@@ -16,22 +16,44 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from pipelines.naming import QualifiedName
+from pipelines.naming import QualifiedName, quote_ident
 
-ACCOUNTS = QualifiedName("faults", "accounts")
-LEDGER = QualifiedName("faults", "ledger")
-LATE = QualifiedName("faults", "late")
 N_ACCOUNTS = 40
 
-DDL = f"""
-CREATE SCHEMA IF NOT EXISTS faults;
-DROP TABLE IF EXISTS {ACCOUNTS.sql}, {LEDGER.sql}, {LATE.sql};
-CREATE TABLE {ACCOUNTS.sql} (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0,
-                             note text DEFAULT 'n', touched timestamptz DEFAULT now());
-CREATE TABLE {LEDGER.sql} (id bigserial PRIMARY KEY, account_id int NOT NULL, amount int,
-                           memo text);
+
+@dataclass(frozen=True)
+class Tables:
+    """The suite's tables in one PostgreSQL schema (one schema per lake format, so two chaos
+    runs in one session never share tables or topics)."""
+
+    schema: str = "faults"
+
+    @property
+    def accounts(self) -> QualifiedName:
+        return QualifiedName(self.schema, "accounts")
+
+    @property
+    def ledger(self) -> QualifiedName:
+        return QualifiedName(self.schema, "ledger")
+
+    @property
+    def late(self) -> QualifiedName:
+        return QualifiedName(self.schema, "late")
+
+    @property
+    def ddl(self) -> str:
+        a, led = self.accounts.sql, self.ledger.sql
+        return f"""
+CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)};
+DROP TABLE IF EXISTS {a}, {led}, {self.late.sql};
+CREATE TABLE {a} (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0,
+                  note text DEFAULT 'n', touched timestamptz DEFAULT now());
+CREATE TABLE {led} (id bigserial PRIMARY KEY, account_id int NOT NULL, amount int, memo text);
 """
-LATE_DDL = f"CREATE TABLE {LATE.sql} (k text PRIMARY KEY, n int, payload jsonb);"
+
+    @property
+    def late_ddl(self) -> str:
+        return f"CREATE TABLE {self.late.sql} (k text PRIMARY KEY, n int, payload jsonb);"
 
 
 @dataclass
@@ -52,8 +74,16 @@ class Stats:
 class Workload:
     """``threads`` writers until ``stop()``; ``pause()``/``resume()`` around DDL if wanted."""
 
-    def __init__(self, dsn: str, *, threads: int = 3, pace_s: float = 0.05, seed: int = 0) -> None:
-        self.dsn = dsn
+    def __init__(
+        self,
+        dsn: str,
+        tables: Tables,
+        *,
+        threads: int = 3,
+        pace_s: float = 0.05,
+        seed: int = 0,
+    ) -> None:
+        self.dsn, self.tables = dsn, tables
         self.flags = Flags()
         self.stats = Stats()
         self._stop = threading.Event()
@@ -64,9 +94,10 @@ class Workload:
         ]
 
     def seed_rows(self) -> None:
+        t = self.tables
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(
-                f"INSERT INTO {ACCOUNTS.sql} (id, balance) "  # noqa: S608
+                f"INSERT INTO {t.accounts.sql} (id, balance) "  # noqa: S608
                 "SELECT g, 0 FROM generate_series(1, %s) g",
                 (N_ACCOUNTS,),
             )
@@ -123,6 +154,7 @@ class Workload:
 
     def _one_tx(self, conn: psycopg.Connection, rnd: random.Random, n: int) -> None:
         """One multi-statement transaction touching one or more tables."""
+        t = self.tables
         acc = rnd.randint(1, N_ACCOUNTS)
         amount = rnd.randint(-500, 500)
         if self.flags.wide:
@@ -130,7 +162,7 @@ class Workload:
         roll = rnd.random()
         if roll < 0.7:
             conn.execute(
-                f"INSERT INTO {LEDGER.sql} (account_id, amount, memo) VALUES (%s, %s, %s)",  # noqa: S608
+                f"INSERT INTO {t.ledger.sql} (account_id, amount, memo) VALUES (%s, %s, %s)",  # noqa: S608
                 (acc, amount, f"w{n} {rnd.random():.6f}"),
             )
             sets = "balance = balance + %s, touched = now()"
@@ -139,37 +171,37 @@ class Workload:
                 sets += ", tag = %s"
                 params.append(f"t{rnd.randint(0, 9)}")
             conn.execute(
-                f"UPDATE {ACCOUNTS.sql} SET {sets} WHERE id = %s",  # noqa: S608
+                f"UPDATE {t.accounts.sql} SET {sets} WHERE id = %s",  # noqa: S608
                 (*params, acc),
             )
         elif roll < 0.8:
-            conn.execute(f"DELETE FROM {ACCOUNTS.sql} WHERE id = %s", (acc,))  # noqa: S608
+            conn.execute(f"DELETE FROM {t.accounts.sql} WHERE id = %s", (acc,))  # noqa: S608
             conn.execute(
-                f"INSERT INTO {ACCOUNTS.sql} (id, balance) VALUES (%s, %s) "  # noqa: S608
+                f"INSERT INTO {t.accounts.sql} (id, balance) VALUES (%s, %s) "  # noqa: S608
                 "ON CONFLICT (id) DO NOTHING",
                 (acc, rnd.randint(0, 100)),
             )
         elif roll < 0.9:
             conn.execute(
-                f"DELETE FROM {LEDGER.sql} WHERE id IN (SELECT id FROM {LEDGER.sql} "  # noqa: S608
+                f"DELETE FROM {t.ledger.sql} WHERE id IN (SELECT id FROM {t.ledger.sql} "  # noqa: S608
                 "WHERE account_id = %s ORDER BY id LIMIT 2)",
                 (acc,),
             )
         else:
             conn.execute(
-                f"UPDATE {LEDGER.sql} SET memo = memo || '+' WHERE id IN "  # noqa: S608
-                f"(SELECT id FROM {LEDGER.sql} WHERE account_id = %s ORDER BY id DESC LIMIT 3)",
+                f"UPDATE {t.ledger.sql} SET memo = memo || '+' WHERE id IN "  # noqa: S608
+                f"(SELECT id FROM {t.ledger.sql} WHERE account_id = %s ORDER BY id DESC LIMIT 3)",
                 (acc,),
             )
         if self.flags.late and rnd.random() < 0.5:
             k = f"k{rnd.randint(0, 60)}"
             conn.execute(
-                f"INSERT INTO {LATE.sql} (k, n, payload) VALUES (%s, 1, %s) "  # noqa: S608
-                "ON CONFLICT (k) DO UPDATE SET n = late.n + 1, payload = EXCLUDED.payload",
+                f"INSERT INTO {t.late.sql} (k, n, payload) VALUES (%s, 1, %s) "  # noqa: S608
+                f"ON CONFLICT (k) DO UPDATE SET n = {t.late.sql}.n + 1, payload = EXCLUDED.payload",
                 (k, psycopg.types.json.Jsonb({"k": k, "r": rnd.random()})),
             )
             if rnd.random() < 0.1:
-                conn.execute(f"DELETE FROM {LATE.sql} WHERE k = %s", (k,))  # noqa: S608
+                conn.execute(f"DELETE FROM {t.late.sql} WHERE k = %s", (k,))  # noqa: S608
 
 
 class _Stopped(Exception):

@@ -104,9 +104,9 @@ def test_outbox_events_land_exactly_once_under_sigkill_with_v2_and_quarantine(
     assert run_lander(lander, crash_at="after_rename", skip=3) == -9  # SIGKILL mid-batch
     run_lander(lander)
     for t in (topic, topic_for(lander, ORDERS)):
-        once = exactly_once(lander, lake, [t])
+        once = exactly_once(lander, [t])
         assert not (once.duplicated or once.missing or once.invented), (t, once)
-    rep = exactly_once(lander, lake, [topic])
+    rep = exactly_once(lander, [topic])
     assert rep.offsets > len(poison)
 
     with duckdb.connect() as con:
@@ -232,7 +232,7 @@ def test_an_order_too_large_for_kafka_lands_whole_by_claim_check(shop, tmp_path)
 
     lander = Settings(**settings.model_dump() | {"lake": lake, "tables": (str(ORDERS),)})
     run_lander(lander)
-    once = exactly_once(lander, lake, [topic])
+    once = exactly_once(lander, [topic])
     assert not (once.duplicated or once.missing or once.invented), once
     quarantined = [
         v
