@@ -304,7 +304,8 @@ def test_changelake_run_lands_and_compacts_into_iceberg(stack, tmp_path) -> None
                 last = exc
                 time.sleep(1)
         else:
-            raise AssertionError(f"silver never equalled PostgreSQL: {last}")
+            log = (tmp_path / "run.log").read_text()[-4000:]  # what the service did meanwhile
+            raise AssertionError(f"silver never equalled PostgreSQL: {last!r}\n{log}")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)
