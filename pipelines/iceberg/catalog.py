@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.table import Table
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -91,15 +91,18 @@ def ensure_table(
 ) -> Table:
     """The Iceberg table of ``name`` in ``layer``, created with ``schema`` if it is missing.
 
-    An existing table keeps its schema (schema evolution is not handled here yet); its
-    pyiceberg retry is switched off if someone switched it back on.
+    An existing table keeps its schema (``evolve`` changes it); its pyiceberg retry is
+    switched off if someone switched it back on. An existing table is loaded, not created
+    again: pyiceberg's ``create_table_if_not_exists`` writes a new metadata file before it
+    finds the table there, which would leave one orphan file per open.
     """
-    table = catalog.create_table_if_not_exists(
-        identifier(layer, name),
-        schema=schema,
-        partition_spec=partition_spec,
-        properties=TABLE_PROPERTIES,
-    )
+    ident = identifier(layer, name)
+    try:
+        table = catalog.load_table(ident)
+    except NoSuchTableError:  # then create it; a racing creator makes this load it instead
+        table = catalog.create_table_if_not_exists(
+            ident, schema=schema, partition_spec=partition_spec, properties=TABLE_PROPERTIES
+        )
     if table.properties.get(PYICEBERG_RETRIES) != "0":
         with table.transaction() as tx:
             tx.set_properties({PYICEBERG_RETRIES: "0"})
