@@ -191,6 +191,9 @@ class Settings(BaseSettings):
     # publish rewrites them into few (pipelines/iceberg/rewrite.py); 0 turns rewrites off
     iceberg_rewrite_min_files: int = Field(default=16, ge=0)
     iceberg_small_file_bytes: int = Field(default=8 * 2**20, ge=1)
+    # files under a table's location that no metadata references (a commit killed or beaten
+    # before it landed) are deleted by lake maintenance once this old (pipelines/iceberg/orphans.py)
+    iceberg_orphan_min_age_hours: float = Field(default=24.0, gt=0)
 
     # --- S3 (an s3:// iceberg_warehouse) ------------------------------------------------------
     # managed: changelake runs s3proxy (an S3 API over HOME/s3proxy/data) on BIND_HOST:S3_PORT,

@@ -86,6 +86,19 @@ def retain(settings: Settings, table: QualifiedName | None = None, **options) ->
     return lake_retain(settings, table, **options)
 
 
+def remove_orphans(settings: Settings, *, older_than=None, delete: bool = True) -> list:  # noqa: ANN001
+    """Delete the files no table metadata references (``iceberg.orphans``: left by commits
+    killed or beaten mid-way) older than ``older_than`` (a timedelta; default
+    ``CHANGELAKE_ICEBERG_ORPHAN_MIN_AGE_HOURS``): one ``OrphanReport`` per Iceberg table. The
+    Parquet lake has none to sweep (its lander deletes its own temp files when it recovers):
+    an empty list."""
+    if settings.lake_format != "iceberg":
+        return []
+    from pipelines.iceberg.orphans import sweep_lake
+
+    return sweep_lake(settings, older_than=older_than, delete=delete)
+
+
 def key_schema(settings: Settings, table: QualifiedName):  # noqa: ANN201
     """``table``'s primary-key columns and the schema of its landed bronze (a pyarrow
     schema), for typing key values from the command line."""
@@ -191,14 +204,11 @@ def silver_status(settings: Settings, table: QualifiedName) -> SilverStatus | No
 def quarantined(settings: Settings, topic: str) -> tuple[int, str, list[str]]:
     """What was quarantined from ``topic``: (messages or files, where, a few examples)."""
     if settings.lake_format == "iceberg":
-        from pipelines.iceberg.catalog import open_catalog
-        from pipelines.iceberg.lake_status import records
+        from pipelines.iceberg.lake_status import table_records
         from pipelines.iceberg.names import QUARANTINE
-        from pipelines.iceberg.sources import maybe_table
 
-        table = maybe_table(open_catalog(settings, create_namespaces=False), QUARANTINE, topic)
         where = f"{QUARANTINE}.{topic} in {settings.iceberg_warehouse_location}"
-        return records(table)[1], where, []
+        return table_records(settings, QUARANTINE, topic)[1], where, []
     from pipelines.bronze.layout import quarantine_dir
 
     qdir = quarantine_dir(settings.lake_root, topic)

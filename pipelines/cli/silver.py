@@ -226,10 +226,19 @@ def retain_command(
         int | None,
         typer.Option("--keep-every-minutes", help="also keep one per N minutes of history"),
     ] = None,
+    orphan_hours: Annotated[
+        float | None,
+        typer.Option(
+            "--orphans-older-than-hours",
+            help="Iceberg: delete unreferenced files this old (default: the setting, 24)",
+            min=0.0,
+        ),
+    ] = None,
 ) -> None:
     """Delete old silver snapshots (never current, never the newest --keep); on the Iceberg
-    lake, expire its silver snapshots by the same rule."""
-    from pipelines.lakeformat import retain, write_catalog
+    lake, expire its silver snapshots by the same rule and delete the files no table metadata
+    references (commits killed mid-way) once they are old enough."""
+    from pipelines.lakeformat import remove_orphans, retain, write_catalog
 
     settings = get_settings()
     since, zone_note = instant_arg(newer_than, "--keep-newer-than") if newer_than else (None, None)
@@ -240,6 +249,13 @@ def retain_command(
         for name, ids in kept.items():
             console.print(f"{name}: removed {len(ids)} snapshot(s)")
     write_catalog(settings)
+    age = timedelta(hours=orphan_hours) if orphan_hours is not None else None
+    for report in remove_orphans(settings, older_than=age):
+        if report.deleted or report.too_young:
+            console.print(
+                f"{report.table}: deleted {report.deleted} orphan file(s) ({report.bytes:,} bytes)"
+                + (f", {report.too_young} newer ones kept" if report.too_young else "")
+            )
     if zone_note:
         typer.echo(zone_note, err=True)
 

@@ -19,15 +19,26 @@ def build_maintenance(
 ) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
     """The ``lake_maintenance`` job and its nightly schedule."""
 
-    @dg.op(description="Drop silver snapshots beyond the retention setting (current always kept).")
+    @dg.op(
+        description="Drop silver snapshots beyond the retention setting (current always kept); "
+        "on the Iceberg lake, also delete old files no table metadata references."
+    )
     def retain_snapshots(context: OpExecutionContext, changelake: ChangelakeResource) -> None:
-        from pipelines.lakeformat import retain, write_catalog
+        from pipelines.lakeformat import remove_orphans, retain, write_catalog
 
         settings = changelake.settings()
         removed = retain(settings)  # every silver table; never touches ``current``
         write_catalog(settings)  # its macros offer only the snapshots that are left
         for name, ids in removed.items():
             context.log.info("retention %s: removed %d snapshot(s)", name, len(ids))
+        for report in remove_orphans(settings):  # Iceberg: files no metadata references
+            if report.deleted:
+                context.log.info(
+                    "orphans %s: deleted %d file(s), %d bytes",
+                    report.table,
+                    report.deleted,
+                    report.bytes,
+                )
         for table in tables:
             ids = removed.get(str(table), [])
             context.log_event(

@@ -41,13 +41,10 @@ def bronze_metadata(
     if result.warnings:
         meta["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result.warnings[:20]))
     if settings.lake_format == "iceberg":
-        from pipelines.iceberg.catalog import open_catalog
-        from pipelines.iceberg.lake_status import records
+        from pipelines.iceberg.lake_status import table_records
         from pipelines.iceberg.names import BRONZE
-        from pipelines.iceberg.sources import maybe_table
 
-        catalog = open_catalog(settings, create_namespaces=False)
-        data_files, rows = records(maybe_table(catalog, BRONZE, table))
+        data_files, rows = table_records(settings, BRONZE, table)
         meta["files_total"] = dg.MetadataValue.int(data_files)
         meta["dagster/row_count"] = dg.MetadataValue.int(rows)
         return meta

@@ -49,6 +49,13 @@ def records(table: Table | None) -> tuple[int, int]:
     return int(summary.get("total-data-files", 0)), int(summary.get("total-records", 0))
 
 
+def table_records(settings: Settings, layer: str, name: BronzeTable | str) -> tuple[int, int]:
+    """(data files, rows) of ``layer``'s table ``name`` now, from its current snapshot's
+    summary ((0, 0) before the table exists): what the Dagster metadata and checks show."""
+    catalog = open_catalog(settings, create_namespaces=False)
+    return records(maybe_table(catalog, layer, name))
+
+
 def _landed(table: Table | None, topic: str) -> dict[tuple[str, int], int]:
     if table is None:
         return {}

@@ -12,7 +12,8 @@ Stages (``supervisor``), each retried with backoff on failure while the others g
 * ``report``: the runless Dagster events (bronze, then silver) every ``report_every_s``, in a
   stage of its own: a fresh process's first report loads Dagster (tens of seconds on a busy
   machine), which must not hold the status document or the latencies back;
-* ``maintain``: silver retention and a catalog rewrite every ``maintenance_every_s``;
+* ``maintain``: silver retention, a catalog rewrite and (Iceberg) the orphan-file sweep every
+  ``maintenance_every_s``;
 * ``publish`` (with ``publish_every_s`` > 0): the new bronze batches and silver snapshots into
   the lake's Iceberg tables (``pipelines.iceberg.publish``), exactly once, that often.
 Exactly once comes from the lander and compaction protocols themselves, so SIGKILL at any
@@ -226,13 +227,16 @@ class Service:
 
     # --- maintain ----------------------------------------------------------------------------
     def maintain_step(self, stop: threading.Event) -> None:
-        from pipelines.silver import retain, write_catalog
-
         if stop.wait(self.opts.maintenance_every_s):
             return
-        removed = retain(self.settings)
-        write_catalog(self.lake)
-        log.info("maintain: retention removed %d snapshot(s)", sum(map(len, removed.values())))
+        removed = lakeformat.retain(self.settings)
+        lakeformat.write_catalog(self.settings)
+        orphans = lakeformat.remove_orphans(self.settings)
+        log.info(
+            "maintain: retention removed %d snapshot(s), %d orphan file(s)",
+            sum(map(len, removed.values())),
+            sum(r.deleted for r in orphans),
+        )
 
     # --- publish -----------------------------------------------------------------------------
     def publish_step(self, stop: threading.Event) -> None:
