@@ -24,6 +24,7 @@ import random
 import signal
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from faultkit import (
@@ -42,7 +43,7 @@ from faultkit import (
 from workload import Tables, Workload
 
 from pipelines.bronze.topics import notification_topic, topic_for, transaction_topic
-from pipelines.lakeformat import compact_table
+from pipelines.lakeformat import compact_table, remove_orphans
 from pipelines.landing import land
 from pipelines.stack import connect as connect_proc
 from pipelines.stack import restart_component, wait_connector_running
@@ -200,6 +201,12 @@ def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path, lake_
     lags = {k: v for k, v in final.lag.items() if not k.startswith(notes)}
     assert final.lag and all(v == 0 for k, v in lags.items() if "transaction" not in k)
 
+    for t in chaos.tables:
+        compact_table(settings, str(t), catalog=True)
+    # Iceberg: the files the killed commits left, swept with no age guard (nothing is in
+    # flight now); every check below then reads the lake the sweep left
+    orphans = remove_orphans(settings, older_than=timedelta(0))
+
     topics = [topic_for(settings, t) for t in chaos.tables]
     tx = transaction_topic(settings)
     once = exactly_once(settings, [*topics, tx], growing=(tx,))
@@ -208,7 +215,6 @@ def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path, lake_
     diffs, bronze_dups, asof_diff = {}, {}, {}
     with stack.pg() as conn:
         for t in chaos.tables:
-            compact_table(settings, str(t), catalog=True)
             diffs[str(t)] = silver_vs_pg(conn, settings, t, keys[t])
             bronze_dups[str(t)] = bronze_duplicates(settings, t, keys[t])
             asof_diff[str(t)] = as_of_vs_current(settings, t)
@@ -238,6 +244,8 @@ def test_crashes_restarts_and_schema_changes_lose_nothing(stack, tmp_path, lake_
             },
             "drain_seconds": round(drain_s, 1),
             "incremental_compactions_during_faults": compactions,
+            "orphan_files_deleted": sum(r.deleted for r in orphans),
+            "orphan_bytes_deleted": sum(r.bytes for r in orphans),
             "duplicates_in_bronze": bronze_dups,
             "duplicated_offsets_in_lake": len(once.duplicated),
             "duplicates_in_silver": {k: d.silver_dup_keys for k, d in diffs.items()},
