@@ -8,6 +8,7 @@ only once they are old enough, and leave every snapshot reading the same rows.
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from pyiceberg.table import Table
 from pipelines.iceberg import offsets as off
 from pipelines.iceberg.catalog import ensure_table, load_table, open_catalog
 from pipelines.iceberg.commit import commit_batch
+from pipelines.iceberg.duckdb_catalog import catalog_path
 from pipelines.iceberg.names import BRONZE
 from pipelines.iceberg.orphans import referenced_files, sweep, sweep_lake
 from pipelines.lakeformat import remove_orphans
+from pipelines.service.runner import RunOptions, Service
 
 pytestmark = pytest.mark.unit
 
@@ -138,3 +141,17 @@ def test_changelake_retain_deletes_the_orphans_once_old_enough(lake: tuple[Path,
     assert done.returncode == 0, done.stdout + done.stderr
     assert "bronze.shop__orders: deleted 4 orphan file(s)" in done.stdout + done.stderr
     assert files_on_disk(table) == referenced_files(reopen(home))
+
+
+def test_run_maintain_stage_sweeps_the_iceberg_lake_and_writes_its_own_catalog(
+    lake: tuple[Path, Table],
+) -> None:
+    home, table = lake
+    settings = settings_for(home).model_copy(
+        update={"lake_format": "iceberg", "iceberg_orphan_min_age_hours": 1e-9}
+    )
+    service = Service(settings, RunOptions(maintenance_every_s=0, metrics_port=None))
+    service.maintain_step(threading.Event())
+    assert files_on_disk(table) == referenced_files(reopen(home))
+    assert catalog_path(settings).exists()  # the DuckDB file over the Iceberg tables
+    assert not (settings.lake_root / "catalog.duckdb").exists()  # not the Parquet lake's
