@@ -47,7 +47,7 @@ def build_enrich_asset(tables: Sequence[QualifiedName]) -> dg.AssetsDefinition:
                 "unresolved": r.unresolved,
                 "quarantined": done.quarantined,
                 "seconds": round(r.seconds, 3),
-                "path": str(done.path),
+                "written_to": str(done.where),
             }
         context.log.info("enrichment: %s", meta)
         return dg.MaterializeResult(metadata=meta)

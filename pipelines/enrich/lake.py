@@ -26,7 +26,10 @@ ORDERS = QualifiedName("shop", "orders")
 
 
 def versions_sql(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
-    """Every version of every order (resolved, the cut applied), with _op/_source_ts/_tx_id/LSNs."""
+    """Every version of every order (resolved, the cut applied), with _op/_source_ts/_tx_id/LSNs,
+    from the lake's format: the Parquet lake's bronze files or Iceberg bronze."""
+    if settings.lake_format == "iceberg":
+        return _iceberg_versions_sql(con, settings)
     lake = settings.lake_root
     files = bronze_io.table_files(lake, ORDERS)
     if not files:
@@ -42,8 +45,31 @@ def versions_sql(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
     return rules.history_sql(ev, cols, bronze_io.key_columns(lake, ORDERS), "TRUE")
 
 
+def _iceberg_versions_sql(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
+    from pipelines.iceberg.catalog import open_catalog
+    from pipelines.iceberg.names import BRONZE, SILVER
+    from pipelines.iceberg.sources import key_of, maybe_table
+    from pipelines.iceberg.timetravel import versions_sql as iceberg_versions_sql
+
+    catalog = open_catalog(settings, create_namespaces=False)
+    bronze = maybe_table(catalog, BRONZE, ORDERS)
+    if bronze is None:
+        raise NoSilverData(f"no Iceberg bronze events for {ORDERS}: land them first")
+    keys = key_of(maybe_table(catalog, SILVER, ORDERS), bronze)
+    return iceberg_versions_sql(con, catalog, ORDERS, bronze, keys)
+
+
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A connection that reads the lake's format (Iceberg: the iceberg extension loaded)."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg import engine
+
+        return engine.connect(settings)
+    return duckdb.connect()
+
+
 def _pick(settings: Settings, events: pa.Table, match: str, order: str) -> pa.Table:
-    con = duckdb.connect()
+    con = _connect(settings)
     try:
         con.register("ev", events)
         con.execute(f"CREATE TEMP TABLE v AS {versions_sql(con, settings)}")

@@ -138,6 +138,32 @@ def _bronze_part(name: BronzeTable, t: pa.Table, ingested_at: datetime, micros: 
     return Part(BRONZE, name, rows, key=describe_key(t.schema.metadata))
 
 
+def commit_range(
+    table: Table, batch: BatchId, rows: pa.Table, coordinates: tuple[str, str, str]
+) -> CommitResult:
+    """Commit ``rows`` for ``batch``'s range, the range starting at the table's own
+    position when that is older (see the module): the batches in between had no rows for
+    it. The position is the table's as this process last saw it (commit_batch refreshes
+    before it plans, and a position only grows); one that another committer recorded
+    meanwhile for a partition this table had never seen makes the plan refuse a gap: then
+    refresh and plan again."""
+    tp = TopicPartition(batch.topic, batch.partition)
+    for fresh in (False, True):
+        if fresh:
+            table.refresh()
+        position = off.committed_offsets(table).get(tp)
+        start = batch.first if position is None else min(position, batch.first)
+        ranges = {tp: OffsetRange(start, batch.last + 1)}
+        try:
+            return commit_batch(
+                table, Batch(rows, ranges, coordinates=coordinates), on_state=crash_at_landing
+            )
+        except OffsetGap:
+            if fresh:
+                raise
+    raise AssertionError("unreachable")
+
+
 class UnknownTopic(ValueError):
     """A batch of a topic the store has no home table for (not one the lander was given)."""
 
@@ -212,7 +238,7 @@ class IcebergStore:
                 rows = table.schema().as_arrow().empty_table()
             else:
                 self._evolve(table, part)
-            result = self._commit(table, batch, rows, part.coordinates)
+            result = commit_range(table, batch, rows, part.coordinates)
             if result.state is CommitState.COMMITTED and part.rows is not None:
                 self._count(out, part, result.rows)
                 self._time(out, part, decoded)
@@ -240,33 +266,6 @@ class IcebergStore:
         evolve(table, part.rows.schema)
         keep_key(table, part.key)
         self._evolved[ident] = (table.schema().schema_id, part.rows.schema)
-
-    @staticmethod
-    def _commit(
-        table: Table, batch: BatchId, rows: pa.Table, coordinates: tuple[str, str, str]
-    ) -> CommitResult:
-        """Commit ``rows`` for ``batch``'s range, the range starting at the table's own
-        position when that is older (see the module). The position is the table's as this
-        process last saw it (commit_batch refreshes before it plans, and a position only
-        grows); one that another lander recorded meanwhile for a partition this table had
-        never seen makes the plan refuse a gap: then refresh and plan again."""
-        tp = TopicPartition(batch.topic, batch.partition)
-        for fresh in (False, True):
-            if fresh:
-                table.refresh()
-            position = off.committed_offsets(table).get(tp)
-            start = batch.first if position is None else min(position, batch.first)
-            ranges = {tp: OffsetRange(start, batch.last + 1)}
-            try:
-                return commit_batch(
-                    table,
-                    Batch(rows, ranges, coordinates=coordinates),
-                    on_state=crash_at_landing,
-                )
-            except OffsetGap:
-                if fresh:
-                    raise
-        raise AssertionError("unreachable")
 
     @staticmethod
     def _count(out: WrittenBatch, part: Part, rows: int) -> None:

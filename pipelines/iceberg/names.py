@@ -18,7 +18,8 @@ from pipelines.naming import InvalidName, QualifiedName
 BRONZE = "bronze"
 SILVER = "silver"
 QUARANTINE = "quarantine"
-NAMESPACES = (BRONZE, SILVER, QUARANTINE)
+ENRICHED = "enriched"  # the enrichment's output (pipelines.enrich.output)
+NAMESPACES = (BRONZE, SILVER, QUARANTINE, ENRICHED)
 BRONZE_OWN_TABLES = (TRANSACTIONS, NOTIFICATIONS)  # bronze tables that are no captured table
 
 # the SQL catalog's table_name column (Iceberg's JDBC catalog layout) is VARCHAR(255)

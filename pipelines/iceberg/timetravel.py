@@ -132,20 +132,34 @@ def history(settings: Settings, table: QualifiedName, values: Sequence[Any]) -> 
         raise ValueError(f"{table} has no primary key; history needs one")
     if len(values) != len(keys):
         raise ValueError(f"{table} key is {keys}: expected {len(keys)} value(s)")
-    tx = maybe_table(catalog, BRONZE, TRANSACTIONS)
+    match = " AND ".join(f"{quote_ident(k)} = ${i + 1}" for i, k in enumerate(keys))
     with engine.connect(settings) as con:
-        source = bronze_events(bronze)
-        cols = [c for c in columns(con, source) if c not in META_COLUMNS]
-        match = " AND ".join(f"{quote_ident(k)} = ${i + 1}" for i, k in enumerate(keys))
-        ev = rules.events_sql(
-            source,
-            cols,
-            tx_source=scan(tx) if tx is not None else None,
-            data_collection=f"{table.schema}.{table.table}",
-        )
-        return con.sql(
-            rules.history_sql(ev, cols, keys, match), params=list(values)
-        ).to_arrow_table()
+        sql = versions_sql(con, catalog, table, bronze, keys, match)
+        return con.sql(sql, params=list(values)).to_arrow_table()
+
+
+def versions_sql(
+    con: duckdb.DuckDBPyConnection,
+    catalog: SqlCatalog,
+    table: QualifiedName,
+    bronze: Table,
+    keys: list[str],
+    match: str = "TRUE",
+) -> str:
+    """The SQL of every version of the rows of ``table`` that ``match`` selects (op, commit
+    time, tx id, LSNs; TOAST placeholders resolved, the transaction-safe cut applied):
+    ``rules.history_sql`` over Iceberg bronze, as ``history`` and the enrichment's ``lake``
+    strategy read it."""
+    tx = maybe_table(catalog, BRONZE, TRANSACTIONS)
+    source = bronze_events(bronze)
+    cols = [c for c in columns(con, source) if c not in META_COLUMNS]
+    ev = rules.events_sql(
+        source,
+        cols,
+        tx_source=scan(tx) if tx is not None else None,
+        data_collection=f"{table.schema}.{table.table}",
+    )
+    return rules.history_sql(ev, cols, keys, match)
 
 
 def replay_sql(

@@ -10,6 +10,9 @@ transaction) everywhere, ``n_plus_one`` makes N calls and ``batched`` ceil(N / s
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -118,6 +121,50 @@ def test_batched_backs_off_on_429_and_still_gets_every_row(notified) -> None:
     assert res.calls == part.num_rows + res.retries == served["requests"]
     assert served["rejected_429"] == res.rejected_429
     assert res.unresolved == 0
+
+
+def test_on_the_iceberg_lake_lake_strategy_agrees_and_the_pass_is_exactly_once(
+    notified, tmp_path
+) -> None:
+    """The ``lake`` strategy over Iceberg bronze gives the same states as over the Parquet
+    lake, and a pass commits to ``enriched.shop__orders`` with the topic's offsets: a pass
+    SIGKILLed with its commit staged, run again, enriches every notification once."""
+    from test_landing import settings_env
+
+    from pipelines.enrich.job import cursor, enrich_pass
+    from pipelines.iceberg.catalog import load_table, open_catalog
+    from pipelines.iceberg.names import ENRICHED
+    from pipelines.landing import land as land_in_format
+
+    settings, events, _, _ = notified
+    ice = settings.model_copy(update={"lake_format": "iceberg", "lake": tmp_path / "lake"})
+    land_in_format(ice, tables=[ORDERS], until_caught_up=True)
+    chunk = [events.slice(i, 50) for i in range(0, events.num_rows, 50)]
+    on_iceberg = enrich(ice, chunk, strategy="lake")
+    assert on_iceberg.calls == 0 and on_iceberg.unresolved == 0
+    assert disagreements(on_iceberg.rows, lakemod.truth(ice, events)) == 0
+    assert disagreements(on_iceberg.rows, enrich(settings, chunk, strategy="lake").rows) == 0
+
+    code = (
+        "from pipelines.config import get_settings\n"
+        "from pipelines.enrich.job import enrich_pass\n"
+        "enrich_pass(get_settings(), strategy='lake')"
+    )
+    env = settings_env(ice) | {"CHANGELAKE_CRASH_AT": "land_staged"}
+    died = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=300)
+    assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
+    assert cursor(ice) == {}  # nothing committed: the cursor is the table's own offsets
+    done = enrich_pass(ice, strategy="lake")
+    end = source.end_offsets(ice)
+    assert done.result is not None and done.result.unresolved == 0 and cursor(ice) == end
+    table = load_table(open_catalog(ice), ENRICHED, ORDERS)
+    landed = table.scan().to_arrow()
+    offsets = landed.column("_offset").to_pylist()
+    assert len(offsets) == len(set(offsets)) == sum(end.values())  # each notification once
+    assert disagreements(landed.rename_columns(
+        ["_partition" if c == "_kafka_partition" else c for c in landed.column_names]
+    ).drop_columns(["_topic"]), done.result.rows) == 0  # fmt: skip
+    assert enrich_pass(ice, strategy="lake").result is None  # nothing enriched twice
 
 
 def _key(r: dict) -> tuple:
