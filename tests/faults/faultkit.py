@@ -247,42 +247,47 @@ def lake_coordinates(settings: Settings) -> Counter:
     return got
 
 
+def _empty(columns: list[str]) -> pa.Table:
+    return pa.table({c: pa.array([], pa.null()) for c in columns})
+
+
+def _iceberg_rows(settings: Settings, layer: str, name, columns: list[str]) -> pa.Table:  # noqa: ANN001
+    from pipelines.iceberg.catalog import open_catalog
+    from pipelines.iceberg.sources import maybe_table
+
+    table = maybe_table(open_catalog(settings, create_namespaces=False), layer, name)
+    if table is None:
+        return _empty(columns)
+    return table.scan(selected_fields=tuple(columns)).to_arrow()
+
+
+def _parquet_rows(paths: list, columns: list[str]) -> pa.Table:
+    if not paths:
+        return _empty(columns)
+    tables = [pq.read_table(p, columns=columns) for p in paths]
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
 def bronze_rows(settings: Settings, table: QualifiedName, columns: list[str]) -> pa.Table:
     """``columns`` of every bronze event of ``table`` (empty before anything landed)."""
     if settings.lake_format == "iceberg":
-        from pipelines.iceberg.catalog import open_catalog
         from pipelines.iceberg.names import BRONZE
-        from pipelines.iceberg.sources import maybe_table
 
-        bronze = maybe_table(open_catalog(settings, create_namespaces=False), BRONZE, table)
-        if bronze is None:
-            return pa.table({c: pa.array([], pa.null()) for c in columns})
-        return bronze.scan(selected_fields=tuple(columns)).to_arrow()
-    paths = [str(p) for p in files(settings.lake_root, table)]
-    if not paths:
-        return pa.table({c: pa.array([], pa.null()) for c in columns})
-    return pa.concat_tables(
-        [pq.read_table(p, columns=columns) for p in paths], promote_options="permissive"
-    )
+        return _iceberg_rows(settings, BRONZE, table, columns)
+    return _parquet_rows(files(settings.lake_root, table), columns)
 
 
 def quarantine_rows(settings: Settings, topic: str, columns: list[str]) -> pa.Table:
     """``columns`` of every message of ``topic`` in quarantine (raw ``value``, ``error``...)."""
     if settings.lake_format == "iceberg":
-        from pipelines.iceberg.catalog import open_catalog
         from pipelines.iceberg.names import QUARANTINE
-        from pipelines.iceberg.sources import maybe_table
 
-        table = maybe_table(open_catalog(settings, create_namespaces=False), QUARANTINE, topic)
-        if table is None:
-            return pa.table({c: pa.array([], pa.null()) for c in columns})
-        return table.scan(selected_fields=tuple(columns)).to_arrow()
+        return _iceberg_rows(settings, QUARANTINE, topic, columns)
     from pipelines.bronze.layout import quarantine_dir
 
-    paths = sorted(quarantine_dir(settings.lake_root, topic).rglob("*.parquet"))
-    if not paths:
-        return pa.table({c: pa.array([], pa.null()) for c in columns})
-    return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
+    return _parquet_rows(
+        sorted(quarantine_dir(settings.lake_root, topic).rglob("*.parquet")), columns
+    )
 
 
 @dataclass
