@@ -78,6 +78,11 @@ METADATA_VERSIONS = 100  # previous metadata files kept (readers of an older one
 LANDING_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": str(METADATA_VERSIONS),
+    # every append adds a manifest; pyiceberg's fast append (its default, unlike Java
+    # Iceberg's) never merges them, so a commit copied a manifest list that grew by one entry
+    # per commit (32 ms -> 62 ms over 600 commits here) and every scan opened every manifest;
+    # merging keeps the count near min-count-to-merge (100) and the commit cost flat (~42 ms)
+    "commit.manifest-merge.enabled": "true",
 }
 
 

@@ -168,3 +168,21 @@ def test_sigkill_at_every_commit_state_then_rerun_lands_every_offset_once(
         if m.value is not None
     }
     assert set(got) == wanted
+
+
+def test_a_landing_table_merges_its_manifests_so_commits_stay_flat(tmp_path: Path) -> None:
+    """Each append adds a manifest; with the landing properties they are merged, so the
+    current snapshot does not carry one manifest per commit ever made."""
+    from iceberg_lake import SCHEMA, TABLE, make_batch, settings_for
+
+    from pipelines.iceberg.catalog import ensure_table, open_catalog, set_properties
+    from pipelines.iceberg.commit import commit_batch
+    from pipelines.iceberg.landing import LANDING_PROPERTIES
+
+    table = ensure_table(open_catalog(settings_for(tmp_path / "home")), BRONZE, TABLE, SCHEMA)
+    set_properties(table, LANDING_PROPERTIES)
+    for i in range(130):
+        commit_batch(table, make_batch(0, i * 3, i * 3 + 3))
+    manifests = table.current_snapshot().manifests(table.io)
+    assert len(manifests) < 100, len(manifests)  # fast append alone would leave 130
+    assert table.scan().to_arrow().num_rows == 390
