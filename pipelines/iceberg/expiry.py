@@ -10,8 +10,10 @@ follows the lake's retention.
   references them. Without rewrites it is metadata only (an always-on publish commits every
   minute), and the file comparison is not made.
 
-Expiry is a metadata commit; file deletion follows it. A crash between the two leaves files no
-snapshot references (orphans), never a snapshot without its files. The current snapshot (the
+Expiry is a metadata commit; file deletion follows it: the manifest lists and manifests only
+the expired snapshots referenced, always (pyiceberg's expiry deletes none), and the data files
+as said above. A crash between the two leaves files no snapshot references (orphans, which
+``orphans`` sweeps), never a snapshot without its files. The current snapshot (the
 one whose summary carries the table's offsets or silver snapshot id) is never expired.
 """
 
@@ -25,16 +27,37 @@ from pipelines.iceberg.catalog import retry_on_conflict
 KEEP_BRONZE_SNAPSHOTS = 50
 
 
+def _metadata_files(table: Table) -> set[str]:
+    """The manifest lists and manifests the table's snapshots reference."""
+    lists = {s.manifest_list for s in table.metadata.snapshots if s.manifest_list}
+    if not lists:
+        return set()
+    return lists | set(table.inspect.all_manifests()["path"].to_pylist())
+
+
 def _expire(table: Table, ids: list[int]) -> list[int]:
+    """Expire ``ids`` (never the current snapshot), then delete the manifest lists and
+    manifests only they referenced: pyiceberg's expiry deletes no file, so without this
+    every commit of an always-on lander would leave one manifest list behind. A concurrent
+    commit builds on the current snapshot, whose manifests stay referenced."""
+    before: set[str] = set()
+
     def step() -> list[int]:
+        nonlocal before
         current = table.current_snapshot()
         live = [i for i in ids if table.snapshot_by_id(i) is not None]
         live = [i for i in live if current is None or i != current.snapshot_id]
         if live:
+            before = _metadata_files(table)
             table.maintenance.expire_snapshots().by_ids(live).commit()
         return live
 
-    return retry_on_conflict(table, step)
+    expired = retry_on_conflict(table, step)
+    if expired:
+        table.refresh()
+        for path in sorted(before - _metadata_files(table)):
+            table.io.delete(path)
+    return expired
 
 
 def expire_appended(table: Table, keep_last: int = KEEP_BRONZE_SNAPSHOTS) -> tuple[list[int], int]:

@@ -155,3 +155,23 @@ def test_run_maintain_stage_sweeps_the_iceberg_lake_and_writes_its_own_catalog(
     assert files_on_disk(table) == referenced_files(reopen(home))
     assert catalog_path(settings).exists()  # the DuckDB file over the Iceberg tables
     assert not (settings.lake_root / "catalog.duckdb").exists()  # not the Parquet lake's
+
+
+def test_expiry_deletes_the_manifest_lists_and_manifests_only_expired_snapshots_had(
+    tmp_path: Path,
+) -> None:
+    """pyiceberg's expiry deletes no file; changelake's (``expiry``) deletes what only the
+    expired snapshots referenced, so an always-on lander leaves no file per commit behind."""
+    from pipelines.iceberg.expiry import expire_appended
+
+    home = tmp_path / "home"
+    table = ensure_table(open_catalog(settings_for(home)), BRONZE, TABLE, SCHEMA)
+    for i in range(30):
+        commit_batch(table, make_batch(0, i * 4, i * 4 + 4))
+    rows = states(table)[table.current_snapshot().snapshot_id]
+    expired, _ = expire_appended(table, keep_last=5)
+    assert len(expired) == 25
+    fresh = reopen(home)
+    assert files_on_disk(fresh) == referenced_files(fresh)  # nothing left for the sweep
+    assert states(fresh)[fresh.current_snapshot().snapshot_id] == rows
+    assert len(fresh.snapshots()) == 5
