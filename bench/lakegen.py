@@ -23,6 +23,9 @@ from pipelines.decode import decode_batch
 from pipelines.naming import QualifiedName
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pipelines.bronze.writer import WrittenBatch
     from pipelines.config import Settings
 
 TABLE = QualifiedName("bench", "events")
@@ -34,10 +37,15 @@ def data_dir() -> Path:
 
 
 def land_chunk(
-    lake: Path, chunk: Chunk, topic_prefix: str = "bench", store: Store | None = None
+    lake: Path,
+    chunk: Chunk,
+    topic_prefix: str = "bench",
+    store: Store | None = None,
+    on_batch: Callable[[WrittenBatch], None] | None = None,
 ) -> int:
     """Decode and write one chunk like the lander: one batch per topic, into ``store`` (default:
-    the Parquet lake at ``lake``); returns events landed."""
+    the Parquet lake at ``lake``), each written batch passed to ``on_batch`` as the lander
+    passes it; returns events landed."""
     now = datetime.now(UTC)
     landed = 0
     for msgs in (chunk.table, chunk.tx):
@@ -51,6 +59,8 @@ def land_chunk(
         batch = BatchId(msgs[0].topic, msgs[0].partition, msgs[0].offset, msgs[-1].offset)
         w = (store or ParquetStore(lake)).write(batch, d, now)
         landed += sum(w.rows.values())
+        if on_batch is not None:
+            on_batch(w)
     return landed
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,6 +98,40 @@ def remove_orphans(settings: Settings, *, older_than=None, delete: bool = True) 
     from pipelines.iceberg.orphans import sweep_lake
 
     return sweep_lake(settings, older_than=older_than, delete=delete)
+
+
+@dataclass
+class Maintenance:
+    """What one round of lake upkeep removed."""
+
+    removed: dict[str, list] = field(default_factory=dict)  # silver table -> snapshot ids
+    orphans: list = field(default_factory=list)  # ``OrphanReport`` per Iceberg table
+
+    @property
+    def snapshots(self) -> int:
+        return sum(map(len, self.removed.values()))
+
+    @property
+    def orphan_files(self) -> int:
+        return sum(r.deleted for r in self.orphans)
+
+
+def maintain(
+    settings: Settings,
+    tables=None,  # noqa: ANN001 - QualifiedNames (default: every silver table)
+    *,
+    orphans_older_than=None,  # noqa: ANN001 - a timedelta (default: the setting)
+    **options,  # noqa: ANN003 - ``retain``'s
+) -> Maintenance:
+    """The lake's upkeep in its one order (``run``'s maintain stage, the nightly Dagster job,
+    ``changelake retain``): silver retention, then the catalog file (its macros offer only the
+    snapshots left), then the orphan sweep."""
+    done = Maintenance()
+    for t in tables or [None]:
+        done.removed.update(retain(settings, t, **options))
+    write_catalog(settings)
+    done.orphans = remove_orphans(settings, older_than=orphans_older_than)
+    return done
 
 
 def key_schema(settings: Settings, table: QualifiedName):  # noqa: ANN201

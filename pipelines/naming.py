@@ -85,6 +85,12 @@ class QualifiedName:
         return f"{_render(self.schema)}.{_render(self.table)}"
 
     @property
+    def data_collection(self) -> str:
+        """Debezium's name of the table in transaction ENDs (``data_collections``):
+        ``schema.table``, raw, as the connector writes it."""
+        return f"{self.schema}.{self.table}"
+
+    @property
     def sql(self) -> str:
         """Quoted for SQL: ``"schema"."table"``."""
         return f"{quote_ident(self.schema)}.{quote_ident(self.table)}"

@@ -89,6 +89,15 @@ class WrittenBatch:
         if rows is not None and rows.num_rows:
             self.tx_timing = rows.select([c for c in TX_TIMING_COLUMNS if c in rows.column_names])
 
+    def ended_collections(self) -> set[str]:
+        """The data collections (``QualifiedName.data_collection``) named by the transaction
+        ENDs this batch landed: their rows may have become complete, so compactable."""
+        t = self.tx_timing
+        if t is None or not {"status", "data_collections"} <= set(t.column_names):
+            return set()
+        colls = pc.list_flatten(t.filter(pc.equal(t["status"], "END"))["data_collections"])
+        return set(pc.unique(pc.struct_field(colls, "data_collection")).drop_null().to_pylist())
+
 
 TIMING_COLUMNS = ("_source_ts", "_tx_id", "_tx_order", "_op")
 TX_TIMING_COLUMNS = ("status", "id", "data_collections", "ts")

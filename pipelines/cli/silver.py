@@ -238,19 +238,22 @@ def retain_command(
     """Delete old silver snapshots (never current, never the newest --keep); on the Iceberg
     lake, expire its silver snapshots by the same rule and delete the files no table metadata
     references (commits killed mid-way) once they are old enough."""
-    from pipelines.lakeformat import remove_orphans, retain, write_catalog
+    from pipelines.lakeformat import maintain
 
     settings = get_settings()
     since, zone_note = instant_arg(newer_than, "--keep-newer-than") if newer_than else (None, None)
     spacing = timedelta(minutes=every) if every is not None else None
-    targets = [table_arg(settings, t) for t in tables] if tables else [None]
-    for t in targets:
-        kept = retain(settings, t, keep_last=keep, keep_newer_than=since, keep_every=spacing)
-        for name, ids in kept.items():
-            console.print(f"{name}: removed {len(ids)} snapshot(s)")
-    write_catalog(settings)
-    age = timedelta(hours=orphan_hours) if orphan_hours is not None else None
-    for report in remove_orphans(settings, older_than=age):
+    done = maintain(
+        settings,
+        [table_arg(settings, t) for t in tables] if tables else None,
+        orphans_older_than=timedelta(hours=orphan_hours) if orphan_hours is not None else None,
+        keep_last=keep,
+        keep_newer_than=since,
+        keep_every=spacing,
+    )
+    for name, ids in done.removed.items():
+        console.print(f"{name}: removed {len(ids)} snapshot(s)")
+    for report in done.orphans:
         if report.deleted or report.too_young:
             console.print(
                 f"{report.table}: deleted {report.deleted} orphan file(s) ({report.bytes:,} bytes)"

@@ -24,14 +24,13 @@ def build_maintenance(
         "on the Iceberg lake, also delete old files no table metadata references."
     )
     def retain_snapshots(context: OpExecutionContext, changelake: ChangelakeResource) -> None:
-        from pipelines.lakeformat import remove_orphans, retain, write_catalog
+        from pipelines.lakeformat import maintain
 
-        settings = changelake.settings()
-        removed = retain(settings)  # every silver table; never touches ``current``
-        write_catalog(settings)  # its macros offer only the snapshots that are left
+        done = maintain(changelake.settings())  # every silver table; never touches ``current``
+        removed = done.removed
         for name, ids in removed.items():
             context.log.info("retention %s: removed %d snapshot(s)", name, len(ids))
-        for report in remove_orphans(settings):  # Iceberg: files no metadata references
+        for report in done.orphans:  # Iceberg: files no metadata references
             if report.deleted:
                 context.log.info(
                     "orphans %s: deleted %d file(s), %d bytes",

@@ -40,7 +40,7 @@ def versions_sql(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
         bronze_io.parquet_source(files),
         cols,
         tx_source=bronze_io.parquet_source(tx) if tx else None,
-        data_collection=f"{ORDERS.schema}.{ORDERS.table}",
+        data_collection=ORDERS.data_collection,
     )
     return rules.history_sql(ev, cols, bronze_io.key_columns(lake, ORDERS), "TRUE")
 

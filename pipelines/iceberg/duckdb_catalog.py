@@ -93,7 +93,7 @@ def _macros(
     key = key_of(silver, bronze)
     common = {
         "tx_source": scan(tx) if tx is not None else None,
-        "data_collection": f"{qn.schema}.{qn.table}",
+        "data_collection": qn.data_collection,
         "absent": [c for c in cols if c not in bronze_cols],
     }
     return time_travel_macros(quote_ident(SILVER), name, source, cols, key, _bases(silver), common)

@@ -157,7 +157,7 @@ def versions_sql(
         source,
         cols,
         tx_source=scan(tx) if tx is not None else None,
-        data_collection=f"{table.schema}.{table.table}",
+        data_collection=table.data_collection,
     )
     return rules.history_sql(ev, cols, keys, match)
 
@@ -196,7 +196,7 @@ def replay_sql(
         source=source,
         columns=cols,
         tx_source=scan(tx) if tx is not None else None,
-        data_collection=f"{table.schema}.{table.table}",
+        data_collection=table.data_collection,
         after_lsn=str(after) if after is not None else None,
         until_ts=ts_literal(until) if until is not None else None,
         absent=[c for c in cols if c not in bronze_cols],

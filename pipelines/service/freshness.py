@@ -29,11 +29,6 @@ def _epoch_us(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
 
 
-def _collection(table: QualifiedName) -> str:
-    """Debezium's data-collection name of a table (as in the ENDs): ``schema.table``, raw."""
-    return f"{table.schema}.{table.table}"
-
-
 @dataclass
 class _Tx:
     commit_ts: float | None = None  # epoch seconds, from the END
@@ -51,7 +46,7 @@ class Freshness:
         """``since``: the service's start; transactions committed before it are not tracked
         (a previous process may have landed part of them)."""
         self.since, self.max_pending = since, max_pending
-        self.tables = {_collection(t) for t in tables}
+        self.tables = {t.data_collection for t in tables}
         self.pending: OrderedDict[int, _Tx] = OrderedDict()  # END order = commit order
         self.early: dict[int, _Tx] = {}  # events seen before their END
         self.dropped = 0
@@ -60,7 +55,7 @@ class Freshness:
         """(commit->bronze seconds per event, commit->queryable seconds per transaction)."""
         c2b: list[float] = []
         for table, rows in written.timing.items():
-            c2b += self._table_rows(_collection(table), rows, landed_at)
+            c2b += self._table_rows(table.data_collection, rows, landed_at)
         tx = written.tx_timing
         if tx is not None and set(TX_TIMING_COLUMNS) <= set(tx.column_names):
             self._tx_rows(tx)

@@ -4,9 +4,10 @@ Stages (``supervisor``), each retried with backoff on failure while the others g
 * ``land``: the lander in follow mode (``pipelines.bronze.land``); every landed batch updates
   the metrics, marks its tables dirty and wakes ``compact``;
 * ``compact``: woken by landings (not a timer; at most one round per ``compact_min_interval_s``)
-  it compacts the dirty tables and rewrites the catalog when a snapshot changed. A table stays
-  dirty until a compaction changed it with nothing landed for it meanwhile (rows whose END is
-  still on its way are compacted on a later wake, when the END lands);
+  it compacts the dirty tables and rewrites the catalog when a snapshot changed. A table is
+  dirtied by its rows landing and by a transaction END naming it landing (its rows' END may
+  come after them, in a later batch); it stays dirty until a compaction changed it with
+  nothing landed for it meanwhile;
 * ``observe``: freshness latencies of the landed batches, slot lag and the status document,
   every ~2 s;
 * ``report``: the runless Dagster events (bronze, then silver) every ``report_every_s``, in a
@@ -96,6 +97,7 @@ class Service:
         self.wake = threading.Event()
         self.lock = threading.Lock()
         self.dirty: dict[str, int] = {str(t): 1 for t in self.tables}  # compact once at start
+        self.by_collection = {t.data_collection: str(t) for t in self.tables}
         self.gen = 1
         self.interval = LandingResult()  # landed since the last Dagster report
         self.compacted: list = []  # compaction results since the last Dagster report
@@ -108,9 +110,10 @@ class Service:
         """Called by the lander (its thread) for each batch landed whole."""
         now = time.time()
         self.metrics.landed(w.rows, w.batch.last - w.batch.first + 1, w.quarantined)
+        ended = [self.by_collection[c] for c in w.ended_collections() if c in self.by_collection]
         with self.lock:
             self.gen += 1
-            for table in w.rows:
+            for table in (*w.rows, *ended):
                 self.dirty[table] = self.gen
             r = self.interval
             r.files += len(w.paths)
@@ -229,13 +232,11 @@ class Service:
     def maintain_step(self, stop: threading.Event) -> None:
         if stop.wait(self.opts.maintenance_every_s):
             return
-        removed = lakeformat.retain(self.settings)
-        lakeformat.write_catalog(self.settings)
-        orphans = lakeformat.remove_orphans(self.settings)
+        done = lakeformat.maintain(self.settings)
         log.info(
             "maintain: retention removed %d snapshot(s), %d orphan file(s)",
-            sum(map(len, removed.values())),
-            sum(r.deleted for r in orphans),
+            done.snapshots,
+            done.orphan_files,
         )
 
     # --- publish -----------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def table_statements(lake: Path, qn: QualifiedName) -> list[str]:
     tx = bronze_io.transaction_files(lake)
     common = {
         "tx_source": bronze_io.parquet_source(tx) if tx else None,
-        "data_collection": f"{qn.schema}.{qn.table}",
+        "data_collection": qn.data_collection,
     }
     out.append(live + live_sql(lake, qn, cur, cols, key, bronze_cols, bool(tx)))
     source = bronze_io.parquet_source(files)
@@ -164,7 +164,7 @@ def live_sql(
         tx_source=bronze_io.live_source(bronze_io.table_dir(lake, "_transactions"))
         if has_tx
         else None,
-        data_collection=f"{qn.schema}.{qn.table}",
+        data_collection=qn.data_collection,
         after_lsn=after,
         absent=[c for c in cols if c not in bronze_cols],
         single_scan=True,

@@ -118,7 +118,7 @@ def _compact_files(
         source=bronze_io.parquet_source(todo),
         columns=cols,
         tx_source=bronze_io.parquet_source(tx) if tx else None,
-        data_collection=f"{qn.schema}.{qn.table}",
+        data_collection=qn.data_collection,
         after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,
         absent=[c for c in cols if c not in new_cols],  # dropped before these files
         since=base.watermark_time if base else None,

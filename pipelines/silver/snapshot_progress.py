@@ -66,7 +66,7 @@ class SnapshotRun:
 
 
 def _names(table: QualifiedName) -> set[str]:
-    return {f"{table.schema}.{table.table}", table.include_list_regex, str(table)}
+    return {table.data_collection, table.include_list_regex, str(table)}
 
 
 def _collections(value: str | None) -> list[str]:

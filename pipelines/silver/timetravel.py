@@ -135,7 +135,7 @@ def _as_of_parts(
         source=bronze_io.parquet_source(todo),
         columns=cols,
         tx_source=bronze_io.parquet_source(tx) if tx else None,
-        data_collection=f"{table.schema}.{table.table}",
+        data_collection=table.data_collection,
         after_lsn=str(base.watermark_lsn) if base and base.watermark_lsn is not None else None,
         until_ts=ts_literal(ts),
         absent=[c for c in cols if c not in new_cols],  # dropped before these files
@@ -217,7 +217,7 @@ def history(
             bronze_io.parquet_source(files),
             cols,
             tx_source=bronze_io.parquet_source(tx) if tx else None,
-            data_collection=f"{qn.schema}.{qn.table}",
+            data_collection=qn.data_collection,
         )
         sql = rules.history_sql(ev, cols, keys, match)
         return con.sql(sql, params=values).to_arrow_table()

@@ -68,7 +68,7 @@ def template_env(settings: Settings) -> dict[str, str]:
         "CHANGELAKE_TABLE_INCLUDE_LIST": ",".join(
             t.include_list_regex for t in include_tables(settings)
         ),
-        "CHANGELAKE_SIGNAL_DATA_COLLECTION": f"{SIGNAL.schema}.{SIGNAL.table}",
+        "CHANGELAKE_SIGNAL_DATA_COLLECTION": SIGNAL.data_collection,
         "CHANGELAKE_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
         "CHANGELAKE_MIN_COMPACTION_LAG_MS": str(settings.min_compaction_lag_ms),
         "CHANGELAKE_MAX_MESSAGE_BYTES": str(settings.max_message_bytes),

@@ -234,3 +234,44 @@ def test_the_kafka_probe_uses_the_configured_bootstrap_servers() -> None:
     assert address(s, "kafka") == ("kafka-1.internal", 9094)
     s = Settings(connect_mode="external", connect_rest_url="https://connect.example:8443/")
     assert address(s, "connect") == ("connect.example", 8443)
+
+
+@pytest.mark.parametrize("lake_format", ["parquet", "iceberg"])
+def test_a_transaction_end_landing_after_its_rows_were_compacted_wakes_the_table_again(
+    tmp_path: Path, lake_format: str
+) -> None:
+    """A compaction that ran between a transaction's rows and its END (another topic, so
+    another batch) could not apply the rows; the END landing must make the table dirty again,
+    or silver waits for the table's next rows, however long that is."""
+    from bench.lakegen import TABLE as EVENTS
+    from bench.lakegen import land_chunk
+    from bench.synth import Chunk, Generator
+    from pipelines.bronze.store import ParquetStore
+    from pipelines.service.runner import RunOptions, Service
+
+    settings = Settings(_env_file=None, home=tmp_path, lake_format=lake_format)
+    gen = Generator(keys=100, tx_size=5)
+    first = gen.chunk(0, 5)
+    store = (
+        ParquetStore(settings.lake_root)
+        if lake_format == "parquet"
+        else IcebergStore(settings, {first.table[0].topic: EVENTS, first.tx[0].topic: TRANSACTIONS})
+    )
+    svc = Service(
+        settings, RunOptions(tables=[EVENTS], metrics_port=None, compact_min_interval_s=0)
+    )
+    stop = threading.Event()
+
+    def land(chunk: Chunk) -> None:
+        land_chunk(settings.lake_root, chunk, store=store, on_batch=svc.on_batch)
+
+    land(gen.chunk(0, 10))  # two whole transactions
+    late = gen.chunk(10, 5)
+    land(Chunk(late.table, [], late.events))  # a third one's rows, its END not yet landed
+    svc.compact_step(stop)
+    assert [r.events_applied for r in svc.compacted] == [10]
+    assert str(EVENTS) not in svc.dirty  # nothing more it can apply until the END lands
+    land(Chunk([], late.tx, 0))
+    assert str(EVENTS) in svc.dirty
+    svc.compact_step(stop)
+    assert [r.events_applied for r in svc.compacted] == [10, 5]
