@@ -32,6 +32,7 @@ FIGURES: dict[str, tuple[str, int, int]] = {
     "I2": ("bench.timetravel_iceberg", 10_000_000, 2_000),  # P5 on the Iceberg tables
     "I3": ("bench.iceberg_lake", 10_000_000, 2_000),  # P1's store, P3, P4 stored in Iceberg
     "I4": ("bench.landing_iceberg", 5_000_000, 2_000),  # P1 from Kafka into Iceberg
+    "I5": ("bench.freshness_iceberg", 60, 8),  # P2 on the Iceberg lake (seconds of workload)
 }
 ALIASES = {"P4": "P3", "P6": "P1"}
 
@@ -66,8 +67,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-NEEDS_STACK = {"P1", "P2", "REF", "N1", "I4"}
-TIMED = {"P2", "REF"}  # sized in seconds of load, not events
+NEEDS_STACK = {"P1", "P2", "REF", "N1", "I4", "I5"}
+TIMED = {"P2", "REF", "I5"}  # sized in seconds of load, not events
 
 
 def selected(only: str) -> list[str]:

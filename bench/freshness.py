@@ -10,6 +10,11 @@ commit->queryable p50/p95/p99, and where the time goes: Debezium (commit->Kafka)
 (Kafka->bronze), visibility (bronze->seen: the prober's query period and the transaction cut).
 Also the service's own ``changelake_commit_to_queryable_seconds`` histogram, scraped at the end.
 Runs at 1,000 tx/s (P2) and 100 tx/s (P2@100); ``BENCH_P2_RATE`` runs one other rate.
+
+On the Iceberg lake (I5, ``bench.freshness_iceberg``) the same run with
+``CHANGELAKE_LAKE_FORMAT=iceberg``: the prober reads the silver view of the DuckDB file over the
+Iceberg tables, so a row is queryable once its compaction committed and the file was rewritten
+(that lake has no live view over bronze), and bronze times come from Iceberg bronze.
 """
 
 from __future__ import annotations
@@ -30,13 +35,11 @@ import duckdb
 
 from bench import pgload
 from bench.common import Result, Target, percentile
+from bench.freshness_lake import TABLE, Lake
 from bench.lakegen import data_dir
 from bench.stack import ensure_stack, stack_env
-from pipelines.bronze import files
-from pipelines.naming import QualifiedName
 from pipelines.service import read_status
 
-TABLE = QualifiedName("bench", "fresh")  # its own small topic (see bench.stack)
 CAUGHT_UP_RECORDS = 10  # consumer lag (records) at which the backlog counts as landed
 ROWS_PER_TX = 1  # one inserted row per pgbench transaction
 RATES = (1000, 100)  # the brief's workload rate first; BENCH_P2_RATE runs another only
@@ -50,11 +53,11 @@ def free_port() -> int:
 
 
 class Prober(threading.Thread):
-    """Polls the live view; ``seen[id]`` = epoch seconds when the row first showed."""
+    """Polls the table's view; ``seen[id]`` = epoch seconds when the row first showed."""
 
-    def __init__(self, catalog: Path) -> None:
+    def __init__(self, lake: Lake) -> None:
         super().__init__(daemon=True)
-        self.catalog, self.stop = catalog, threading.Event()
+        self.lake, self.stop = lake, threading.Event()
         self.seen: dict[int, float] = {}
         self.polls, self.poll_s, self.errors = 0, 0.0, 0
 
@@ -63,9 +66,9 @@ class Prober(threading.Thread):
         while not self.stop.is_set():
             t0 = time.time()
             try:
-                with duckdb.connect(str(self.catalog), read_only=True) as con:
+                with self.lake.connect() as con:
                     rows = con.execute(
-                        f"SELECT id FROM {TABLE.sql} WHERE id > ?",  # noqa: S608
+                        f"SELECT id FROM {self.lake.view} WHERE id > ?",  # noqa: S608
                         [top - 5000],  # commits interleave ids a little: look back
                     ).fetchall()
             except (duckdb.Error, OSError):
@@ -80,11 +83,12 @@ class Prober(threading.Thread):
                     top = max(top, i)
 
 
-def _service(lake: Path, port: int, log: Path) -> subprocess.Popen:
+def _service(lake: Lake, port: int, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         **stack_env(),
-        "CHANGELAKE_LAKE": str(lake),
+        "CHANGELAKE_LAKE": str(lake.root),
+        "CHANGELAKE_LAKE_FORMAT": lake.format,
         "CHANGELAKE_RUN_METRICS_PORT": str(port),
     }
     return subprocess.Popen(
@@ -110,16 +114,16 @@ def _wait_caught_up(lake: Path, proc: subprocess.Popen, log: Path, timeout: floa
     raise TimeoutError(f"the service did not catch up within {timeout}s: {log.read_text()[-2000:]}")
 
 
-def _wait_view(catalog: Path, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
-    """Until the service has landed the topic's backlog and the live view answers."""
+def _wait_view(lake: Lake, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
+    """Until the service has landed the topic's backlog and the table's view answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"changelake run ended: {log.read_text()[-2000:]}")
-        if catalog.exists():
+        if lake.catalog.exists():
             try:
-                with duckdb.connect(str(catalog), read_only=True) as con:
-                    con.execute(f"SELECT count(*) FROM {TABLE.sql}").fetchone()  # noqa: S608
+                with lake.connect() as con:
+                    con.execute(f"SELECT count(*) FROM {lake.view}").fetchone()  # noqa: S608
                 return
             except duckdb.Error:
                 pass
@@ -153,24 +157,31 @@ def _scrape_p95(port: int) -> float | None:
     return next((le for le, n in buckets if n >= want), None)
 
 
-def one_rate(rate: int, seconds: int, *, smoke: bool, command: str) -> Result:
-    fig = "P2" if rate == RATES[0] else f"P2@{rate}"
+def one_rate(
+    rate: int, seconds: int, *, smoke: bool, command: str, lake_format: str = "parquet"
+) -> Result:
+    base = "P2" if lake_format == "parquet" else "I5"
+    fig = base if rate == RATES[0] else f"{base}@{rate}"
+    on = " on Iceberg" if lake_format == "iceberg" else ""
     r = Result(
-        fig, f"freshness commit->queryable at {rate} tx/s (changelake run)", command, smoke=smoke
+        fig,
+        f"freshness commit->queryable at {rate} tx/s (changelake run){on}",
+        command,
+        smoke=smoke,
     )
     s = ensure_stack(progress=None)
-    lake = data_dir() / f"lake-p2-{rate}-{int(time.time())}"
-    log = data_dir() / f"{lake.name}-run.log"
+    lake = Lake(data_dir() / f"lake-{fig.lower()}-{int(time.time())}", lake_format)
+    log = data_dir() / f"{lake.root.name}-run.log"
     log.parent.mkdir(parents=True, exist_ok=True)  # a fresh machine has no bench data yet
     port = free_port()
     pgload.prepare(s)
     _seed(s)
     proc = _service(lake, port, log)
-    prober = Prober(lake / "catalog.duckdb")
+    prober = Prober(lake)
     pg = None
     try:
-        _wait_view(lake / "catalog.duckdb", proc, log)
-        _wait_caught_up(lake, proc, log)
+        _wait_view(lake, proc, log)
+        _wait_caught_up(lake.root, proc, log)
         prober.start()
         time.sleep(2)  # the backlog is landed and queryable; measure from an idle pipeline
         start = datetime.now(UTC)
@@ -192,7 +203,7 @@ def one_rate(rate: int, seconds: int, *, smoke: bool, command: str) -> Result:
     lat = _latencies(lake, start, prober.seen)
     if not lat["e2e"]:
         r.notes.append(f"no events measured; service log {log}: " + log.read_text()[-1500:])
-    shutil.rmtree(lake, ignore_errors=True)
+    shutil.rmtree(lake.root, ignore_errors=True)
     e2e = lat["e2e"]
     p95 = _r(percentile(e2e, 95))
     r.params = {
@@ -200,6 +211,7 @@ def one_rate(rate: int, seconds: int, *, smoke: bool, command: str) -> Result:
         "target_rate_tx_s": rate,
         "pgbench_clients": 4,
         "rows_per_tx": ROWS_PER_TX,
+        "lake_format": lake_format,
     }
     r.metrics = {
         "achieved_tx_s": round(pg["tps"]) if pg else None,
@@ -219,45 +231,55 @@ def one_rate(rate: int, seconds: int, *, smoke: bool, command: str) -> Result:
     ]
     if rate not in RATES:
         r.command = f"BENCH_P2_RATE={rate} {command}"
+    read = "the silver view of the DuckDB file over the Iceberg tables" if on else "the live view"
     r.notes.append(
         "shipped path: `changelake run` in its own process; first-seen times from a prober "
-        "reading the catalog's live view; commit times from PostgreSQL"
+        f"reading {read}; commit times from PostgreSQL"
     )
     return r
 
 
-def run(seconds: int, *, smoke: bool = False, command: str = "", progress=print) -> list[Result]:  # noqa: ANN001
+def run(  # noqa: ANN201
+    seconds: int,
+    *,
+    smoke: bool = False,
+    command: str = "",
+    progress=print,  # noqa: ANN001
+    lake_format: str = "parquet",
+) -> list[Result]:
     env_rate = os.environ.get("BENCH_P2_RATE")
     rates = [int(env_rate)] if env_rate else ([RATES[0]] if smoke else list(RATES))
-    return [one_rate(rate, seconds, smoke=smoke, command=command) for rate in rates]
+    return [
+        one_rate(rate, seconds, smoke=smoke, command=command, lake_format=lake_format)
+        for rate in rates
+    ]
 
 
 def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-def _rows(lake: Path, start: datetime) -> list[tuple]:
-    paths = [str(p) for p in files(lake, TABLE)]
-    if not paths:
+def _rows(lake: Lake, start: datetime) -> list[tuple]:
+    source = lake.bronze()
+    if source is None:
         return []
-    with duckdb.connect() as con:
+    with lake.engine() as con:
         con.execute("SET TimeZone = 'UTC'")
         return con.execute(
-            """SELECT id, epoch(_source_ts), epoch(_kafka_ts), epoch(_ingested_at)
-               FROM read_parquet(?, union_by_name = true)
-               WHERE _source_ts >= ? AND _op = 'c'""",
-            [paths, start],
+            f"""SELECT id, epoch(_source_ts), epoch(_kafka_ts), epoch(_ingested_at)
+               FROM {source} WHERE _source_ts >= ? AND _op = 'c'""",  # noqa: S608
+            [start],
         ).fetchall()
 
 
-def _unseen(lake: Path, start: datetime, seen: dict[int, float], committed: int) -> int:
+def _unseen(lake: Lake, start: datetime, seen: dict[int, float], committed: int) -> int:
     """Rows of the measured load not seen yet: those bronze has and the prober has not seen,
     plus the committed ones bronze does not have yet (a loaded machine lands them late)."""
     rows = _rows(lake, start)
     return sum(1 for row in rows if row[0] not in seen) + max(committed - len(rows), 0)
 
 
-def _latencies(lake: Path, start: datetime, seen: dict[int, float]) -> dict:
+def _latencies(lake: Lake, start: datetime, seen: dict[int, float]) -> dict:
     out: dict[str, list[float]] = {"e2e": [], "debezium": [], "landing": [], "visibility": []}
     missing = 0
     for i, commit, kafka, ingested in _rows(lake, start):

@@ -1,4 +1,5 @@
-"""The stack-backed benchmarks (P1/P6 landing, P2 freshness, Debezium reference) on tiny sizes.
+"""The stack-backed benchmarks (P1/P6 landing, P2 freshness, on both lake formats, Debezium
+reference) on tiny sizes.
 
 Runs against the pytest ``stack`` fixture (``BENCH_USE_ENV_STACK=1``), not a private stack, and
 checks only that each figure completes with well-formed, internally consistent results.
@@ -39,3 +40,11 @@ def test_stack_figures_run_on_tiny_sizes(stack, tmp_path, monkeypatch) -> None: 
     assert p2["metrics"]["events_measured"] > 0
     assert p2["metrics"]["events_never_seen"] == 0
     assert p2["metrics"]["service_exit_code"] == 0  # SIGTERM: a clean stop
+    # P2 on the Iceberg lake: every committed row shows in Iceberg silver's view
+    rc = runner.main(["--only", "I5", "--seconds", "4", "--smoke", "--results-dir", str(out)])
+    assert rc == 0
+    i5 = json.loads((out / "I5.smoke.json").read_text())
+    assert i5["params"]["lake_format"] == "iceberg"
+    assert i5["metrics"]["events_measured"] > 0
+    assert i5["metrics"]["events_never_seen"] == 0
+    assert i5["metrics"]["service_exit_code"] == 0
