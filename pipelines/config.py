@@ -145,7 +145,8 @@ class Settings(BaseSettings):
     # "iceberg", straight into the Iceberg tables (pipelines/iceberg/landing.py), one commit
     # per table a batch feeds, its Kafka positions in the snapshot summary
     lake_format: Literal["parquet", "iceberg"] = "parquet"
-    # "i/n": this lander takes share i of n of the partitions (Iceberg only; empty: all)
+    # "group": a member of the lake's consumer group, Kafka splits the partitions among the
+    # live landers; "i/n": share i of n of the partitions, static (Iceberg only; empty: all)
     lander_member: str = ""
 
     # --- silver -------------------------------------------------------------------------------

@@ -1,50 +1,91 @@
 """Which partitions the lander reads and where it starts: from the lake, never the group.
 
-Partitions are assigned explicitly (no group rebalancing) and each is positioned just past
-the highest offset the lake (its ``store``) holds, so a crash between landing a batch and
-committing group offsets cannot cause a duplicate or a gap.
+Each partition is positioned just past the highest offset the lake (its ``store``) holds, so
+a crash between landing a batch and committing group offsets cannot cause a duplicate or a
+gap. A lone lander assigns itself every partition.
 
-Several landers can share the topics of a store that allows it (Iceberg): ``Member(i, n)``
-takes the partitions ``(partition + crc32(topic)) % n == i``, so a topic's partitions spread
-over the members and each member's share never changes while topics come and go.
+Several landers can share the topics of a store that allows it (Iceberg), two ways
+(``CHANGELAKE_LANDER_MEMBER``):
+
+- ``i/n`` (static): ``Member(i, n)`` takes the partitions ``(partition + crc32(topic)) % n
+  == i``, so a topic's partitions spread over the members and each member's share never
+  changes while topics come and go; a member that stays down leaves its share unlanded.
+- ``group``: the landers join the consumer group and Kafka's coordinator splits the
+  partitions among the live ones (``GroupMembership``); a lander killed or stopped hands its
+  partitions to the others, one started later takes a share. Before giving partitions up a
+  lander lands what it holds in flight; a lander that lost them without knowing it (paused
+  past the session timeout) cannot duplicate either: every commit checks the table's offsets
+  (``pipelines.iceberg.commit``), so the later of two commits of the same offsets skips them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+
+from pipelines.config import Settings
 
 log = logging.getLogger(__name__)
 Landed = Callable[[Sequence[str]], dict[tuple[str, int], int]]  # a store's ``landed``
 
 
+class InvalidMember(ValueError):
+    """``CHANGELAKE_LANDER_MEMBER`` is not ``i/n`` (0 <= i < n) or ``group``."""
+
+
 @dataclass(frozen=True)
 class Member:
-    """Lander ``index`` of ``count`` sharing the topics (``0/1``: a lone lander)."""
+    """Lander ``index`` of ``count`` sharing the topics (``0/1``: a lone lander), or a member
+    of the consumer group (``group``: Kafka decides the share)."""
 
     index: int = 0
     count: int = 1
+    group: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count:
-            raise ValueError(f"lander member {self.index}/{self.count}: need 0 <= i < n")
+            raise InvalidMember(f"lander member {self.index}/{self.count}: need 0 <= i < n")
 
     @classmethod
     def parse(cls, text: str) -> Member:
-        """``"i/n"`` (``CHANGELAKE_LANDER_MEMBER``); empty: a lone lander."""
-        if not text.strip():
+        """``"i/n"`` or ``"group"`` (``CHANGELAKE_LANDER_MEMBER``); empty: a lone lander."""
+        text = text.strip()
+        if not text:
             return cls()
-        i, sep, n = text.strip().partition("/")
+        if text == "group":
+            return cls(group=True)
+        i, sep, n = text.partition("/")
         if not sep or not i.isdigit() or not n.isdigit():
-            raise ValueError(f"lander member {text!r}: expected i/n, e.g. 0/2")
+            raise InvalidMember(f"lander member {text!r}: expected i/n (e.g. 0/2) or group")
         return cls(int(i), int(n))
+
+    @property
+    def shares(self) -> bool:
+        """Whether other landers share the topics (the store must allow it)."""
+        return self.group or self.count > 1
 
     def owns(self, topic: str, partition: int) -> bool:
         return (partition + zlib.crc32(topic.encode())) % self.count == self.index
+
+
+def group_id(settings: Settings, member: Member) -> str:
+    """The lander's consumer group. Its offsets are only shown as lag, except for ``group``
+    members, which the group splits partitions between: that group is the lake's own (its
+    catalog and warehouse, the password left out), so landers of two lakes fed by the same
+    topics never split one lake's partitions with the other."""
+    base = f"{settings.topic_prefix}-bronze-lander"
+    if not member.group:
+        return base
+    from sqlalchemy.engine import make_url
+
+    catalog = make_url(settings.iceberg_catalog_url).set(password=None)
+    lake = f"{catalog.render_as_string()}|{settings.iceberg_warehouse_location}"
+    return f"{base}-{hashlib.sha256(lake.encode()).hexdigest()[:12]}"
 
 
 def tp_name(tp: TopicPartition) -> str:
@@ -67,7 +108,14 @@ def assign_partitions(
             if member.owns(topic, p)
         ]
     consumer.assign(tps)
-    landed = landed_of([tp.topic for tp in tps])
+    seek_past_landed(consumer, tps, landed_of)
+    return tps
+
+
+def seek_past_landed(consumer: KafkaConsumer, tps: list[TopicPartition], landed_of: Landed) -> None:
+    """Position each of ``tps`` just past the highest offset the store holds (or at the
+    beginning of what Kafka still has)."""
+    landed = landed_of(sorted({tp.topic for tp in tps}))
     begin = consumer.beginning_offsets(tps) if tps else {}
     for tp in tps:
         last = landed.get((tp.topic, tp.partition))
@@ -82,7 +130,42 @@ def assign_partitions(
                 begin[tp] - 1,
             )
         consumer.seek(tp, max(last + 1, begin[tp]))
-    return tps
+
+
+class GroupMembership(ConsumerRebalanceListener):
+    """``CHANGELAKE_LANDER_MEMBER=group``: the partitions the group coordinator gives this
+    lander. kafka-python calls the listener on its IO thread, where no blocking consumer call
+    may run, so the callbacks only note the new assignment (``changed``); after that poll the
+    lander lands what it holds in flight, drops the poll's records (they were fetched from
+    the group's offsets) and ``settle`` positions every partition it now holds just past what
+    the store holds, the other landers' commits included."""
+
+    def __init__(self, consumer: KafkaConsumer, landed_of: Landed) -> None:
+        self.consumer, self.landed_of = consumer, landed_of
+        self.tps: list[TopicPartition] = []
+        self.changed = False
+        self.rebalances = 0
+
+    def subscribe(self, topics: list[str]) -> None:
+        """Join the group for ``topics``; partitions come with the polls that follow."""
+        self.consumer.subscribe(topics=topics, listener=self)
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        gone = set(revoked)
+        self.tps = [tp for tp in self.tps if tp not in gone]
+        self.changed = True
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.tps = sorted(assigned)
+        self.changed = True
+        self.rebalances += 1
+
+    def settle(self) -> list[TopicPartition]:
+        """Position the partitions now held past what the store holds; they are returned."""
+        self.changed = False
+        seek_past_landed(self.consumer, self.tps, self.landed_of)
+        log.info("group assigned %d partition(s): %s", len(self.tps), list(map(tp_name, self.tps)))
+        return list(self.tps)
 
 
 def add_new_topics(

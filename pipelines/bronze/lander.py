@@ -3,10 +3,11 @@
 The lake, not the consumer group, records what has landed: its ``store`` (``store``). For the
 Parquet lake, on start the lander removes the files of incomplete batches and reads the highest
 landed offset per topic-partition from the file names; the Iceberg store reads them from the
-tables' snapshot summaries. The lander assigns the partitions explicitly and seeks just past
-them. Each poll is split per topic-partition; each such batch is landed all-or-nothing (see
-``writer``, ``pipelines.iceberg.landing``). Group offsets are committed afterwards only so
-monitoring tools can show lag.
+tables' snapshot summaries. The lander assigns the partitions explicitly, or takes those the
+consumer group gives it (``assignment``), and seeks just past them. Each poll is split per
+topic-partition; each such batch is landed all-or-nothing (see ``writer``,
+``pipelines.iceberg.landing``). Group offsets are committed afterwards only so monitoring
+tools can show lag.
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-from pipelines.bronze.assignment import Member, add_new_topics, assign_partitions, tp_name
+from pipelines.bronze.assignment import (
+    GroupMembership,
+    Member,
+    add_new_topics,
+    assign_partitions,
+    group_id,
+    tp_name,
+)
 from pipelines.bronze.batch import LandingResult, land_batch  # noqa: F401 - the lander's API
 from pipelines.bronze.layout import list_lake
 from pipelines.bronze.prefetch import Prefetcher, commit
@@ -38,6 +47,8 @@ from pipelines.naming import QualifiedName
 log = logging.getLogger(__name__)
 _TRANSIENT = (KafkaConnectionError, KafkaTimeoutError)  # broker restarting / unreachable
 TOPIC_REFRESH_S = 15.0
+GROUP_JOIN_S = 60.0  # a batch run waits this long for the group to give it partitions
+GROUP_SESSION_TIMEOUT_MS = 10_000  # the broker's group.min.session.timeout.ms is 6 s
 
 
 class LanderBusy(RuntimeError):
@@ -56,17 +67,27 @@ def lake_lock(lake: Path) -> Iterator[None]:
         yield
 
 
-def _consumer(settings: Settings) -> KafkaConsumer:
+def _consumer(settings: Settings, member: Member) -> KafkaConsumer:
     fetch = max(settings.max_message_bytes, 1024 * 1024)
     return KafkaConsumer(
         **settings.kafka_client_options(),
-        group_id=f"{settings.topic_prefix}-bronze-lander",
+        group_id=group_id(settings, member),
         client_id="changelake-lander",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=fetch,
         fetch_max_bytes=max(fetch, 64 * 1024 * 1024),
         request_timeout_ms=60_000,
+        # a group member notices topics created since it joined (a table's first event) by
+        # refreshing metadata; the explicit assignment asks itself (``add_new_topics``)
+        metadata_max_age_ms=int(TOPIC_REFRESH_S * 1000),
+        # a ``group`` member SIGKILLed keeps its partitions until its session expires
+        # (kafka-python's default: 45 s); a rebalance waits for it too
+        session_timeout_ms=GROUP_SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=GROUP_SESSION_TIMEOUT_MS // 4,
+        # spread every topic's partitions over the members, and keep each where it was across
+        # rebalances (the range default gives every one-partition topic to the first member)
+        partition_assignment_strategy=(StickyPartitionAssignor,),
     )
 
 
@@ -109,7 +130,7 @@ def land(
 
     store = store or ParquetStore(lake)
     member = member or Member.parse(settings.lander_member)
-    if store.exclusive and member.count > 1:
+    if store.exclusive and member.shares:
         raise LanderBusy(
             "the Parquet lake takes one lander: CHANGELAKE_LANDER_MEMBER needs Iceberg"
         )
@@ -122,7 +143,7 @@ def land(
                     f"incomplete batch(es), {rec.deleted_temps} temp file(s)"
                 )
         check_source(lake, kafka_cluster_id(**settings.kafka_client_options()))
-        consumer = _consumer(settings)
+        consumer = _consumer(settings, member)
         try:
             hooks = (on_batch, on_lag)
             where = (store, member)
@@ -149,16 +170,26 @@ def _run(
     on_batch, on_lag = hooks
     store, member = where
     topics = lander_topics(settings, tables)
-    tps = assign_partitions(consumer, topics, store.landed, member)
-    if not tps:
-        say("no topics to land yet")
-        return
-    end = consumer.end_offsets(tps)
-    behind = sum(max(end[tp] - consumer.position(tp), 0) for tp in tps)
-    say(f"landing {len(tps)} partition(s) of {len(topics)} topic(s); {behind:,} record(s) behind")
+    group = None
+    if member.group:  # Kafka splits the partitions: they come with the polls
+        tps: list[TopicPartition] = []
+        group = GroupMembership(consumer, store.landed)
+        group.subscribe(topics)
+        say(f"joining consumer group {group_id(settings, member)} for {len(topics)} topic(s)")
+    else:
+        tps = assign_partitions(consumer, topics, store.landed, member)
+        if not tps:
+            say("no topics to land yet")
+            return
+    end = consumer.end_offsets(tps) if tps else {}
+    if tps:
+        behind = sum(max(end[tp] - consumer.position(tp), 0) for tp in tps)
+        say(
+            f"landing {len(tps)} partition(s) of {len(topics)} topic(s); {behind:,} record(s) behind"
+        )
     landed = {tp: consumer.position(tp) for tp in tps}  # next offset not yet landed
     fetcher = None
-    if until_caught_up:  # backlog runs read ahead; follow mode re-plans topics, so stays simple
+    if until_caught_up and group is None:  # backlog runs read ahead; follow mode re-plans
         fetcher = Prefetcher(
             consumer, tps, settings.batch_max_records, gather_bytes=store.batch_bytes
         )
@@ -178,17 +209,37 @@ def _run(
                 else:
                     commit(consumer, commits)
 
-    last_refresh = time.monotonic()
+    def regroup() -> list[TopicPartition]:
+        """After a poll that rebalanced: land what is in flight, then hold the partitions
+        the group gave, positioned past what the store holds (``GroupMembership``)."""
+        apply(sink.drain())
+        held = group.settle()
+        for tp in [tp for tp in landed if tp not in held]:
+            del landed[tp]
+        landed.update({tp: consumer.position(tp) for tp in held})
+        end.update(consumer.end_offsets(held) if held else {})
+        say(f"landing {len(held)} partition(s) given by the group")
+        return held
+
+    last_refresh = started = time.monotonic()
     meter = ProgressMeter()
     ok = False
     try:
         while True:
             apply(sink.collect())
             if until_caught_up and all(landed[tp] >= end[tp] for tp in tps):
-                break
+                if group is None or group.rebalances:
+                    break
+                if time.monotonic() - started > GROUP_JOIN_S:
+                    say(f"the group gave this lander no partition in {GROUP_JOIN_S:.0f}s")
+                    break
             if done():
                 break
-            if fetcher is None and time.monotonic() - last_refresh > TOPIC_REFRESH_S:
+            if (
+                group is None
+                and fetcher is None
+                and time.monotonic() - last_refresh > TOPIC_REFRESH_S
+            ):
                 last_refresh = time.monotonic()
                 apply(sink.drain())
                 try:
@@ -207,6 +258,9 @@ def _run(
             else:
                 try:
                     polled = consumer.poll(timeout_ms=500, max_records=settings.batch_max_records)
+                    if group is not None and group.changed:
+                        tps = regroup()  # the poll's records are fetched again, from the lake's
+                        continue
                     positions = {tp: consumer.position(tp) for tp in tps}
                 except _TRANSIENT as exc:
                     apply(sink.drain())
@@ -225,7 +279,7 @@ def _run(
         sink.close(abort=not ok)
         if fetcher is not None and (pending := fetcher.stop()):
             commit(consumer, pending)
-    end_now = consumer.end_offsets(tps)
+    end_now = consumer.end_offsets(tps) if tps else {}
     result.lag = {tp_name(tp): max(end_now[tp] - landed[tp], 0) for tp in tps}
 
 

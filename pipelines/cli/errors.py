@@ -84,6 +84,7 @@ def translate(exc: Exception) -> UserError | None:
         return exc
     from pydantic import ValidationError
 
+    from pipelines.bronze.assignment import InvalidMember
     from pipelines.bronze.lander import LanderBusy
     from pipelines.bronze.reader import NoBronzeData
     from pipelines.bronze.source import LakeSourceMismatch
@@ -102,6 +103,10 @@ def translate(exc: Exception) -> UserError | None:
         return BadInput(
             f"invalid setting {fields}: {exc.errors()[0]['msg']}",
             "fix it in the environment or .env",
+        )
+    if isinstance(exc, InvalidMember):
+        return BadInput(
+            f"invalid setting CHANGELAKE_LANDER_MEMBER: {exc}", "fix it in the environment or .env"
         )
     if isinstance(exc, ScaffoldError):
         return UserError(str(exc), "see `changelake dbt scaffold --help`")

@@ -30,12 +30,14 @@ def land_command(
 ) -> None:
     """Land CDC events from Kafka into bronze Parquet, exactly once (--follow: until Ctrl-C or
     SIGTERM, with a progress line every few seconds and a summary at the end)."""
+    from pipelines.bronze.assignment import Member
     from pipelines.bronze.progress import stamped, stop_on_signals, summary_line
     from pipelines.landing import land
 
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     tables = [table_arg(settings, t, landed_ok=False) for t in table] if table else None
+    member = Member.parse(settings.lander_member)  # a bad setting: one line, before connecting
     require(settings, "kafka")
     with stop_on_signals() as stop, console.status("landing...") as status:
         result = land(
@@ -45,6 +47,7 @@ def land_command(
             until_caught_up=not follow,
             progress=stamped(console.print) if follow else lambda m: status.update(f"landing: {m}"),
             stop=stop,
+            member=member,
         )
     from pipelines.defs.runless import report_landing  # the UI sees this land too
 

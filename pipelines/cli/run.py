@@ -39,6 +39,7 @@ def run_command(
     Compaction follows landings; the catalog's views show bronze as soon as it lands; a
     Prometheus endpoint (127.0.0.1) and `changelake status` show the figures. One run per lake.
     """
+    from pipelines.bronze.assignment import Member
     from pipelines.bronze.progress import stop_on_signals
     from pipelines.service import RunOptions, run_service
 
@@ -50,6 +51,7 @@ def run_command(
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = get_settings()
     tables = [table_arg(settings, t, landed_ok=False) for t in table] if table else None
+    Member.parse(settings.lander_member)  # a bad setting: one line, not a stage retried forever
     try:  # a service rides through outages: say so once, then the land stage retries
         require(settings, "kafka")
     except UserError as down:

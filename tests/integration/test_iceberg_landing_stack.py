@@ -1,8 +1,9 @@
 """Landing straight into Iceberg on the real stack (PostgreSQL -> Debezium -> Kafka -> landers).
 
-Two lander processes split a three-partition CDC topic (``CHANGELAKE_LANDER_MEMBER``) while a
-workload runs, and are SIGKILLed in turn several times; afterwards every Kafka offset is in
-the Iceberg tables exactly once and the table as of now, computed from Iceberg alone, equals
+Two lander processes split a three-partition CDC topic (``CHANGELAKE_LANDER_MEMBER``, static
+``i/n`` or the consumer ``group``) while a workload runs, and are SIGKILLed in turn several
+times (a group member the last time for good: the other takes its partitions over); afterwards
+every Kafka offset is in the Iceberg tables exactly once and the table as of now, computed from Iceberg alone, equals
 PostgreSQL. A lander killed at each state of the commit protocol, then rerun, is exactly-once
 too, with poison messages quarantined through their own commits. Silver compacts from the
 Iceberg tables while the landers run, and again afterwards: it equals PostgreSQL too.
@@ -60,10 +61,12 @@ def create_topic(settings: Settings, topic: str, partitions: int) -> None:
         admin.close()
 
 
-def start_lander(settings: Settings, member: str, seconds: float = 120) -> subprocess.Popen:
+def start_lander(
+    settings: Settings, member: str, seconds: float = 120, name: str | None = None
+) -> subprocess.Popen:
     env = settings_env(settings)
     env["CHANGELAKE_LANDER_MEMBER"] = member
-    log = settings.lake_root.parent / f"lander-{member.replace('/', 'of')}.log"
+    log = settings.lake_root.parent / f"lander-{name or member.replace('/', 'of')}.log"
     with open(log, "a") as err:  # a file, not a pipe nobody reads: the lander logs a lot
         return subprocess.Popen(
             [sys.executable, "-m", "pipelines.landing", "--follow", "--max-seconds", str(seconds)],
@@ -178,6 +181,64 @@ def test_two_landers_split_a_three_partition_topic_and_survive_sigkills(stack, t
     assert compaction.compact(settings, table).changed
     silver = load_table(open_catalog(settings), SILVER, table)
     assert len(watermarked(silver)) == 1 + midway
+    assert assert_equals_postgres(stack, settings, table, silver.scan().to_arrow()) > 0
+
+
+def wait_exactly_once(settings: Settings, table: QualifiedName, timeout: float = 120) -> int:
+    """Until the running landers have landed every record of the topic (then checked once)."""
+    topic = topic_for(settings, table)
+    expected = {(r.partition, r.offset) for r in topic_records(settings, topic) if r.value}
+    deadline = time.monotonic() + timeout
+    while set(iceberg_offsets(settings, table, topic)) != expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    return assert_exactly_once(settings, table)
+
+
+def test_landers_in_the_consumer_group_take_over_the_partitions_of_killed_ones(
+    stack, tmp_path
+) -> None:  # noqa: ANN001
+    """``CHANGELAKE_LANDER_MEMBER=group``: Kafka splits the partitions among the live landers.
+    Each is SIGKILLed in turn and one stays dead at the end, so the survivor must land the
+    partitions the dead one held, with no lander run afterwards to catch up."""
+    table = QualifiedName("iceberg_land", "group_orders")
+    settings = iceberg_settings(stack, tmp_path, table)
+    topic = topic_for(settings, table)
+    create_topic(settings, topic, PARTITIONS)
+    capture_orders(stack, table)
+    stop = threading.Event()
+    writer = threading.Thread(target=workload, args=(stack, table, 100_000, stop))
+    writer.start()
+    landers = {n: start_lander(settings, "group", 300, name=n) for n in ("a", "b")}
+    try:
+        for victim, again in (("a", True), ("b", True), ("a", False)):  # a's last death: for good
+            time.sleep(6)
+            landers[victim].send_signal(signal.SIGKILL)
+            landers[victim].wait(30)
+            if again:
+                landers[victim] = start_lander(settings, "group", 300, name=victim)
+            else:
+                del landers[victim]
+        time.sleep(8)  # the workload goes on into every partition, a's included: b lands it
+        stop.set()
+        writer.join(60)
+        wait_until_streamed(settings)
+        n = wait_exactly_once(settings, table)  # b alone
+    finally:
+        stop.set()
+        writer.join(30)
+        for proc in landers.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in landers.values():
+            proc.wait(120)
+    assert {p for p, _ in iceberg_offsets(settings, table, topic)} == set(range(PARTITIONS))
+    assert n > 2000
+    log = (settings.lake_root.parent / "lander-b.log").read_text()
+    assert "group assigned" in log
+    assert compaction.compact(settings, table).changed
+    assert assert_equals_postgres(stack, settings, table) > 0
+    silver = load_table(open_catalog(settings), SILVER, table)
     assert assert_equals_postgres(stack, settings, table, silver.scan().to_arrow()) > 0
 
 

@@ -202,3 +202,9 @@ def test_retain_on_an_iceberg_lake_runs_the_retention_rule_on_its_silver(down_en
 def test_history_on_an_iceberg_lake_with_nothing_landed_says_so_in_one_line(down_env) -> None:
     env = {**down_env, "CHANGELAKE_LAKE_FORMAT": "iceberg"}
     assert_clear_error(run(["history", "shop.orders", "1"], env), 1, "no Iceberg bronze events")
+
+
+def test_a_bad_lander_member_is_named(down_env) -> None:
+    env = {**down_env, "CHANGELAKE_LANDER_MEMBER": "2/2", "CHANGELAKE_LAKE_FORMAT": "iceberg"}
+    assert_clear_error(run(["land"], env), 2, "CHANGELAKE_LANDER_MEMBER", "2/2")
+    assert_clear_error(run(["run"], {**env, "CHANGELAKE_LANDER_MEMBER": "x"}), 2, "LANDER_MEMBER")
