@@ -77,6 +77,16 @@ def start_lander(
         )
 
 
+def stop_all(stop: threading.Event, writer: threading.Thread, landers) -> None:  # noqa: ANN001
+    """End the workload, then stop every lander (SIGTERM: each lands what it holds first)."""
+    stop.set()
+    writer.join(30)
+    for proc in landers:
+        proc.send_signal(signal.SIGTERM)
+    for proc in landers:
+        proc.wait(120)
+
+
 def workload(stack, table: QualifiedName, rounds: int, stop: threading.Event) -> None:  # noqa: ANN001
     """Inserts, updates and deletes in small transactions (deletes give tombstones)."""
     with stack.pg() as con:
@@ -161,12 +171,7 @@ def test_two_landers_split_a_three_partition_topic_and_survive_sigkills(stack, t
                 midway = compaction.compact(settings, table).changed
         writer.join(300)
     finally:
-        stop.set()
-        writer.join(30)
-        for proc in landers.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in landers.values():
-            proc.wait(120)
+        stop_all(stop, writer, landers.values())
     assert kills == {"0/2": 3, "1/2": 3}
     wait_until_streamed(settings)
     for member in ("0/2", "1/2"):
@@ -226,12 +231,7 @@ def test_landers_in_the_consumer_group_take_over_the_partitions_of_killed_ones(
         wait_until_streamed(settings)
         n = wait_exactly_once(settings, table)  # b alone
     finally:
-        stop.set()
-        writer.join(30)
-        for proc in landers.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in landers.values():
-            proc.wait(120)
+        stop_all(stop, writer, landers.values())
     assert {p for p, _ in iceberg_offsets(settings, table, topic)} == set(range(PARTITIONS))
     assert n > 2000
     log = (settings.lake_root.parent / "lander-b.log").read_text()
