@@ -108,7 +108,8 @@ def land(
 
     ``store``: where batches land (default: the Parquet lake, one lander at a time); a store
     that is not ``exclusive`` can be shared by landers each taking its ``member``'s share of
-    the partitions (default ``CHANGELAKE_LANDER_MEMBER``).
+    the partitions, or the share the consumer group gives it (default
+    ``CHANGELAKE_LANDER_MEMBER``, see ``assignment``).
 
     ``until_caught_up``: stop once every partition reached the end offset seen at start
     (batch runs); otherwise run until ``max_seconds`` (continuous mode; forever if None).
