@@ -49,7 +49,7 @@ def write_iceberg_catalog(settings: Settings) -> Path:
     return replace_duckdb_file(
         catalog_path(settings),
         lambda con: statements(con, catalog),
-        connect=lambda path: engine.connect(settings, path),
+        connect=lambda path: engine.writing(settings, path),
     )
 
 

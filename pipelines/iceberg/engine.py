@@ -24,6 +24,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -79,6 +82,24 @@ def connect(
     if database == ":memory:" and not read_only:
         return _shared(settings).cursor()
     return _open(settings, database, read_only=read_only)
+
+
+@contextmanager
+def writing(settings: Settings, database: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection whose default database is the file ``database``, attached to the process's
+    shared instance (its extensions already loaded: a fresh connection loads them again, a
+    third of a catalog rewrite), checkpointed and detached at the end."""
+    alias = f"writing_{uuid.uuid4().hex}"
+    con = _shared(settings).cursor()
+    con.execute(f"ATTACH {quote_literal(database)} AS {alias}")
+    try:
+        con.execute(f"USE {alias}")
+        yield con
+        con.execute(f"CHECKPOINT {alias}")
+    finally:
+        con.execute("USE memory")
+        con.execute(f"DETACH {alias}")
+        con.close()
 
 
 def _shared(settings: Settings) -> duckdb.DuckDBPyConnection:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import duckdb
@@ -52,23 +53,30 @@ def write_catalog(settings_or_lake: LakeLike) -> Path:
 def replace_duckdb_file(
     path: Path,
     statements: Callable[[duckdb.DuckDBPyConnection], Iterable[str]],
-    connect: Callable[[str], duckdb.DuckDBPyConnection] = duckdb.connect,
+    connect: Callable[[str], AbstractContextManager[duckdb.DuckDBPyConnection]] | None = None,
 ) -> Path:
-    """Build a DuckDB file by running ``statements(con)`` on a connection (``connect``) to a
-    temporary file beside ``path``, then rename it into place: a reader holding the old file
-    open is never disturbed, and no reader sees a half-built one."""
+    """Build a DuckDB file by running ``statements(con)`` on a connection to a temporary file
+    beside ``path`` (``connect(file)``: a context giving one whose default database is that
+    file; default: a plain connection of it), then rename it into place: a reader holding the
+    old file open is never disturbed, and no reader sees a half-built one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".catalog-{os.getpid()}-{uuid.uuid4().hex}.duckdb")
     tmp.unlink(missing_ok=True)
-    con = connect(str(tmp))
-    try:
+    with (connect or _own_connection)(str(tmp)) as con:
         for stmt in statements(con):
             con.execute(stmt)
+    os.replace(tmp, path)
+    return path
+
+
+@contextmanager
+def _own_connection(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect(path)
+    try:
+        yield con
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    os.replace(tmp, path)
-    return path
 
 
 def table_statements(lake: Path, qn: QualifiedName) -> list[str]:
