@@ -73,6 +73,40 @@ def as_of(settings: Settings, table: QualifiedName | str, instant, **options):  
     return lake_as_of(settings, table, instant, **options)
 
 
+def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that reads the lake's format (Iceberg: its extensions loaded)."""
+    if settings.lake_format == "iceberg":
+        from pipelines.iceberg import engine
+
+        return engine.connect(settings)
+    return duckdb.connect()
+
+
+def versions_sql(
+    con: duckdb.DuckDBPyConnection, settings: Settings, table: QualifiedName, match: str = "TRUE"
+) -> str:
+    """The SQL of every version of the rows of ``table`` that ``match`` selects, by the one
+    history rule over the lake's bronze (``silver.timetravel.versions_sql`` or
+    ``iceberg.timetravel.versions_sql``), for ``con`` (``connect``). NoSilverData when nothing
+    landed for it."""
+    if settings.lake_format != "iceberg":
+        from pipelines.silver.timetravel import versions_sql as lake_versions_sql
+
+        return lake_versions_sql(con, settings.lake_root, table, match=match)
+    from pipelines.iceberg.catalog import open_catalog
+    from pipelines.iceberg.names import BRONZE, SILVER
+    from pipelines.iceberg.sources import key_of, maybe_table
+    from pipelines.iceberg.timetravel import versions_sql as iceberg_versions_sql
+    from pipelines.silver import NoSilverData
+
+    catalog = open_catalog(settings, create_namespaces=False)
+    bronze = maybe_table(catalog, BRONZE, table)
+    if bronze is None:
+        raise NoSilverData(f"no Iceberg bronze events for {table}: land them first")
+    keys = key_of(maybe_table(catalog, SILVER, table), bronze)
+    return iceberg_versions_sql(con, catalog, table, bronze, keys, match)
+
+
 def retain(settings: Settings, table: QualifiedName | None = None, **options) -> dict[str, list]:  # noqa: ANN003
     """Silver snapshot retention of ``table`` (default: every silver table) by the one rule
     (``silver.snapshots.kept_ids``), on the Parquet lake's snapshots or the Iceberg silver

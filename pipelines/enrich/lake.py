@@ -12,67 +12,23 @@ yet comes back with NULL state (counted by the caller), never with an older stat
 # ruff: noqa: S608  -- SQL from fixed names and silver's own fragments
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
+from pipelines import lakeformat
 from pipelines.config import Settings
 from pipelines.enrich.rows import STATE_COLUMNS, canonical_sql
 from pipelines.enrich.thin import THIN_SCHEMA
 from pipelines.naming import QualifiedName
-from pipelines.silver import bronze_io, rules
-from pipelines.silver.timetravel import NoSilverData
+from pipelines.silver import rules
 
 ORDERS = QualifiedName("shop", "orders")
 
 
-def versions_sql(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
-    """Every version of every order (resolved, the cut applied), with _op/_source_ts/_tx_id/LSNs,
-    from the lake's format: the Parquet lake's bronze files or Iceberg bronze."""
-    if settings.lake_format == "iceberg":
-        return _iceberg_versions_sql(con, settings)
-    lake = settings.lake_root
-    files = bronze_io.table_files(lake, ORDERS)
-    if not files:
-        raise NoSilverData(f"no bronze events for {ORDERS}: land them first")
-    cols = bronze_io.source_columns(con, files)
-    tx = bronze_io.transaction_files(lake)
-    ev = rules.events_sql(
-        bronze_io.parquet_source(files),
-        cols,
-        tx_source=bronze_io.parquet_source(tx) if tx else None,
-        data_collection=ORDERS.data_collection,
-    )
-    return rules.history_sql(ev, cols, bronze_io.key_columns(lake, ORDERS), "TRUE")
-
-
-def _iceberg_versions_sql(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
-    from pipelines.iceberg.catalog import open_catalog
-    from pipelines.iceberg.names import BRONZE, SILVER
-    from pipelines.iceberg.sources import key_of, maybe_table
-    from pipelines.iceberg.timetravel import versions_sql as iceberg_versions_sql
-
-    catalog = open_catalog(settings, create_namespaces=False)
-    bronze = maybe_table(catalog, BRONZE, ORDERS)
-    if bronze is None:
-        raise NoSilverData(f"no Iceberg bronze events for {ORDERS}: land them first")
-    keys = key_of(maybe_table(catalog, SILVER, ORDERS), bronze)
-    return iceberg_versions_sql(con, catalog, ORDERS, bronze, keys)
-
-
-def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """A connection that reads the lake's format (Iceberg: the iceberg extension loaded)."""
-    if settings.lake_format == "iceberg":
-        from pipelines.iceberg import engine
-
-        return engine.connect(settings)
-    return duckdb.connect()
-
-
 def _pick(settings: Settings, events: pa.Table, match: str, order: str) -> pa.Table:
-    con = _connect(settings)
+    con = lakeformat.connect(settings)
     try:
         con.register("ev", events)
-        con.execute(f"CREATE TEMP TABLE v AS {versions_sql(con, settings)}")
+        con.execute(f"CREATE TEMP TABLE v AS {lakeformat.versions_sql(con, settings, ORDERS)}")
         ev_cols = ", ".join(f"ev.{c}" for c in THIN_SCHEMA.names)
         state = ", ".join(
             f"CASE WHEN p._op = 'd' THEN NULL ELSE p.{c} END AS {c}" for c in STATE_COLUMNS

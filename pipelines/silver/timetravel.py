@@ -205,21 +205,36 @@ def history(
         values = list(key)
         if len(values) != len(keys):
             raise ValueError(f"{qn} key is {keys}: expected {len(keys)} value(s)")
-    files = bronze_io.table_files(lake, qn)
-    if not files:
-        raise NoSilverData(f"no bronze events for {qn}")
+    match = " AND ".join(f"{quote_ident(k)} = ${i + 1}" for i, k in enumerate(keys))
     con = connect()
     try:
-        cols = bronze_io.source_columns(con, files)
-        tx = bronze_io.transaction_files(lake)
-        match = " AND ".join(f"{quote_ident(k)} = ${i + 1}" for i, k in enumerate(keys))
-        ev = rules.events_sql(
-            bronze_io.parquet_source(files),
-            cols,
-            tx_source=bronze_io.parquet_source(tx) if tx else None,
-            data_collection=qn.data_collection,
-        )
-        sql = rules.history_sql(ev, cols, keys, match)
-        return con.sql(sql, params=values).to_arrow_table()
+        return con.sql(versions_sql(con, lake, qn, keys, match), params=values).to_arrow_table()
     finally:
         con.close()
+
+
+def versions_sql(
+    con: duckdb.DuckDBPyConnection,
+    lake: Path,
+    qn: QualifiedName,
+    keys: list[str] | None = None,
+    match: str = "TRUE",
+) -> str:
+    """The SQL of every version of the rows of ``qn`` that ``match`` selects (op, commit time,
+    tx id, LSNs; TOAST placeholders resolved, the transaction-safe cut applied):
+    ``rules.history_sql`` over the lake's bronze files, as ``history`` and the enrichment's
+    ``lake`` strategy read it (``keys``: the table's, by default from its bronze). NoSilverData
+    when nothing landed for it."""
+    files = bronze_io.table_files(lake, qn)
+    if not files:
+        raise NoSilverData(f"no bronze events for {qn}: land them first")
+    keys = keys if keys is not None else bronze_io.key_columns(lake, qn)
+    cols = bronze_io.source_columns(con, files)
+    tx = bronze_io.transaction_files(lake)
+    ev = rules.events_sql(
+        bronze_io.parquet_source(files),
+        cols,
+        tx_source=bronze_io.parquet_source(tx) if tx else None,
+        data_collection=qn.data_collection,
+    )
+    return rules.history_sql(ev, cols, keys, match)
