@@ -50,13 +50,20 @@ def test_commit_batch_on_s3proxy_is_exactly_once_and_duckdb_reads_it(
     assert commit_batch(table, make_batch(0, 0, 10)).state is CommitState.SKIPPED  # replay
     overlap = commit_batch(table, make_batch(0, 5, 15))  # half replayed: trimmed to [10, 15)
     assert (overlap.state, overlap.rows) == (CommitState.COMMITTED, 5)
-    # a committer killed right after its commit, before it could ack: the retry skips
-    died = run_child(stack.home, 0, [[15, 20]], crash_at="committed", crash_batch=0)
-    assert died.returncode == CRASH_EXIT, died.stderr
-    assert commit_batch(table, make_batch(0, 15, 20)).state is CommitState.SKIPPED
+    # a committer SIGKILLed at each state of the protocol, then retried: after COMMITTED the
+    # retry skips; in CHECKING or STAGED (objects written to S3, the catalog not yet pointing
+    # at them) the table is unchanged and the retry appends
+    for (start, end), state, retried in (
+        ((15, 20), "committed", CommitState.SKIPPED),
+        ((20, 25), "staged", CommitState.COMMITTED),
+        ((25, 30), "checking", CommitState.COMMITTED),
+    ):
+        died = run_child(stack.home, 0, [[start, end]], crash_at=state, crash_batch=0)
+        assert died.returncode == CRASH_EXIT, (state, died.stderr)
+        assert commit_batch(table, make_batch(0, start, end)).state is retried, state
 
     expected = sorted(
-        [(0, o, f"p0o{o}") for o in range(20)] + [(1, o, f"p1o{o}") for o in range(5)]
+        [(0, o, f"p0o{o}") for o in range(30)] + [(1, o, f"p1o{o}") for o in range(5)]
     )
     current = load_table(open_catalog(lake), BRONZE, TABLE)
     rows = current.scan(selected_fields=("_kafka_partition", "_offset", "payload")).to_arrow()
