@@ -93,18 +93,9 @@ def versions_sql(
         from pipelines.silver.timetravel import versions_sql as lake_versions_sql
 
         return lake_versions_sql(con, settings.lake_root, table, match=match)
-    from pipelines.iceberg.catalog import open_catalog
-    from pipelines.iceberg.names import BRONZE, SILVER
-    from pipelines.iceberg.sources import key_of, maybe_table
-    from pipelines.iceberg.timetravel import versions_sql as iceberg_versions_sql
-    from pipelines.silver import NoSilverData
+    from pipelines.iceberg.timetravel import table_versions_sql
 
-    catalog = open_catalog(settings, create_namespaces=False)
-    bronze = maybe_table(catalog, BRONZE, table)
-    if bronze is None:
-        raise NoSilverData(f"no Iceberg bronze events for {table}: land them first")
-    keys = key_of(maybe_table(catalog, SILVER, table), bronze)
-    return iceberg_versions_sql(con, catalog, table, bronze, keys, match)
+    return table_versions_sql(con, settings, table, match)
 
 
 def retain(settings: Settings, table: QualifiedName | None = None, **options) -> dict[str, list]:  # noqa: ANN003

@@ -172,8 +172,9 @@ def _run(
     store, member = where
     topics = lander_topics(settings, tables)
     group = None
-    if member.group:  # Kafka splits the partitions: they come with the polls
+    if member.group:  # Kafka splits the partitions: they come with the polls (``regroup``)
         tps: list[TopicPartition] = []
+        end: dict[TopicPartition, int] = {}
         group = GroupMembership(consumer, store.landed)
         group.subscribe(topics)
         say(f"joining consumer group {group_id(settings, member)} for {len(topics)} topic(s)")
@@ -182,8 +183,7 @@ def _run(
         if not tps:
             say("no topics to land yet")
             return
-    end = consumer.end_offsets(tps) if tps else {}
-    if tps:
+        end = consumer.end_offsets(tps)
         behind = sum(max(end[tp] - consumer.position(tp), 0) for tp in tps)
         say(
             f"landing {len(tps)} partition(s) of {len(topics)} topic(s); {behind:,} record(s) behind"

@@ -123,11 +123,7 @@ def history(settings: Settings, table: QualifiedName, values: Sequence[Any]) -> 
     """Every version of the row whose key is ``values`` (op, commit time, tx id), TOAST
     placeholders resolved: ``silver.timetravel.history``'s rule over Iceberg bronze, as the
     DuckDB file's ``history_`` macro runs it. Values in Iceberg's types."""
-    catalog = open_catalog(settings, create_namespaces=False)
-    bronze = maybe_table(catalog, BRONZE, table)
-    if bronze is None:
-        raise NoSilverData(f"no Iceberg bronze events for {table}")
-    keys = key_of(maybe_table(catalog, SILVER, table), bronze)
+    catalog, bronze, keys = _landed(settings, table)
     if not keys:
         raise ValueError(f"{table} has no primary key; history needs one")
     if len(values) != len(keys):
@@ -136,6 +132,23 @@ def history(settings: Settings, table: QualifiedName, values: Sequence[Any]) -> 
     with engine.connect(settings) as con:
         sql = versions_sql(con, catalog, table, bronze, keys, match)
         return con.sql(sql, params=list(values)).to_arrow_table()
+
+
+def table_versions_sql(
+    con: duckdb.DuckDBPyConnection, settings: Settings, table: QualifiedName, match: str = "TRUE"
+) -> str:
+    """``versions_sql`` of ``table`` in the lake's catalog, its key from its tables."""
+    catalog, bronze, keys = _landed(settings, table)
+    return versions_sql(con, catalog, table, bronze, keys, match)
+
+
+def _landed(settings: Settings, table: QualifiedName) -> tuple[SqlCatalog, Table, list[str]]:
+    """The catalog, ``table``'s Iceberg bronze and its key; NoSilverData before it landed."""
+    catalog = open_catalog(settings, create_namespaces=False)
+    bronze = maybe_table(catalog, BRONZE, table)
+    if bronze is None:
+        raise NoSilverData(f"no Iceberg bronze events for {table}: land them first")
+    return catalog, bronze, key_of(maybe_table(catalog, SILVER, table), bronze)
 
 
 def versions_sql(
